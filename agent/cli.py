@@ -1,0 +1,155 @@
+"""The `agent` command: ask, chat, feedback here; plugin, index, log and eval commands in cli_manage."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agent.errors import AgentError
+
+
+class Group(click.Group):
+    """Turns AgentError into a one-line message and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AgentError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=Group)
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="AGENT_HOME",
+              help="Folder for the database and built indexes (env AGENT_HOME).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the encoder runs.")
+@click.version_option(package_name="agent")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, device: str) -> None:
+    """A chat agent that routes messages to scenario plugins, answers from their data and logs every turn."""
+    ctx.obj = {"home": home, "device": device}
+
+
+def make_agent(ctx: click.Context) -> Any:
+    """The Agent for this invocation; progress notes go to stderr."""
+    from agent.core import Agent
+    from agent.settings import Settings
+
+    settings = Settings(home=ctx.obj["home"]) if ctx.obj["home"] else Settings()
+    return Agent(settings, notify=note, device=ctx.obj["device"])
+
+
+def note(message: str) -> None:
+    """A progress note on stderr."""
+    click.secho(f"… {message}", err=True, dim=True)
+
+
+def console() -> Any:
+    """A rich console on stdout."""
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@cli.command()
+@click.argument("text", nargs=-1, required=True)
+@click.option("--plugin", "-p", help="Force this plugin instead of routing.")
+@click.option("--conversation", "-c", help="Continue this conversation id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the Reply as JSON.")
+@click.pass_context
+def ask(ctx: click.Context, text: tuple[str, ...], plugin: str | None, conversation: str | None, as_json: bool) -> None:
+    """Answer one message (TEXT, or '-' to read it from stdin)."""
+    from agent.render import print_reply
+
+    message: str | bytes = sys.stdin.buffer.read() if text == ("-",) else " ".join(text)
+    reply = make_agent(ctx).reply(message, conversation, plugin)
+    if as_json:
+        click.echo(json.dumps(reply.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print_reply(console(), reply)
+
+
+CHAT_HELP = "commands: /use NAME, /good, /bad, /label LABEL, /help, /quit"
+
+
+@cli.command()
+@click.option("--plain", is_flag=True, help="Line-mode chat on stdin/stdout.")
+@click.option("--plugin", "-p", help="Force this plugin for the whole chat.")
+@click.option("--conversation", "-c", help="Continue this conversation id.")
+@click.pass_context
+def chat(ctx: click.Context, plain: bool, plugin: str | None, conversation: str | None) -> None:
+    """Chat with the agent, one message per line."""
+    import uuid
+
+    agent = make_agent(ctx)
+    out, conv, last = console(), conversation or uuid.uuid4().hex[:12], None
+    interactive = sys.stdin.isatty()
+    if interactive:
+        out.print(f"[dim]conversation {conv} · {CHAT_HELP}[/]")
+    while True:
+        if interactive:
+            out.print("[bold]you>[/] ", end="")
+        line = sys.stdin.buffer.readline()
+        if not line:
+            break
+        text = line.decode("utf-8", errors="replace").strip()
+        if text in ("/quit", "/exit", "quit", "exit"):
+            break
+        try:
+            last = _chat_turn(agent, out, line, text, conv, plugin, last)
+        except AgentError as exc:
+            out.print(f"[red]error:[/] {exc}", highlight=False)
+
+
+def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: str | None, last: int | None) -> int | None:
+    """One line of the chat: a feedback command or a message; returns the last turn id."""
+    from agent.render import print_reply
+
+    word, _, arg = text.partition(" ")
+    if word == "/help":
+        out.print(CHAT_HELP)
+    elif word in ("/good", "/bad", "/label"):
+        if last is None:
+            out.print("[yellow]no turn to rate yet[/]")
+        else:
+            label = arg.strip() if word == "/label" else None
+            if word == "/label" and not label:
+                raise AgentError("usage: /label LABEL")
+            agent.feedback(last, label=label, rating=None if label else word[1:])
+            out.print(f"[dim]feedback stored for turn {last}[/]")
+    else:
+        reply = agent.reply(raw, conv, plugin)
+        out.print("[bold cyan]agent>[/] ", end="")
+        print_reply(out, reply)
+        return reply.turn_id if reply.turn_id is not None else last
+    return last
+
+
+@cli.command()
+@click.argument("turn_id", type=int)
+@click.option("--label", help="The right label for this turn.")
+@click.option("--good", "rating", flag_value="good", help="The reply was right.")
+@click.option("--bad", "rating", flag_value="bad", help="The reply was wrong.")
+@click.option("--note", help="A free-text note.")
+@click.pass_context
+def feedback(ctx: click.Context, turn_id: int, label: str | None, rating: str | None, note: str | None) -> None:
+    """Correct a logged turn's label, or rate its reply."""
+    if (label is None) == (rating is None):
+        raise click.UsageError("give exactly one of --label LABEL, --good, --bad")
+    fid = make_agent(ctx).feedback(turn_id, label=label, rating=rating, note=note)
+    click.echo(f"stored feedback {fid} for turn {turn_id}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from agent import cli_manage  # noqa: F401  (registers the remaining commands)
+
+    cli(prog_name="agent")
+
+
+if __name__ == "__main__":
+    main()

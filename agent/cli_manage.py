@@ -1,0 +1,147 @@
+"""Commands that manage plugins, indexes, logs and evaluation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agent.cli import cli, console, make_agent, note
+from agent.errors import AgentError
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """List plugins with their labels, data sizes and model state, and why any was skipped."""
+    from agent.inventory import summarize
+
+    agent = make_agent(ctx)
+    rows, skipped = summarize(agent.manifests, agent.settings), [(str(s.path), s.reason) for s in agent.skipped]
+    ok = [r for r in rows if "error" not in r]
+    skipped += [(r["folder"], r["error"]) for r in rows if "error" in r]
+    if as_json:
+        click.echo(json.dumps({"plugins": ok, "skipped": [{"folder": f, "reason": r} for f, r in skipped]}, indent=2))
+        return
+    from agent.render import plugins_table
+
+    out = console()
+    out.print(plugins_table(ok))
+    for folder, reason in skipped:
+        out.print(f"[red]skipped[/] {folder}: {reason}", highlight=False)
+
+
+@cli.group()
+def index() -> None:
+    """Build FAISS indexes."""
+
+
+@index.command("build")
+@click.argument("names", nargs=-1)
+@click.option("--force", is_flag=True, help="Rebuild even when the saved index is fresh.")
+@click.pass_context
+def index_build(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
+    """Build (or check) the indexes and heads of the named plugins, or of all responders."""
+    agent = make_agent(ctx)
+    known = {m.name: m for m in agent.manifests if m.role == "responder"}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise AgentError(f"no responder plugin named {unknown}; choose from {sorted(known)}")
+    for name in names or tuple(known):
+        if force:
+            shutil.rmtree(agent.settings.index_root / name, ignore_errors=True)
+        rt = agent.load_runtime(known[name])
+        corpus = rt.corpus_index.index.ntotal if rt.corpus_index else 0
+        click.echo(f"{name}: {rt.examples_index.index.ntotal} examples, {corpus} corpus entries, model {rt.model_state}"
+                   f" -> {rt.index_dir}")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("-q", "--query", help="Full-text search in what was said and answered.")
+@click.option("-c", "--conversation", help="Only this conversation.")
+@click.option("-n", "--limit", default=20, show_default=True, help="How many turns.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON lines.")
+@click.pass_context
+def logs(ctx: click.Context, query: str | None, conversation: str | None, limit: int, as_json: bool) -> None:
+    """List and search logged turns; `agent logs export` writes them all as JSONL."""
+    if ctx.invoked_subcommand:
+        return
+    from agent.render import turns_table
+
+    rows = make_agent(ctx).store.turns(query=query, conversation=conversation, limit=limit)
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps(r, ensure_ascii=False))
+    else:
+        console().print(turns_table(rows))
+
+
+@logs.command("export")
+@click.argument("output", type=click.Path(dir_okay=False, allow_dash=True), default="-")
+@click.pass_context
+def logs_export(ctx: click.Context, output: str) -> None:
+    """Write every turn (with predictions, hits, feedback) as JSON lines to OUTPUT (default stdout)."""
+    store = make_agent(ctx).store
+    with click.open_file(output, "w", encoding="utf-8") as fh:
+        n = 0
+        for turn in store.export():
+            fh.write(json.dumps(turn, ensure_ascii=False) + "\n")
+            n += 1
+    if output != "-":
+        click.echo(f"exported {n} turns to {output}")
+
+
+@cli.command("new-plugin")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--examples", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Labelled CSV/JSONL to learn from.")
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--faq", type=click.Path(dir_okay=False, path_type=Path), help="CSV with id,question,answer[,label].")
+@click.option("--name", help="Plugin name (default: the folder name).")
+@click.option("--force", is_flag=True, help="Write into a non-empty folder.")
+@click.option("--no-build", is_flag=True, help="Do not build the index and head now.")
+@click.pass_context
+def new_plugin(ctx: click.Context, folder: Path, examples: Path, text_column: str, label_column: str,
+               faq: Path | None, name: str | None, force: bool, no_build: bool) -> None:
+    """Create a working responder plugin in FOLDER from a labelled CSV."""
+    from agent.scaffold import plugin_from_examples
+
+    manifest = plugin_from_examples(folder, examples, text_column, label_column, faq, name, force)
+    click.echo(f"wrote {manifest}")
+    if not no_build:
+        rt = make_agent(ctx).load_runtime(manifest)
+        click.echo(f"{rt.name}: {len(rt.labels)} labels, {len(rt.examples)} examples, model {rt.model_state}")
+    click.echo(f"try: AGENT_PLUGINS_PATH={folder.resolve().parent} agent ask --plugin {manifest.parent.name} \"...\"")
+
+
+@cli.command("eval")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Labelled CSV/JSONL.")
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True), help="Write the report as JSON.")
+@click.pass_context
+def eval_cmd(ctx: click.Context, folder: Path, data: Path, text_column: str, label_column: str, json_out: str | None) -> None:
+    """Evaluate the plugin in FOLDER on labelled data: accuracy, macro-F1, per-label scores, confusions."""
+    from agent.data import read_rows
+    from agent.evaluate import evaluate
+    from agent.render import eval_tables
+
+    rows = read_rows(data, [text_column, label_column], "pass --text-column / --label-column to name the columns")
+    runtime = make_agent(ctx).load_runtime(folder)
+    note(f"evaluating {runtime.name} ({runtime.model_state}) on {len(rows)} rows")
+    report = evaluate(runtime, [r[text_column] for r in rows], [r[label_column] for r in rows])
+    report.update({"plugin": runtime.name, "data": str(data)})
+    if json_out:
+        with click.open_file(json_out, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(report, indent=2) + "\n")
+    if json_out != "-":
+        out = console()
+        for table in eval_tables(report):
+            out.print(table)

@@ -1,0 +1,218 @@
+"""Agent.reply: the one entry point every front end calls (CLI, chat, replay)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from agent import guard
+from agent.errors import InputError, PluginError
+from agent.manifest import Manifest, load_manifest
+from agent.plugins import Skipped, discover
+from agent.router import Route, parse_use, route
+from agent.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from agent.encoder import Encoder
+    from agent.runtime import Hit, PluginRuntime
+    from agent.store import Store
+
+
+@dataclass
+class Turn:
+    """One incoming message on its way through the agent; the embedding is computed once, here."""
+
+    text: str
+    stored_text: str
+    redactions: int
+    conversation_id: str
+    forced: str | None = None
+    vector: "np.ndarray | None" = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Reply:
+    """What the agent answered, and why."""
+
+    text: str
+    plugin: str | None
+    label: str | None
+    confidence: float | None
+    hits: list[dict[str, Any]]
+    fallback_reason: str | None
+    timings_ms: dict[str, float]
+    turn_id: int | None
+    conversation_id: str
+    route_confidence: float | None = None
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+class Agent:
+    """Discovers plugins, encodes each message once, routes, answers, and logs the turn."""
+
+    def __init__(self, settings: Settings | None = None, encoder: "Encoder | None" = None,
+                 store: "Store | None" = None, notify: Callable[[str], None] | None = None,
+                 device: str = "auto") -> None:
+        self.settings = settings or Settings()
+        self.notify, self.device = notify, device
+        self.manifests, self.skipped = discover(self.settings)
+        self._encoder, self._store = encoder, store
+        self._runtimes: dict[str, PluginRuntime] | None = None
+        self._forced: dict[str, str] = {}
+
+    # ---- lazily built parts -----------------------------------------------------------------
+    @property
+    def encoder(self) -> "Encoder":
+        """The shared encoder, loaded on first use."""
+        if self._encoder is None:
+            from agent.encoder import shared_encoder
+
+            self._encoder = shared_encoder(self.device)
+        return self._encoder
+
+    @property
+    def store(self) -> "Store":
+        """The SQLite log, opened on first use."""
+        if self._store is None:
+            from agent.store import Store
+
+            self._store = Store(self.settings.db_path)
+        return self._store
+
+    @property
+    def runtimes(self) -> dict[str, "PluginRuntime"]:
+        """Loaded responder plugins; one that fails to load is moved to `skipped` with its reason."""
+        if self._runtimes is None:
+            self._runtimes = {}
+            for m in self.manifests:
+                if m.role != "responder":
+                    continue
+                try:
+                    self._runtimes[m.name] = self.load_runtime(m)
+                except PluginError as exc:
+                    self.skipped.append(Skipped(m.folder, str(exc)))
+        return self._runtimes
+
+    def load_runtime(self, manifest: Manifest | Path) -> "PluginRuntime":
+        """Build the runtime of one plugin (indexes and head built or loaded)."""
+        from agent.runtime import PluginRuntime
+
+        if not isinstance(manifest, Manifest):
+            manifest = load_manifest(Path(manifest))
+        return PluginRuntime(manifest, self.settings.index_root, self.encoder, self.notify)
+
+    # ---- the turn ---------------------------------------------------------------------------
+    def reply(self, text: str | bytes, conversation_id: str | None = None, plugin: str | None = None) -> Reply:
+        """Answer one message: guard, encode once, route, classify, retrieve, log."""
+        start = time.perf_counter()
+        turn = self._begin(text, conversation_id, plugin)
+        if not turn.text:  # a bare "/use NAME" only switches plugin
+            return self._switched(turn)
+        runtimes = self.runtimes
+        t = time.perf_counter()
+        turn.vector = self.encoder.encode([turn.text])
+        turn.timings["encode"] = _ms(t)
+        t = time.perf_counter()
+        chosen = route(turn.vector[0], runtimes, turn.forced)
+        turn.timings["route"] = _ms(t)
+        reply = self._answer(turn, runtimes[chosen.plugin], chosen)
+        t = time.perf_counter()
+        reply.turn_id = self._log(turn, reply)
+        turn.timings["log"] = _ms(t)
+        turn.timings["total"] = _ms(start)
+        reply.timings_ms = {k: round(v, 3) for k, v in turn.timings.items()}
+        return reply
+
+    def _begin(self, text: str | bytes, conversation_id: str | None, plugin: str | None) -> Turn:
+        """Clean the text, handle '/use NAME', and start a Turn."""
+        cleaned = guard.clean(text, self.settings.max_chars)
+        conversation_id = conversation_id or uuid.uuid4().hex[:12]
+        use, cleaned = parse_use(cleaned)
+        if use is not None:
+            if use not in self.runtimes:
+                raise InputError(f"no responder plugin named '{use}'; choose one of {sorted(self.runtimes)}")
+            self._forced[conversation_id] = use
+        stored, count = guard.redact(cleaned)
+        forced = plugin or self._forced.get(conversation_id)
+        return Turn(cleaned, stored, count, conversation_id, forced)
+
+    def _switched(self, turn: Turn) -> Reply:
+        """The reply to a bare '/use NAME'."""
+        name = self._forced[turn.conversation_id]
+        return Reply(f"Now using {name}.", name, None, None, [], None, {}, None, turn.conversation_id)
+
+    def _answer(self, turn: Turn, runtime: "PluginRuntime", chosen: Route) -> Reply:
+        """Classify with the shared embedding, then answer from the corpus or fall back."""
+        assert turn.vector is not None
+        t = time.perf_counter()
+        decision = runtime.decide(runtime.classify(turn.vector)[0], chosen.similarity)
+        turn.timings["classify"] = _ms(t)
+        t = time.perf_counter()
+        hits, best = runtime.retrieve(turn.vector[0], decision.label)
+        turn.timings["retrieve"] = _ms(t)
+        text = self._answer_text(runtime, decision.label, best, decision.fallback_reason)
+        return Reply(
+            text=text, plugin=runtime.name, label=decision.label, confidence=round(decision.confidence, 4),
+            hits=[h.to_dict() for h in hits], fallback_reason=decision.fallback_reason, timings_ms={},
+            turn_id=None, conversation_id=turn.conversation_id, route_confidence=chosen.confidence,
+            predictions=[{"label": lab, "probability": round(p, 4)} for lab, p in decision.top],
+        )
+
+    @staticmethod
+    def _answer_text(runtime: "PluginRuntime", label: str, best: "Hit | None", reason: str | None) -> str:
+        """The answer for the label, or the plugin's fallback and hand-off."""
+        m = runtime.manifest
+        if reason is not None:
+            return f"{m.fallback_message} {m.handoff}"
+        if best is not None:
+            return best.answer
+        return f"I understand this is about: {runtime.describe(label)}."
+
+    def _log(self, turn: Turn, reply: Reply) -> int:
+        """Store the turn (with redacted text), its predictions and hits."""
+        record = {
+            "conversation_id": turn.conversation_id, "text": turn.stored_text, "reply": guard.redact(reply.text)[0],
+            "plugin": reply.plugin, "label": reply.label, "confidence": reply.confidence,
+            "route_confidence": reply.route_confidence, "fallback_reason": reply.fallback_reason,
+            "latency_ms": sum(v for k, v in turn.timings.items() if k != "log"), "timings": turn.timings,
+            "redactions": turn.redactions,
+        }
+        preds = [(p["label"], p["probability"]) for p in reply.predictions]
+        return self.store.log_turn(record, preds, reply.hits)
+
+    # ---- feedback ---------------------------------------------------------------------------
+    def feedback(self, turn_id: int, label: str | None = None, rating: str | None = None, note: str | None = None) -> int:
+        """Store a person's correction (`label`) or rating ('good' / 'bad') of a logged turn."""
+        turn = self.store.turn(turn_id)
+        if turn is None:
+            raise InputError(f"no turn {turn_id} in {self.settings.db_path}; list turns with: agent logs")
+        if label is not None:
+            known = self._labels_of(turn["plugin"])
+            if known and label not in known:
+                raise InputError(f"'{label}' is not a label of plugin {turn['plugin']}; choose one of: {', '.join(known)}")
+            return self.store.add_feedback(turn_id, "label", label, note)
+        if rating not in ("good", "bad"):
+            raise InputError("give --label LABEL, --good or --bad")
+        return self.store.add_feedback(turn_id, rating, None, note)
+
+    def _labels_of(self, plugin: str | None) -> list[str]:
+        """Declared labels of a discovered plugin (no model needed)."""
+        for m in self.manifests:
+            if m.name == plugin:
+                return list(m.labels)
+        return []
+
+
+def _ms(since: float) -> float:
+    """Milliseconds since a perf_counter reading."""
+    return (time.perf_counter() - since) * 1000.0

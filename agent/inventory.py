@@ -1,0 +1,45 @@
+"""What `agent plugins` shows, read from files alone (no encoder, no model load)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agent.data import read_rows
+from agent.errors import AgentError
+from agent.manifest import Manifest
+from agent.settings import Settings
+
+
+def summarize(manifests: list[Manifest], settings: Settings) -> list[dict[str, Any]]:
+    """One row per plugin; a plugin whose data cannot be read gets an 'error' instead."""
+    return [_row(m, settings) for m in manifests]
+
+
+def _row(m: Manifest, settings: Settings) -> dict[str, Any]:
+    """Counts and model state of one plugin."""
+    row: dict[str, Any] = {"name": m.name, "role": m.role, "folder": str(m.folder), "description": m.description}
+    try:
+        examples = read_rows(m.data_file(m.examples, "data.examples"), [m.text_column, m.label_column]) if m.examples else []
+        corpus = read_rows(m.data_file(m.retrieval.corpus, "retrieval.corpus"), [m.retrieval.id_column]) if m.retrieval else []
+    except AgentError as exc:
+        return {**row, "error": str(exc)}
+    labels = set(m.labels) | {r[m.label_column] for r in examples}
+    row.update({"labels": len(labels), "examples": len(examples), "corpus": len(corpus),
+                "label_names": sorted(labels), "model": model_state(m, settings)})
+    return row
+
+
+def model_state(m: Manifest, settings: Settings) -> str:
+    """'fine-tuned vN', 'head (cached)' or 'none yet (fitted on first use)'."""
+    pointer = m.folder / "model" / "current"
+    if pointer.is_file():
+        return f"fine-tuned {pointer.read_text().strip()}"
+    head = settings.index_root / m.name / "head" / "config.json"
+    if head.is_file():
+        try:
+            acc = json.loads(head.read_text())["metrics"]["train_accuracy"]
+            return f"head (cached, train acc {acc:.2f})"
+        except (ValueError, KeyError):
+            return "head (unreadable; refitted on first use)"
+    return "none yet (fitted on first use)"

@@ -1,0 +1,186 @@
+"""plugin.toml -> Manifest: validated, with errors that name the file, the key and the fix."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import PluginError
+
+ROLES = ("responder", "observer")
+TOP_KEYS = {"name", "description", "role", "version", "labels", "data", "retrieval", "thresholds", "fallback"}
+
+
+@dataclass
+class Thresholds:
+    """When the agent refuses to guess."""
+
+    min_confidence: float = 0.40
+    min_margin: float = 0.05
+    min_similarity: float = 0.40
+
+
+@dataclass
+class Retrieval:
+    """The corpus a plugin answers from."""
+
+    corpus: str
+    id_column: str = "id"
+    text_columns: list[str] = field(default_factory=lambda: ["question"])
+    answer_column: str = "answer"
+    label_column: str | None = "label"
+    top_k: int = 3
+
+
+@dataclass
+class Manifest:
+    """A plugin's declared name, role, labels, data, corpus and thresholds."""
+
+    path: Path
+    name: str
+    description: str
+    role: str
+    version: str = "0.1.0"
+    labels: dict[str, str] = field(default_factory=dict)
+    examples: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    retrieval: Retrieval | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    fallback_message: str = "I'm not sure I understood that, so I'd rather not guess."
+    handoff: str = "Would you like me to pass you to a person?"
+
+    @property
+    def folder(self) -> Path:
+        """The plugin folder."""
+        return self.path.parent
+
+    def data_file(self, rel: str, key: str) -> Path:
+        """Resolve a data path inside the plugin folder; refuse paths that leave it."""
+        target = (self.folder / rel).resolve()
+        if not target.is_relative_to(self.folder.resolve()):
+            raise PluginError(f"{self.path}: {key} = {rel!r} points outside the plugin folder; keep data files inside {self.folder}")
+        return target
+
+
+class _Reader:
+    """Typed access to one TOML table, naming the key at fault."""
+
+    def __init__(self, path: Path, table: dict[str, Any], prefix: str = "") -> None:
+        self.path, self.table, self.prefix = path, table, prefix
+
+    def fail(self, key: str, expected: str, found: Any) -> PluginError:
+        """An error naming file and key."""
+        return PluginError(f"{self.path}: key '{self.prefix}{key}' must be {expected}, found {found!r}; fix it in the file")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., expected: str = "") -> Any:
+        """The value at key, of the given kind, or the default; missing required keys fail."""
+        if key not in self.table:
+            if default is ...:
+                raise PluginError(f"{self.path}: missing required key '{self.prefix}{key}'; add it (see plugins/customer_service/plugin.toml)")
+            return default
+        value = self.table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            raise self.fail(key, expected or getattr(kind, "__name__", str(kind)), value)
+        return value
+
+    def sub(self, key: str) -> "_Reader | None":
+        """A nested table, or None when absent."""
+        value = self.get(key, dict, None, "a table")
+        return None if value is None else _Reader(self.path, value, f"{self.prefix}{key}.")
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and validate a plugin.toml."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "plugin.toml"
+    if not path.is_file():
+        raise PluginError(f"{path}: no plugin.toml here; a plugin folder needs one (agent new-plugin DIR creates it)")
+    try:
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PluginError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PluginError(f"{path}: invalid TOML: {exc}; fix the syntax at that line") from exc
+    return _build(path, raw)
+
+
+def _build(path: Path, raw: dict[str, Any]) -> Manifest:
+    """Turn parsed TOML into a Manifest."""
+    r = _Reader(path, raw)
+    unknown = sorted(set(raw) - TOP_KEYS)
+    if unknown:
+        raise PluginError(f"{path}: unknown key(s) {unknown}; expected only {sorted(TOP_KEYS)}")
+    name = r.get("name", str, expected="a string")
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise r.fail("name", "letters, digits, '_' or '-'", name)
+    role = r.get("role", str, "responder")
+    if role not in ROLES:
+        raise r.fail("role", f"one of {list(ROLES)}", role)
+    m = Manifest(path=path, name=name, description=r.get("description", str), role=role, version=r.get("version", str, "0.1.0"))
+    m.labels = _labels(r)
+    _data(r, m)
+    m.retrieval = _retrieval(r)
+    m.thresholds = _thresholds(r)
+    if fb := r.sub("fallback"):
+        m.fallback_message = fb.get("message", str, m.fallback_message)
+        m.handoff = fb.get("handoff", str, m.handoff)
+    return m
+
+
+def _labels(r: _Reader) -> dict[str, str]:
+    """labels = ["a", "b"] or [labels] a = "description"."""
+    value = r.get("labels", (list, dict), {}, "a list of names or a table of name = description")
+    if isinstance(value, list):
+        if not all(isinstance(v, str) and v for v in value):
+            raise r.fail("labels", "a list of non-empty strings", value)
+        return {v: "" for v in value}
+    bad = {k: v for k, v in value.items() if not isinstance(v, str)}
+    if bad:
+        raise r.fail(f"labels.{next(iter(bad))}", "a one-line description string", next(iter(bad.values())))
+    return dict(value)
+
+
+def _data(r: _Reader, m: Manifest) -> None:
+    """The [data] table: labelled examples."""
+    if d := r.sub("data"):
+        m.examples = d.get("examples", str, None)
+        m.text_column = d.get("text_column", str, "text")
+        m.label_column = d.get("label_column", str, "label")
+
+
+def _retrieval(r: _Reader) -> Retrieval | None:
+    """The [retrieval] table: the answer corpus."""
+    if not (t := r.sub("retrieval")):
+        return None
+    cols = t.get("text_columns", list, ["question"])
+    if not cols or not all(isinstance(c, str) for c in cols):
+        raise t.fail("text_columns", "a non-empty list of column names", cols)
+    top_k = t.get("top_k", int, 3)
+    if not 1 <= top_k <= 50:
+        raise t.fail("top_k", "an integer from 1 to 50", top_k)
+    return Retrieval(
+        corpus=t.get("corpus", str),
+        id_column=t.get("id_column", str, "id"),
+        text_columns=cols,
+        answer_column=t.get("answer_column", str, "answer"),
+        label_column=t.get("label_column", str, "label") or None,
+        top_k=top_k,
+    )
+
+
+def _thresholds(r: _Reader) -> Thresholds:
+    """The [thresholds] table, each a number in [0, 1]."""
+    th = Thresholds()
+    if t := r.sub("thresholds"):
+        for key in ("min_confidence", "min_margin", "min_similarity"):
+            value = t.get(key, float, getattr(th, key), "a number from 0 to 1")
+            if not 0.0 <= value <= 1.0:
+                raise t.fail(key, "a number from 0 to 1", value)
+            setattr(th, key, value)
+    return th

@@ -1,0 +1,87 @@
+"""Terminal rendering of replies, plugin lists, logs and evaluation reports (rich)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from agent.core import Reply
+
+
+def reply_lines(reply: "Reply", sources: bool = True) -> list[str]:
+    """A reply as rich-markup lines: the answer, then what the model did."""
+    from rich.markup import escape
+
+    lines = [escape(reply.text)]
+    meta = [reply.plugin or "-"]
+    if reply.label:
+        meta.append(f"{reply.label} {reply.confidence:.2f}")
+    if reply.fallback_reason:
+        meta.append(f"[yellow]fallback: {escape(reply.fallback_reason)}[/]")
+    if reply.turn_id is not None:
+        meta.append(f"turn {reply.turn_id}")
+    meta.append(f"{reply.timings_ms.get('total', 0):.0f} ms")
+    lines.append("[dim]" + " · ".join(meta) + "[/]")
+    if sources:
+        for h in reply.hits:
+            lines.append(f"[dim]  {h['score']:.2f} {escape(h['id'])}: {escape(h['text'])}[/]")
+    return lines
+
+
+def print_reply(console: "Console", reply: "Reply", sources: bool = True) -> None:
+    """Print a reply."""
+    for line in reply_lines(reply, sources):
+        console.print(line, highlight=False)
+
+
+def plugins_table(rows: list[dict[str, Any]]) -> Any:
+    """The `agent plugins` table."""
+    from rich.table import Table
+
+    table = Table(title="plugins")
+    for col in ("name", "role", "labels", "examples", "corpus", "model", "folder"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["role"], str(r["labels"]), str(r["examples"]), str(r["corpus"]), r["model"], r["folder"])
+    return table
+
+
+def turns_table(rows: list[dict[str, Any]]) -> Any:
+    """The `agent logs` table."""
+    from rich.table import Table
+
+    table = Table(title="turns (newest first)")
+    for col in ("turn", "when", "conversation", "plugin", "label", "conf", "text", "fallback"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        conf = "" if r["confidence"] is None else f"{r['confidence']:.2f}"
+        table.add_row(str(r["id"]), r["created_at"][:19], r["conversation_id"], r["plugin"] or "", r["label"] or "",
+                      conf, r["text"], r["fallback_reason"] or "")
+    return table
+
+
+def eval_tables(report: dict[str, Any], worst: int = 15) -> list[Any]:
+    """Summary, the weakest labels, and the most confused pairs."""
+    from rich.table import Table
+
+    summary = Table(title="evaluation")
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for key in ("n", "accuracy", "macro_f1", "oos_recall", "oos_precision", "in_scope_accuracy", "fallback_rate",
+                "seconds", "rows_per_second", "model"):
+        if key in report:
+            summary.add_row(key, str(report[key]))
+    labels = Table(title=f"per label (weakest {worst} by F1)")
+    for col in ("label", "precision", "recall", "f1", "support"):
+        labels.add_column(col, justify="left" if col == "label" else "right")
+    ranked = sorted(report["per_label"].items(), key=lambda kv: kv[1]["f1"])[:worst]
+    for label, s in ranked:
+        labels.add_row(label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"]))
+    confused = Table(title="most confused (gold -> predicted)")
+    for col in ("gold", "predicted", "count"):
+        confused.add_column(col)
+    for c in report["confused"]:
+        confused.add_row(c["gold"], c["predicted"], str(c["count"]))
+    return [summary, labels, confused]

@@ -1,0 +1,254 @@
+"""A loaded plugin: its examples and corpus indexes, its classifier, and the decisions it makes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from agent.classifier import TextClassifier
+from agent.data import file_hash, read_rows
+from agent.errors import DataError, ModelError, PluginError
+from agent.manifest import Manifest
+from agent.retrieval import VectorIndex, ensure_index
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from agent.encoder import Encoder
+
+
+@dataclass
+class Hit:
+    """One retrieved corpus entry."""
+
+    id: str
+    score: float
+    text: str
+    answer: str
+    label: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass
+class Decision:
+    """The label a plugin settled on, or why it would not guess."""
+
+    label: str
+    confidence: float
+    top: list[tuple[str, float]]
+    fallback_reason: str | None
+
+
+class PluginRuntime:
+    """Everything a plugin needs at answer time, built once and reused for every turn."""
+
+    def __init__(self, manifest: Manifest, index_root: Path, encoder: "Encoder",
+                 notify: Callable[[str], None] | None = None) -> None:
+        self.manifest, self.encoder, self.notify = manifest, encoder, notify
+        self.index_dir = Path(index_root) / manifest.name
+        self.examples = self._read_examples()
+        self.labels = self._label_list()
+        self.corpus = self._read_corpus()
+        self.examples_index = self._ensure_examples_index()
+        self.corpus_index = self._ensure_corpus_index() if self.corpus else None
+        self.classifier, self.model_state = self._load_classifier()
+        self._rows_by_label = self._corpus_rows_by_label()
+
+    @property
+    def name(self) -> str:
+        """The plugin's name."""
+        return self.manifest.name
+
+    # ---- data -------------------------------------------------------------------------------
+    def _read_examples(self) -> list[tuple[str, str]]:
+        """(text, label) pairs from the examples file, or label descriptions when there is none."""
+        m = self.manifest
+        if m.examples:
+            path = m.data_file(m.examples, "data.examples")
+            hint = f"rename the columns, or set data.text_column / data.label_column in {m.path}"
+            rows = read_rows(path, [m.text_column, m.label_column], hint)
+            self._check_labels(path, [r[m.label_column] for r in rows])
+            return [(r[m.text_column], r[m.label_column]) for r in rows]
+        described = [(desc, label) for label, desc in m.labels.items() if desc.strip()]
+        if not described:
+            raise PluginError(f"{m.path}: no [data] examples file and no label descriptions; add one or the other")
+        return described
+
+    def _check_labels(self, path: Path, labels: list[str]) -> None:
+        """Data labels must be declared when the manifest declares labels."""
+        declared = self.manifest.labels
+        for line, label in enumerate(labels, start=2):
+            if declared and label not in declared:
+                raise DataError(f"{path}:{line}: label '{label}' is not declared in [labels] of {self.manifest.path}; "
+                                "add it there or fix the row")
+
+    def _label_list(self) -> list[str]:
+        """Declared labels, then any others found in the data, in a stable order."""
+        seen = dict.fromkeys(self.manifest.labels)
+        seen.update(dict.fromkeys(sorted({label for _, label in self.examples})))
+        return list(seen)
+
+    def _read_corpus(self) -> list[dict[str, str]]:
+        """The retrieval corpus rows, or [] when the plugin has none."""
+        r = self.manifest.retrieval
+        if r is None:
+            return []
+        path = self.manifest.data_file(r.corpus, "retrieval.corpus")
+        required = [r.id_column, *r.text_columns, r.answer_column]
+        rows = read_rows(path, required, f"rename the columns, or set them in [retrieval] of {self.manifest.path}")
+        if r.label_column and rows and r.label_column in rows[0]:
+            known = set(self.labels)
+            for line, row in enumerate(rows, start=2):
+                if row.get(r.label_column) and row[r.label_column] not in known:
+                    raise DataError(f"{path}:{line}: label '{row[r.label_column]}' is not one of the plugin's labels; "
+                                    "fix the row or add the label to plugin.toml")
+        return rows
+
+    # ---- indexes and model ------------------------------------------------------------------
+    def _expect(self, *paths: Path, extra: str = "") -> dict[str, str]:
+        """What a saved index must match to be used."""
+        return {"encoder": self.encoder.fingerprint, "data_hash": file_hash(*paths, extra=extra)}
+
+    def _source_paths(self) -> list[Path]:
+        """Files that the examples index is built from."""
+        m = self.manifest
+        return [m.data_file(m.examples, "data.examples") if m.examples else m.path]
+
+    def _ensure_examples_index(self) -> VectorIndex:
+        """Embeddings of every example: routing, out-of-scope checks and the head all read them."""
+        texts = [t for t, _ in self.examples]
+        labels = [label for _, label in self.examples]
+        expect = self._expect(*self._source_paths(), extra=f"{self.manifest.text_column}|{self.manifest.label_column}")
+        build = lambda: (self._encode(texts, "examples"), {"ids": [str(i) for i in range(len(texts))], "labels": labels})
+        return ensure_index(self.index_dir, "examples", expect, build, self.notify)
+
+    def _ensure_corpus_index(self) -> VectorIndex:
+        """Embeddings of the corpus entries' text columns."""
+        r = self.manifest.retrieval
+        assert r is not None
+        texts = [" ".join(row[c] for c in r.text_columns) for row in self.corpus]
+        ids = [row[r.id_column] for row in self.corpus]
+        labels = [row.get(r.label_column or "") or None for row in self.corpus]
+        expect = self._expect(self.manifest.data_file(r.corpus, "retrieval.corpus"), extra="|".join(r.text_columns))
+        build = lambda: (self._encode(texts, "corpus"), {"ids": ids, "labels": labels})
+        return ensure_index(self.index_dir, "corpus", expect, build, self.notify)
+
+    def _encode(self, texts: list[str], what: str) -> "np.ndarray":
+        """Batch-encode with a progress note."""
+        if self.notify:
+            self.notify(f"encoding {len(texts)} {what} for {self.name}")
+        return self.encoder.encode(texts)
+
+    def _load_classifier(self) -> tuple[TextClassifier, str]:
+        """A promoted fine-tuned model if there is one, else the cached frozen-encoder head (fitted if stale)."""
+        promoted = self._promoted_model()
+        if promoted is not None:
+            return promoted
+        cache = self.index_dir / "head"
+        expect_hash = self.examples_index.meta["data_hash"]
+        try:
+            head = TextClassifier.load(cache)
+            if (head.config.get("data_hash"), head.config.get("base_model"), head.labels) == (
+                    expect_hash, self.encoder.fingerprint, self.labels):
+                return head, "head (cached)"
+        except ModelError:
+            pass
+        if self.notify:
+            self.notify(f"fitting a head on frozen embeddings for {self.name}")
+        head = TextClassifier.fit(self.examples_index.vectors(), self.examples_index.labels, self.labels,
+                                  base_model=self.encoder.fingerprint, data_hash=expect_hash)
+        head.save(cache)
+        return head, "head (fitted now)"
+
+    def _promoted_model(self) -> tuple[TextClassifier, str] | None:
+        """The version named by plugins/NAME/model/current, when present."""
+        pointer = self.manifest.folder / "model" / "current"
+        if not pointer.is_file():
+            return None
+        version = pointer.read_text().strip()
+        model = TextClassifier.load(self.manifest.folder / "model" / version)
+        if model.mode != "head":
+            raise ModelError(f"{pointer}: model mode '{model.mode}' needs the fine-tuning runtime")
+        return model, f"fine-tuned {version}"
+
+    def _corpus_rows_by_label(self) -> dict[str, "np.ndarray"]:
+        """Corpus row numbers per label, for answering from the predicted intent's entries."""
+        import numpy as np
+
+        if self.corpus_index is None:
+            return {}
+        groups: dict[str, list[int]] = {}
+        for i, label in enumerate(self.corpus_index.labels):
+            if label:
+                groups.setdefault(label, []).append(i)
+        return {k: np.array(v, dtype=np.int64) for k, v in groups.items()}
+
+    # ---- answering --------------------------------------------------------------------------
+    def similarity(self, vectors: "np.ndarray") -> "np.ndarray":
+        """Cosine similarity of each query to its nearest example."""
+        scores, _ = self.examples_index.search(vectors, 1)
+        return scores[:, 0]
+
+    def classify(self, vectors: "np.ndarray") -> "np.ndarray":
+        """Label probabilities, columns in `self.labels` order."""
+        probs = self.classifier.predict_proba(vectors)
+        if self.classifier.labels != self.labels:
+            probs = _align(probs, self.classifier.labels, self.labels)
+        return probs
+
+    def decide(self, probs: "np.ndarray", similarity: float) -> Decision:
+        """Pick a label, or a fallback reason when the evidence is too weak."""
+        th = self.manifest.thresholds
+        order = probs.argsort()[::-1][:3]
+        top = [(self.labels[i], float(probs[i])) for i in order]
+        (label, p1), p2 = top[0], (top[1][1] if len(top) > 1 else 0.0)
+        reason = None
+        if similarity < th.min_similarity:
+            reason = f"out_of_scope {similarity:.2f} < {th.min_similarity:.2f}"
+        elif p1 < th.min_confidence:
+            reason = f"low_confidence {p1:.2f} < {th.min_confidence:.2f}"
+        elif p1 - p2 < th.min_margin:
+            reason = f"ambiguous {p1:.2f} vs {p2:.2f}"
+        return Decision(label, p1, top, reason)
+
+    def retrieve(self, vector: "np.ndarray", label: str | None) -> tuple[list[Hit], Hit | None]:
+        """Top-k corpus hits, and the best entry for the label (the answer), if any."""
+        if self.corpus_index is None:
+            return [], None
+        r = self.manifest.retrieval
+        assert r is not None
+        query = vector.reshape(1, -1)
+        scores, rows = self.corpus_index.search(query, r.top_k)
+        hits = [self._hit(int(i), float(s)) for s, i in zip(scores[0], rows[0]) if i >= 0]
+        rows_for_label = self._rows_by_label.get(label or "")
+        if rows_for_label is None:
+            return hits, (hits[0] if hits and not self._rows_by_label else None)
+        best_s, best_i = self.corpus_index.search(query, 1, rows=rows_for_label)
+        return hits, self._hit(int(best_i[0, 0]), float(best_s[0, 0]))
+
+    def _hit(self, row: int, score: float) -> Hit:
+        """A corpus row as a Hit."""
+        r = self.manifest.retrieval
+        assert r is not None
+        entry = self.corpus[row]
+        text = " ".join(entry[c] for c in r.text_columns)
+        return Hit(entry[r.id_column], round(score, 4), text, entry[r.answer_column], entry.get(r.label_column or "") or None)
+
+    def describe(self, label: str) -> str:
+        """A label's description, or its name."""
+        return self.manifest.labels.get(label) or label.replace("_", " ")
+
+
+def _align(probs: "np.ndarray", have: list[str], want: list[str]) -> "np.ndarray":
+    """Reorder probability columns from a model's label order to the plugin's (missing labels get 0)."""
+    import numpy as np
+
+    out = np.zeros((probs.shape[0], len(want)), dtype=probs.dtype)
+    for j, label in enumerate(have):
+        if label in want:
+            out[:, want.index(label)] = probs[:, j]
+    return out

@@ -1,0 +1,196 @@
+"""The SQLite log (sqlite-utils, WAL, named migrations): conversations, turns, predictions, hits, feedback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from agent.errors import StoreError
+
+MIGRATIONS: list[tuple[str, Callable[[Any], None]]] = []
+
+
+def migration(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Register a migration; they run once each, in the order written."""
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_initial(db: Any) -> None:
+    """Conversations, turns, top predictions, retrieval hits, feedback."""
+    db["conversations"].create({"id": str, "started_at": str, "last_at": str}, pk="id")
+    db["turns"].create(
+        {"id": int, "conversation_id": str, "created_at": str, "text": str, "reply": str, "plugin": str,
+         "label": str, "confidence": float, "route_confidence": float, "fallback_reason": str,
+         "latency_ms": float, "timings": str, "redactions": int},
+        pk="id", foreign_keys=[("conversation_id", "conversations", "id")],
+    )
+    db["predictions"].create({"id": int, "turn_id": int, "rank": int, "label": str, "probability": float},
+                             pk="id", foreign_keys=[("turn_id", "turns", "id")])
+    db["hits"].create({"id": int, "turn_id": int, "rank": int, "corpus_id": str, "score": float, "text": str},
+                      pk="id", foreign_keys=[("turn_id", "turns", "id")])
+    db["feedback"].create({"id": int, "turn_id": int, "created_at": str, "kind": str, "label": str, "note": str},
+                          pk="id", foreign_keys=[("turn_id", "turns", "id")])
+    for table, cols in (("turns", ["conversation_id"]), ("predictions", ["turn_id"]), ("hits", ["turn_id"]), ("feedback", ["turn_id"])):
+        db[table].create_index(cols)
+
+
+@migration
+def m002_turns_fts(db: Any) -> None:
+    """Full-text search over what people wrote and what the agent answered."""
+    db["turns"].enable_fts(["text", "reply"], create_triggers=True, tokenize="porter")
+
+
+def now() -> str:
+    """UTC timestamp, ISO 8601."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """One database file; safe to share between threads (one writer at a time)."""
+
+    def __init__(self, path: Path) -> None:
+        import sqlite_utils
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=10.0, check_same_thread=False)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA busy_timeout = 10000")
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise _explain(self.path, exc) from exc
+
+    def _migrate(self) -> None:
+        """Apply the migrations this file has not seen yet."""
+        with self._lock:
+            done = {r["name"] for r in self.db["_migrations"].rows} if self.db["_migrations"].exists() else set()
+            for name, fn in MIGRATIONS:
+                if name in done:
+                    continue
+                with self.db.conn:
+                    fn(self.db)
+                    self.db["_migrations"].insert({"name": name, "applied_at": now()}, pk="name")
+
+    def _write(self, fn: Callable[[sqlite3.Connection], Any], attempts: int = 5) -> Any:
+        """Run fn in one transaction, retrying while another process holds the lock."""
+        for attempt in range(attempts):
+            try:
+                with self._lock, self.db.conn as conn:
+                    return fn(conn)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or attempt == attempts - 1:
+                    raise _explain(self.path, exc) from exc
+                time.sleep(0.05 * 2**attempt)
+            except sqlite3.DatabaseError as exc:
+                raise _explain(self.path, exc) from exc
+        raise AssertionError("unreachable")
+
+    def log_turn(self, turn: dict[str, Any], predictions: list[tuple[str, float]], hits: list[dict[str, Any]]) -> int:
+        """Store a turn with its predictions and hits in one transaction; return the turn id."""
+
+        def write(conn: sqlite3.Connection) -> int:
+            stamp = now()
+            conn.execute("INSERT OR IGNORE INTO conversations (id, started_at, last_at) VALUES (?, ?, ?)",
+                         (turn["conversation_id"], stamp, stamp))
+            conn.execute("UPDATE conversations SET last_at = ? WHERE id = ?", (stamp, turn["conversation_id"]))
+            cols = ["conversation_id", "created_at", *TURN_COLUMNS]
+            row = {**turn, "created_at": stamp, "timings": json.dumps(turn.get("timings", {}))}
+            cur = conn.execute(f"INSERT INTO turns ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                               [row.get(c) for c in cols])
+            turn_id = int(cur.lastrowid)
+            conn.executemany("INSERT INTO predictions (turn_id, rank, label, probability) VALUES (?, ?, ?, ?)",
+                             [(turn_id, i, label, p) for i, (label, p) in enumerate(predictions)])
+            conn.executemany("INSERT INTO hits (turn_id, rank, corpus_id, score, text) VALUES (?, ?, ?, ?, ?)",
+                             [(turn_id, i, h["id"], h["score"], h["text"]) for i, h in enumerate(hits)])
+            return turn_id
+
+        return self._write(write)
+
+    def add_feedback(self, turn_id: int, kind: str, label: str | None = None, note: str | None = None) -> int:
+        """Record a person's correction or rating of a turn."""
+        if self.turn(turn_id) is None:
+            raise StoreError(f"no turn {turn_id} in {self.path}; list turns with: agent logs")
+
+        def write(conn: sqlite3.Connection) -> int:
+            cur = conn.execute("INSERT INTO feedback (turn_id, created_at, kind, label, note) VALUES (?, ?, ?, ?, ?)",
+                               (turn_id, now(), kind, label, note))
+            return int(cur.lastrowid)
+
+        return self._write(write)
+
+    def turn(self, turn_id: int) -> dict[str, Any] | None:
+        """One turn with its predictions, hits and feedback, or None."""
+        rows = list(self._query("SELECT * FROM turns WHERE id = ?", [turn_id]))
+        if not rows:
+            return None
+        row = rows[0]
+        row["predictions"] = list(self._query("SELECT label, probability FROM predictions WHERE turn_id = ? ORDER BY rank", [turn_id]))
+        row["hits"] = list(self._query("SELECT corpus_id AS id, score, text FROM hits WHERE turn_id = ? ORDER BY rank", [turn_id]))
+        row["feedback"] = list(self._query("SELECT kind, label, note, created_at FROM feedback WHERE turn_id = ? ORDER BY id", [turn_id]))
+        row["timings"] = json.loads(row["timings"] or "{}")
+        return row
+
+    def turns(self, query: str | None = None, conversation: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
+        """Recent turns, newest first; `query` is full-text search, `conversation` filters."""
+        where, args = [], []
+        if query:
+            where.append("id IN (SELECT rowid FROM turns_fts WHERE turns_fts MATCH ?)")
+            args.append(_fts_query(query))
+        if conversation:
+            where.append("conversation_id = ?")
+            args.append(conversation)
+        sql = "SELECT * FROM turns" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return list(self._query(sql, args))
+
+    def export(self) -> Iterator[dict[str, Any]]:
+        """Every turn in conversation order, with predictions, hits and feedback (for JSONL export)."""
+        ids = [r["id"] for r in self._query("SELECT id FROM turns ORDER BY conversation_id, id", [])]
+        for turn_id in ids:
+            yield self.turn(turn_id)  # type: ignore[misc]
+
+    def _query(self, sql: str, args: list[Any]) -> Iterator[dict[str, Any]]:
+        """Rows as dicts; damaged-file errors become StoreError."""
+        try:
+            with self._lock:
+                rows = list(self.db.query(sql, args))
+        except sqlite3.DatabaseError as exc:
+            raise _explain(self.path, exc) from exc
+        yield from rows
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.conn.close()
+
+
+TURN_COLUMNS = ["text", "reply", "plugin", "label", "confidence", "route_confidence", "fallback_reason",
+                "latency_ms", "timings", "redactions"]
+
+
+def _fts_query(text: str) -> str:
+    """Quote each word so user text is never read as FTS syntax."""
+    words = [w.replace('"', '""') for w in text.split()]
+    return " ".join(f'"{w}"' for w in words) or '""'
+
+
+def _explain(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    """Turn a sqlite error into a message that says what to do."""
+    msg = str(exc)
+    if "locked" in msg or "busy" in msg:
+        return StoreError(f"{path} is locked by another process (waited 10 s); try again, or close the other agent")
+    if "not a database" in msg or "malformed" in msg or "corrupt" in msg:
+        return StoreError(f"{path} is damaged ({msg}); move it aside (mv {path} {path}.bad) and run again to start a new log")
+    return StoreError(f"{path}: database error: {msg}")
