@@ -1,0 +1,99 @@
+"""Shared fixtures: the real encoder (loaded once), a tiny real plugin, a temporary home."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from agent.core import Agent
+from agent.encoder import Encoder, shared_encoder
+from agent.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+EXAMPLES = {
+    "card_lost": ["I lost my card", "my card was stolen yesterday", "block my card please", "I can't find my debit card",
+                  "someone took my wallet with my card"],
+    "opening_hours": ["when are you open", "what time does the branch close", "are you open on sunday",
+                      "opening hours of the office", "what are your hours today"],
+    "refund": ["I want my money back", "how do I get a refund", "refund my order please",
+               "the item was broken, I need a refund", "can I return this for a refund"],
+}
+FAQ = [
+    ("lost-1", "How do I block a lost card?", "Freeze it in the app under Cards > Freeze.", "card_lost"),
+    ("lost-2", "My card was stolen, what now?", "Call us on 0800 000 000 to cancel it.", "card_lost"),
+    ("hours-1", "What are your opening hours?", "We are open 9 to 5, Monday to Saturday.", "opening_hours"),
+    ("hours-2", "Are you open on holidays?", "Branches close on public holidays.", "opening_hours"),
+    ("refund-1", "How do I ask for a refund?", "Refunds are requested under Orders > Refund.", "refund"),
+    ("refund-2", "How long does a refund take?", "Refunds arrive within 5 working days.", "refund"),
+]
+MANIFEST = """
+name = "{name}"
+description = "{description}"
+role = "responder"
+
+[labels]
+card_lost = "A lost or stolen card"
+opening_hours = "When the branch is open"
+refund = "Getting money back for a purchase"
+
+[data]
+examples = "examples.csv"
+
+[retrieval]
+corpus = "faq.csv"
+top_k = 2
+
+[thresholds]
+min_confidence = 0.30
+min_margin = 0.0
+min_similarity = 0.40
+"""
+
+
+def write_csv(path: Path, header: list[str], rows: list[tuple[str, ...]]) -> Path:
+    """Write a small CSV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def make_plugin(root: Path, name: str = "shop", description: str = "A small shop's help desk") -> Path:
+    """A tiny but real responder plugin folder."""
+    folder = root / name
+    write_csv(folder / "examples.csv", ["text", "label"], [(t, lab) for lab, ts in EXAMPLES.items() for t in ts])
+    write_csv(folder / "faq.csv", ["id", "question", "answer", "label"], FAQ)
+    (folder / "plugin.toml").write_text(MANIFEST.format(name=name, description=description))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Encoder:
+    """The real packaged encoder on the CPU, loaded once for the whole run."""
+    return shared_encoder("cpu")
+
+
+@pytest.fixture
+def plugin_root(tmp_path: Path) -> Path:
+    """A folder holding one tiny plugin, `shop`."""
+    root = tmp_path / "plugins"
+    make_plugin(root)
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path, plugin_root: Path) -> Settings:
+    """A temporary home that sees only the tiny plugin."""
+    return Settings(home=tmp_path / "home", plugin_paths=[plugin_root])
+
+
+@pytest.fixture
+def agent(settings: Settings, encoder: Encoder) -> Agent:
+    """An agent over the tiny plugin, with a real database in the temporary home."""
+    return Agent(settings, encoder=encoder)

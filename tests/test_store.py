@@ -1,0 +1,53 @@
+"""The SQLite log: migrations, full-text search, export, and damaged or locked files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agent.core import Agent
+from agent.errors import StoreError
+from agent.store import MIGRATIONS, Store
+
+
+def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
+    Store(tmp_path / "a.db").close()
+    store = Store(tmp_path / "a.db")
+    names = [r["name"] for r in store.db["_migrations"].rows]
+    assert names == [name for name, _ in MIGRATIONS]
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_search_and_export(agent: Agent) -> None:
+    a = agent.reply("I lost my card", conversation_id="c1")
+    agent.reply("when do you open on sunday", conversation_id="c2")
+    agent.reply("my refund has not arrived", conversation_id="c1")
+    found = agent.store.turns(query="card")
+    assert [t["id"] for t in found] == [a.turn_id]
+    assert [t["conversation_id"] for t in agent.store.turns(conversation="c1")] == ["c1", "c1"]
+    assert agent.store.turns(query='"; DROP TABLE turns; --') == []
+    exported = list(agent.store.export())
+    assert [t["conversation_id"] for t in exported] == ["c1", "c1", "c2"]
+    assert exported[0]["predictions"] and exported[0]["hits"]
+
+
+def test_damaged_database_is_reported_not_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "agent.db"
+    path.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(StoreError, match=r"agent.db is damaged .* move it aside"):
+        Store(path)
+    assert path.read_bytes().startswith(b"this is not a database")
+
+
+def test_locked_database_gives_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path / "agent.db")
+    store.db.execute("PRAGMA busy_timeout = 50")
+    blocker = sqlite3.connect(tmp_path / "agent.db")
+    blocker.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr("agent.store.time.sleep", lambda s: None)
+    with pytest.raises(StoreError, match="is locked by another process"):
+        store.log_turn({"conversation_id": "c", "text": "hi"}, [], [])
+    blocker.rollback()
+    assert store.log_turn({"conversation_id": "c", "text": "hi"}, [], []) == 1
