@@ -11,6 +11,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+_ACCOUNT = re.compile(r"\b\d{8,19}\b|\b(?:\d[ -]?){12,18}\d\b")
 _PHONE = re.compile(r"(?<![\w])(?:\+\d{1,3}[ .-]?)?(?:\(?\d{2,5}\)?[ .-]?){2,4}\d{3,4}(?![\w])")
 
 
@@ -48,7 +49,7 @@ def _luhn_ok(digits: str) -> bool:
 
 
 def redact(text: str) -> tuple[str, int]:
-    """Replace e-mails, card numbers, IBANs and phone numbers by typed placeholders; return the count."""
+    """Replace e-mails, card numbers, IBANs, phone and account numbers by typed placeholders; return the count."""
     count = 0
 
     def sub(pattern: re.Pattern[str], placeholder: str, keep: "callable | None" = None) -> None:
@@ -66,5 +67,6 @@ def redact(text: str) -> tuple[str, int]:
     sub(_EMAIL, "<EMAIL>")
     sub(_CARD, "<CARD>", lambda s: _luhn_ok(re.sub(r"\D", "", s)))
     sub(_IBAN, "<IBAN>")
-    sub(_PHONE, "<PHONE>", lambda s: len(re.sub(r"\D", "", s)) >= 9)
+    sub(_PHONE, "<PHONE>", lambda s: 9 <= len(re.sub(r"\D", "", s)) <= 15 and not s.strip().isdigit())
+    sub(_ACCOUNT, "<ACCOUNT>")
     return text, count

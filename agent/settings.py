@@ -30,7 +30,7 @@ class Settings:
 
     home: Path = field(default_factory=default_home)
     plugin_paths: list[Path] | None = None
-    max_chars: int = int(os.environ.get("AGENT_MAX_CHARS", "5000"))
+    max_chars: int = field(default_factory=lambda: int(os.environ.get("AGENT_MAX_CHARS", "5000")))
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve()
