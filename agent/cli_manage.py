@@ -28,10 +28,12 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"plugins": ok, "skipped": [{"folder": f, "reason": r} for f, r in skipped]}, indent=2))
         return
-    from agent.render import plugins_table
+    from agent.render import plugins_table, short_path
 
     out = console()
     out.print(plugins_table(ok))
+    for r in ok:
+        out.print(f"[bold]{r['name']}[/] in {short_path(r['folder'])}\n  labels: {', '.join(r['label_names'])}", highlight=False)
     for folder, reason in skipped:
         out.print(f"[red]skipped[/] {folder}: {reason}", highlight=False)
 

@@ -39,7 +39,7 @@ def model_state(m: Manifest, settings: Settings) -> str:
     if head.is_file():
         try:
             acc = json.loads(head.read_text())["metrics"]["train_accuracy"]
-            return f"head (cached, train acc {acc:.2f})"
+            return f"head, train acc {acc:.2f}"
         except (ValueError, KeyError):
             return "head (unreadable; refitted on first use)"
     return "none yet (fitted on first use)"

@@ -41,11 +41,19 @@ def plugins_table(rows: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(title="plugins")
-    for col in ("name", "role", "labels", "examples", "corpus", "model", "folder"):
-        table.add_column(col, overflow="fold")
+    for col in ("name", "role", "labels", "examples", "corpus", "model"):
+        table.add_column(col, overflow="fold", no_wrap=col != "model")
     for r in rows:
-        table.add_row(r["name"], r["role"], str(r["labels"]), str(r["examples"]), str(r["corpus"]), r["model"], r["folder"])
+        table.add_row(r["name"], r["role"], str(r["labels"]), str(r["examples"]), str(r["corpus"]), r["model"])
     return table
+
+
+def short_path(path: str) -> str:
+    """A path relative to the working directory when it lies below it."""
+    from pathlib import Path
+
+    p = Path(path)
+    return str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else path
 
 
 def turns_table(rows: list[dict[str, Any]]) -> Any:
