@@ -13,13 +13,16 @@ from agent.errors import AgentError
 
 
 class Group(click.Group):
-    """Turns AgentError into a one-line message and exit code 1, never a traceback."""
+    """Turns AgentError and file-system errors into a one-line message and exit code 1, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except AgentError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}; check the path and its permissions") from exc
 
 
 @click.group(cls=Group)
@@ -99,6 +102,8 @@ def chat(ctx: click.Context, plain: bool, plugin: str | None, conversation: str 
         text = line.decode("utf-8", errors="replace").strip()
         if text in ("/quit", "/exit", "quit", "exit"):
             break
+        if not text:
+            continue
         try:
             last = _chat_turn(agent, out, line, text, conv, plugin, last)
         except AgentError as exc:
@@ -112,6 +117,10 @@ def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: s
     word, _, arg = text.partition(" ")
     if word == "/help":
         out.print(CHAT_HELP)
+    elif word.startswith("/") and word not in ("/good", "/bad", "/label", "/use"):
+        out.print(f"[yellow]unknown command {word}[/]; {CHAT_HELP}", highlight=False)
+    elif word in ("/good", "/bad") and arg:
+        out.print(f"[yellow]{word} takes no argument[/]", highlight=False)
     elif word in ("/good", "/bad", "/label"):
         if last is None:
             out.print("[yellow]no turn to rate yet[/]")
@@ -124,7 +133,7 @@ def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: s
     else:
         reply = agent.reply(raw, conv, plugin)
         out.print("[bold cyan]agent>[/] ", end="")
-        print_reply(out, reply)
+        print_reply(out, reply, sources=reply.turn_id is not None)
         return reply.turn_id if reply.turn_id is not None else last
     return last
 
@@ -132,14 +141,15 @@ def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: s
 @cli.command()
 @click.argument("turn_id", type=int)
 @click.option("--label", help="The right label for this turn.")
-@click.option("--good", "rating", flag_value="good", help="The reply was right.")
-@click.option("--bad", "rating", flag_value="bad", help="The reply was wrong.")
+@click.option("--good", is_flag=True, help="The reply was right.")
+@click.option("--bad", is_flag=True, help="The reply was wrong.")
 @click.option("--note", help="A free-text note.")
 @click.pass_context
-def feedback(ctx: click.Context, turn_id: int, label: str | None, rating: str | None, note: str | None) -> None:
+def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, bad: bool, note: str | None) -> None:
     """Correct a logged turn's label, or rate its reply."""
-    if (label is None) == (rating is None):
+    if (label is not None) + good + bad != 1:
         raise click.UsageError("give exactly one of --label LABEL, --good, --bad")
+    rating = "good" if good else "bad" if bad else None
     fid = make_agent(ctx).feedback(turn_id, label=label, rating=rating, note=note)
     click.echo(f"stored feedback {fid} for turn {turn_id}")
 

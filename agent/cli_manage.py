@@ -53,20 +53,28 @@ def index_build(ctx: click.Context, names: tuple[str, ...], force: bool) -> None
     known = {m.name: m for m in agent.manifests if m.role == "responder"}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise AgentError(f"no responder plugin named {unknown}; choose from {sorted(known)}")
+        raise AgentError(f"no responder plugin named {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+    failed = 0
     for name in names or tuple(known):
         if force:
             shutil.rmtree(agent.settings.index_root / name, ignore_errors=True)
-        rt = agent.load_runtime(known[name])
+        try:
+            rt = agent.load_runtime(known[name])
+        except AgentError as exc:
+            failed += 1
+            click.secho(f"{name}: failed: {exc}", err=True, fg="red")
+            continue
         corpus = rt.corpus_index.index.ntotal if rt.corpus_index else 0
         click.echo(f"{name}: {rt.examples_index.index.ntotal} examples, {corpus} corpus entries, model {rt.model_state}"
                    f" -> {rt.index_dir}")
+    if failed:
+        raise AgentError(f"{failed} plugin(s) failed to build; fix the files named above")
 
 
 @cli.group(invoke_without_command=True)
 @click.option("-q", "--query", help="Full-text search in what was said and answered.")
 @click.option("-c", "--conversation", help="Only this conversation.")
-@click.option("-n", "--limit", default=20, show_default=True, help="How many turns.")
+@click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many turns.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON lines.")
 @click.pass_context
 def logs(ctx: click.Context, query: str | None, conversation: str | None, limit: int, as_json: bool) -> None:
@@ -79,6 +87,8 @@ def logs(ctx: click.Context, query: str | None, conversation: str | None, limit:
     if as_json:
         for r in rows:
             click.echo(json.dumps(r, ensure_ascii=False))
+    elif not rows:
+        click.echo("no turns match" if query or conversation else "no turns logged yet; try: agent ask \"...\"")
     else:
         console().print(turns_table(rows))
 
@@ -135,9 +145,16 @@ def eval_cmd(ctx: click.Context, folder: Path, data: Path, text_column: str, lab
     from agent.evaluate import evaluate
     from agent.render import eval_tables
 
+    if json_out and json_out != "-" and not Path(json_out).resolve().parent.is_dir():
+        raise click.BadParameter(f"folder {Path(json_out).parent} does not exist", param_hint="--json")
     rows = read_rows(data, [text_column, label_column], "pass --text-column / --label-column to name the columns")
+    if not rows:
+        raise AgentError(f"{data}: no rows to evaluate")
     runtime = make_agent(ctx).load_runtime(folder)
     note(f"evaluating {runtime.name} ({runtime.model_state}) on {len(rows)} rows")
+    foreign = sorted({r[label_column] for r in rows} - set(runtime.labels) - {"oos"})
+    if foreign:
+        note(f"labels in {data} that the plugin does not have (always counted wrong): {', '.join(foreign)}")
     report = evaluate(runtime, [r[text_column] for r in rows], [r[label_column] for r in rows])
     report.update({"plugin": runtime.name, "data": str(data)})
     if json_out:
@@ -146,4 +163,7 @@ def eval_cmd(ctx: click.Context, folder: Path, data: Path, text_column: str, lab
     if json_out != "-":
         out = console()
         for table in eval_tables(report):
-            out.print(table)
+            if table.row_count:
+                out.print(table)
+    if json_out and json_out != "-":
+        click.echo(f"wrote {json_out}")

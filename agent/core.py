@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from agent import guard
-from agent.errors import InputError, PluginError
+from agent.errors import InputError, ModelError, PluginError
 from agent.manifest import Manifest, load_manifest
 from agent.plugins import Skipped, discover
 from agent.router import Route, parse_use, route
@@ -99,8 +99,8 @@ class Agent:
                     continue
                 try:
                     self._runtimes[m.name] = self.load_runtime(m)
-                except PluginError as exc:
-                    self.skipped.append(Skipped(m.folder, str(exc)))
+                except (PluginError, ModelError) as exc:
+                    self.skipped.append(Skipped(m.folder, str(exc), m.name))
         return self._runtimes
 
     def load_runtime(self, manifest: Manifest | Path) -> "PluginRuntime":
@@ -114,13 +114,13 @@ class Agent:
     # ---- the turn ---------------------------------------------------------------------------
     def reply(self, text: str | bytes, conversation_id: str | None = None, plugin: str | None = None) -> Reply:
         """Answer one message: guard, encode once, route, classify, retrieve, log."""
+        runtimes, encoder = self.runtimes, self.encoder  # loaded once, outside the turn's timings
         start = time.perf_counter()
         turn = self._begin(text, conversation_id, plugin)
         if not turn.text:  # a bare "/use NAME" only switches plugin
             return self._switched(turn)
-        runtimes = self.runtimes
         t = time.perf_counter()
-        turn.vector = self.encoder.encode([turn.text])
+        turn.vector = encoder.encode([turn.text])
         turn.timings["encode"] = _ms(t)
         t = time.perf_counter()
         chosen = route(turn.vector[0], runtimes, turn.forced)
@@ -139,12 +139,19 @@ class Agent:
         conversation_id = conversation_id or uuid.uuid4().hex[:12]
         use, cleaned = parse_use(cleaned)
         if use is not None:
-            if use not in self.runtimes:
-                raise InputError(f"no responder plugin named '{use}'; choose one of {sorted(self.runtimes)}")
-            self._forced[conversation_id] = use
+            self._forced[conversation_id] = self._responder(use)
         stored, count = guard.redact(cleaned)
-        forced = plugin or self._forced.get(conversation_id)
+        forced = self._responder(plugin) if plugin else self._forced.get(conversation_id)
         return Turn(cleaned, stored, count, conversation_id, forced)
+
+    def _responder(self, name: str) -> str:
+        """A loaded responder's name, or an error that says why it is not available."""
+        if name in self.runtimes:
+            return name
+        why = [s.reason for s in self.skipped if name in (s.name, s.path.name)]
+        if why:
+            raise InputError(f"plugin '{name}' is not available: {why[0]}")
+        raise InputError(f"no responder plugin named '{name}'; choose one of {sorted(self.runtimes)} (see `agent plugins`)")
 
     def _switched(self, turn: Turn) -> Reply:
         """The reply to a bare '/use NAME'."""
@@ -181,7 +188,7 @@ class Agent:
     def _log(self, turn: Turn, reply: Reply) -> int:
         """Store the turn (with redacted text), its predictions and hits."""
         record = {
-            "conversation_id": turn.conversation_id, "text": turn.stored_text, "reply": guard.redact(reply.text)[0],
+            "conversation_id": turn.conversation_id, "text": turn.stored_text, "reply": reply.text,
             "plugin": reply.plugin, "label": reply.label, "confidence": reply.confidence,
             "route_confidence": reply.route_confidence, "fallback_reason": reply.fallback_reason,
             "latency_ms": sum(v for k, v in turn.timings.items() if k != "log"), "timings": turn.timings,

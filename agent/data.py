@@ -31,7 +31,7 @@ def iter_rows(path: Path, required: list[str], hint: str = "") -> Iterator[dict[
     """Stream rows of a CSV (.csv/.tsv) or JSONL (.jsonl/.json) file."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found; create it with the columns {required} or fix the path in plugin.toml")
+        raise DataError(f"{path}: file not found; check the path (a CSV/JSONL with the columns {required})")
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         yield from _iter_jsonl(path, required)
     else:

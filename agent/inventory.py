@@ -8,6 +8,7 @@ from typing import Any
 from agent.data import read_rows
 from agent.errors import AgentError
 from agent.manifest import Manifest
+from agent.runtime import label_list, read_examples
 from agent.settings import Settings
 
 
@@ -20,12 +21,12 @@ def _row(m: Manifest, settings: Settings) -> dict[str, Any]:
     """Counts and model state of one plugin."""
     row: dict[str, Any] = {"name": m.name, "role": m.role, "folder": str(m.folder), "description": m.description}
     try:
-        examples = read_rows(m.data_file(m.examples, "data.examples"), [m.text_column, m.label_column]) if m.examples else []
+        examples = read_examples(m)
+        labels = label_list(m, examples)
         corpus = read_rows(m.data_file(m.retrieval.corpus, "retrieval.corpus"), [m.retrieval.id_column]) if m.retrieval else []
     except AgentError as exc:
         return {**row, "error": str(exc)}
-    labels = set(m.labels) | {r[m.label_column] for r in examples}
-    row.update({"labels": len(labels), "examples": len(examples), "corpus": len(corpus),
+    row.update({"labels": len(labels), "examples": len(examples) if m.examples else 0, "corpus": len(corpus),
                 "label_names": sorted(labels), "model": model_state(m, settings)})
     return row
 

@@ -88,10 +88,15 @@ class _Reader:
             raise self.fail(key, expected or getattr(kind, "__name__", str(kind)), value)
         return value
 
-    def sub(self, key: str) -> "_Reader | None":
-        """A nested table, or None when absent."""
+    def sub(self, key: str, allowed: set[str]) -> "_Reader | None":
+        """A nested table, or None when absent; keys outside `allowed` are refused (likely typos)."""
         value = self.get(key, dict, None, "a table")
-        return None if value is None else _Reader(self.path, value, f"{self.prefix}{key}.")
+        if value is None:
+            return None
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise PluginError(f"{self.path}: unknown key(s) {unknown} in [{self.prefix}{key}]; expected only {sorted(allowed)}")
+        return _Reader(self.path, value, f"{self.prefix}{key}.")
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -127,7 +132,7 @@ def _build(path: Path, raw: dict[str, Any]) -> Manifest:
     _data(r, m)
     m.retrieval = _retrieval(r)
     m.thresholds = _thresholds(r)
-    if fb := r.sub("fallback"):
+    if fb := r.sub("fallback", {"message", "handoff"}):
         m.fallback_message = fb.get("message", str, m.fallback_message)
         m.handoff = fb.get("handoff", str, m.handoff)
     return m
@@ -148,7 +153,7 @@ def _labels(r: _Reader) -> dict[str, str]:
 
 def _data(r: _Reader, m: Manifest) -> None:
     """The [data] table: labelled examples."""
-    if d := r.sub("data"):
+    if d := r.sub("data", {"examples", "text_column", "label_column"}):
         m.examples = d.get("examples", str, None)
         m.text_column = d.get("text_column", str, "text")
         m.label_column = d.get("label_column", str, "label")
@@ -156,7 +161,7 @@ def _data(r: _Reader, m: Manifest) -> None:
 
 def _retrieval(r: _Reader) -> Retrieval | None:
     """The [retrieval] table: the answer corpus."""
-    if not (t := r.sub("retrieval")):
+    if not (t := r.sub("retrieval", {"corpus", "id_column", "text_columns", "answer_column", "label_column", "top_k"})):
         return None
     cols = t.get("text_columns", list, ["question"])
     if not cols or not all(isinstance(c, str) for c in cols):
@@ -177,7 +182,7 @@ def _retrieval(r: _Reader) -> Retrieval | None:
 def _thresholds(r: _Reader) -> Thresholds:
     """The [thresholds] table, each a number in [0, 1]."""
     th = Thresholds()
-    if t := r.sub("thresholds"):
+    if t := r.sub("thresholds", {"min_confidence", "min_margin", "min_similarity"}):
         for key in ("min_confidence", "min_margin", "min_similarity"):
             value = t.get(key, float, getattr(th, key), "a number from 0 to 1")
             if not 0.0 <= value <= 1.0:

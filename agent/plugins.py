@@ -16,6 +16,7 @@ class Skipped:
 
     path: Path
     reason: str
+    name: str | None = None
 
 
 def candidate_folders(settings: Settings) -> list[Path]:

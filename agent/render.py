@@ -15,11 +15,13 @@ def reply_lines(reply: "Reply", sources: bool = True) -> list[str]:
     from rich.markup import escape
 
     lines = [escape(reply.text)]
+    if reply.turn_id is None:  # not a model turn (e.g. "/use NAME")
+        return lines
     meta = [reply.plugin or "-"]
-    if reply.label:
-        meta.append(f"{reply.label} {reply.confidence:.2f}")
     if reply.fallback_reason:
-        meta.append(f"[yellow]fallback: {escape(reply.fallback_reason)}[/]")
+        meta.append(f"[yellow]fallback: {escape(reply.fallback_reason)}[/] (best guess {reply.label} {reply.confidence:.2f})")
+    elif reply.label:
+        meta.append(f"{reply.label} {reply.confidence:.2f}")
     if reply.turn_id is not None:
         meta.append(f"turn {reply.turn_id}")
     meta.append(f"{reply.timings_ms.get('total', 0):.0f} ms")

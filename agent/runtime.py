@@ -43,6 +43,32 @@ class Decision:
     fallback_reason: str | None
 
 
+def read_examples(m: Manifest) -> list[tuple[str, str]]:
+    """(text, label) pairs from the examples file, or label descriptions when there is none."""
+    if not m.examples:
+        described = [(desc, label) for label, desc in m.labels.items() if desc.strip()]
+        if not described:
+            raise PluginError(f"{m.path}: no [data] examples file and no label descriptions; add one or the other")
+        return described
+    path = m.data_file(m.examples, "data.examples")
+    hint = f"rename the columns, or set data.text_column / data.label_column in {m.path}"
+    rows = read_rows(path, [m.text_column, m.label_column], hint)
+    for line, row in enumerate(rows, start=2):
+        if m.labels and row[m.label_column] not in m.labels:
+            raise DataError(f"{path}:{line}: label '{row[m.label_column]}' is not declared in [labels] of {m.path}; "
+                            "add it there or fix the row")
+    return [(r[m.text_column], r[m.label_column]) for r in rows]
+
+
+def label_list(m: Manifest, examples: list[tuple[str, str]]) -> list[str]:
+    """Declared labels, then any others found in the data, in a stable order; at least two."""
+    labels = list({**dict.fromkeys(m.labels), **dict.fromkeys(sorted({label for _, label in examples}))})
+    if len(labels) < 2:
+        raise PluginError(f"{m.path}: a plugin needs at least 2 labels to choose between, found {labels}; "
+                          "add examples of another label")
+    return labels
+
+
 class PluginRuntime:
     """Everything a plugin needs at answer time, built once and reused for every turn."""
 
@@ -50,8 +76,8 @@ class PluginRuntime:
                  notify: Callable[[str], None] | None = None) -> None:
         self.manifest, self.encoder, self.notify = manifest, encoder, notify
         self.index_dir = Path(index_root) / manifest.name
-        self.examples = self._read_examples()
-        self.labels = self._label_list()
+        self.examples = read_examples(manifest)
+        self.labels = label_list(manifest, self.examples)
         self.corpus = self._read_corpus()
         self.examples_index = self._ensure_examples_index()
         self.corpus_index = self._ensure_corpus_index() if self.corpus else None
@@ -64,34 +90,6 @@ class PluginRuntime:
         return self.manifest.name
 
     # ---- data -------------------------------------------------------------------------------
-    def _read_examples(self) -> list[tuple[str, str]]:
-        """(text, label) pairs from the examples file, or label descriptions when there is none."""
-        m = self.manifest
-        if m.examples:
-            path = m.data_file(m.examples, "data.examples")
-            hint = f"rename the columns, or set data.text_column / data.label_column in {m.path}"
-            rows = read_rows(path, [m.text_column, m.label_column], hint)
-            self._check_labels(path, [r[m.label_column] for r in rows])
-            return [(r[m.text_column], r[m.label_column]) for r in rows]
-        described = [(desc, label) for label, desc in m.labels.items() if desc.strip()]
-        if not described:
-            raise PluginError(f"{m.path}: no [data] examples file and no label descriptions; add one or the other")
-        return described
-
-    def _check_labels(self, path: Path, labels: list[str]) -> None:
-        """Data labels must be declared when the manifest declares labels."""
-        declared = self.manifest.labels
-        for line, label in enumerate(labels, start=2):
-            if declared and label not in declared:
-                raise DataError(f"{path}:{line}: label '{label}' is not declared in [labels] of {self.manifest.path}; "
-                                "add it there or fix the row")
-
-    def _label_list(self) -> list[str]:
-        """Declared labels, then any others found in the data, in a stable order."""
-        seen = dict.fromkeys(self.manifest.labels)
-        seen.update(dict.fromkeys(sorted({label for _, label in self.examples})))
-        return list(seen)
-
     def _read_corpus(self) -> list[dict[str, str]]:
         """The retrieval corpus rows, or [] when the plugin has none."""
         r = self.manifest.retrieval
@@ -134,13 +132,13 @@ class PluginRuntime:
         ids = [row[r.id_column] for row in self.corpus]
         labels = [row.get(r.label_column or "") or None for row in self.corpus]
         expect = self._expect(self.manifest.data_file(r.corpus, "retrieval.corpus"), extra="|".join(r.text_columns))
-        build = lambda: (self._encode(texts, "corpus"), {"ids": ids, "labels": labels})
+        build = lambda: (self._encode(texts, "corpus entries"), {"ids": ids, "labels": labels})
         return ensure_index(self.index_dir, "corpus", expect, build, self.notify)
 
     def _encode(self, texts: list[str], what: str) -> "np.ndarray":
         """Batch-encode with a progress note."""
         if self.notify:
-            self.notify(f"encoding {len(texts)} {what} for {self.name}")
+            self.notify(f"encoding {len(texts)} {what} of {self.name}")
         return self.encoder.encode(texts)
 
     def _load_classifier(self) -> tuple[TextClassifier, str]:

@@ -58,6 +58,9 @@ def plugin_from_examples(dest: Path, examples: Path, text_column: str = "text", 
     if not rows:
         raise PluginError(f"{examples}: no rows; a plugin needs labelled examples")
     labels = sorted({r[label_column] for r in rows})
+    if len(labels) < 2:
+        raise PluginError(f"{examples}: column '{label_column}' has only the label(s) {labels}; "
+                          "a plugin needs examples of at least 2 labels")
     dest.mkdir(parents=True, exist_ok=True)
     _write_csv(dest / "examples.csv", ["text", "label"], [[r[text_column], r[label_column]] for r in rows])
     retrieval = ""

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 from agent.errors import StoreError
 
+BUSY_MS = 5000  # how long a writer waits for another one before giving up
 MIGRATIONS: list[tuple[str, Callable[[Any], None]]] = []
 
 
@@ -62,9 +63,9 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         try:
-            conn = sqlite3.connect(str(self.path), timeout=10.0, check_same_thread=False)
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_MS / 1000, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
-            self.db.execute("PRAGMA busy_timeout = 10000")
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA foreign_keys = ON")
@@ -83,7 +84,7 @@ class Store:
                     fn(self.db)
                     self.db["_migrations"].insert({"name": name, "applied_at": now()}, pk="name")
 
-    def _write(self, fn: Callable[[sqlite3.Connection], Any], attempts: int = 5) -> Any:
+    def _write(self, fn: Callable[[sqlite3.Connection], Any], attempts: int = 2) -> Any:
         """Run fn in one transaction, retrying while another process holds the lock."""
         for attempt in range(attempts):
             try:
@@ -154,7 +155,7 @@ class Store:
         sql = "SELECT * FROM turns" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return list(self._query(sql, args))
+        return [{**r, "timings": json.loads(r["timings"] or "{}")} for r in self._query(sql, args)]
 
     def export(self) -> Iterator[dict[str, Any]]:
         """Every turn in conversation order, with predictions, hits and feedback (for JSONL export)."""
@@ -190,7 +191,8 @@ def _explain(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
     """Turn a sqlite error into a message that says what to do."""
     msg = str(exc)
     if "locked" in msg or "busy" in msg:
-        return StoreError(f"{path} is locked by another process (waited 10 s); try again, or close the other agent")
+        return StoreError(f"{path} is locked by another process (waited {BUSY_MS // 1000} s, twice); "
+                          "try again, or close the other program that holds it")
     if "not a database" in msg or "malformed" in msg or "corrupt" in msg:
         return StoreError(f"{path} is damaged ({msg}); move it aside (mv {path} {path}.bad) and run again to start a new log")
     return StoreError(f"{path}: database error: {msg}")

@@ -46,12 +46,12 @@ def test_ask_errors_are_messages_not_tracebacks(run) -> None:
 
 
 def test_plain_chat_transcript_feedback_and_use(run, tmp_path: Path) -> None:
-    script = "I lost my card\n/label refund\n\n/good\n/use shop\nare you open on sunday?\n/quit\nnever read\n"
+    script = "I lost my card\n/label refund\n\n/foo\n/good\n/use shop\nare you open on sunday?\n/quit\nnever read\n"
     result = run("chat", "--plain", input=script)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("agent> ") and "shop · card_lost" in lines[1]
-    assert "error: the message is empty" in result.stdout
+    assert "unknown command /foo" in result.stdout and "error" not in result.stdout
     assert "feedback stored for turn 1" in result.stdout and "Now using shop." in result.stdout
     assert "never read" not in result.stdout
     store = Store(tmp_path / "home" / "agent.db")
@@ -63,6 +63,7 @@ def test_feedback_logs_and_export(run, tmp_path: Path) -> None:
     run("ask", "I want my money back", "--plugin", "shop")
     assert "stored feedback 1 for turn 1" in run("feedback", "1", "--bad").output
     assert run("feedback", "1").exit_code == 2
+    assert run("feedback", "1", "--good", "--bad").exit_code == 2
     listed = run("logs", "-q", "money", "--json")
     assert [json.loads(line)["id"] for line in listed.output.splitlines()] == [1]
     out = tmp_path / "export.jsonl"
@@ -101,4 +102,20 @@ def test_new_plugin_then_eval_with_oos(run, tmp_path: Path) -> None:
     report = json.loads(report_path.read_text())
     assert report["n"] == 4 and report["accuracy"] == 1.0 and report["oos_recall"] == 1.0
     assert report["in_scope_accuracy"] == 1.0 and set(report["per_label"]) == {"card_lost", "opening_hours", "refund", "oos"}
-    assert "accuracy" in result.output and "macro_f1" in result.output
+    assert "accuracy" in result.output and "macro_f1" in result.output and f"wrote {report_path}" in result.output
+
+
+def test_a_plugin_that_cannot_load_does_not_break_the_others(run, plugin_root: Path) -> None:
+    write_csv(plugin_root / "solo" / "examples.csv", ["text", "label"], [("hello", "greet"), ("hi there", "greet")])
+    (plugin_root / "solo" / "plugin.toml").write_text('name = "solo"\ndescription = "d"\n[data]\nexamples = "examples.csv"\n')
+    assert run("ask", "I lost my card", "--plugin", "shop").exit_code == 0
+    forced = run("ask", "hello", "--plugin", "solo")
+    assert forced.exit_code == 1 and "plugin 'solo' is not available" in forced.output and "at least 2 labels" in forced.output
+    listed = json.loads(run("plugins", "--json").output)
+    assert any(s["folder"].endswith("solo") and "at least 2 labels" in s["reason"] for s in listed["skipped"])
+
+
+def test_file_system_errors_are_messages(run, tmp_path: Path) -> None:
+    run("ask", "I lost my card", "--plugin", "shop")
+    result = run("logs", "export", str(tmp_path / "missing" / "x.jsonl"))
+    assert result.exit_code == 1 and "No such file or directory" in result.output and "Traceback" not in result.output

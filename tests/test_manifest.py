@@ -48,6 +48,7 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     ('name = "x"\ndescription = "d"\ncolour = "red"', r"unknown key\(s\) \['colour'\]"),
     ('name = "x"\ndescription = "d"\n[retrieval]\ntop_k = 3', "missing required key 'retrieval.corpus'"),
     ('name = "x y"\ndescription = "d"', "key 'name' must be letters"),
+    ('name = "x"\ndescription = "d"\n[thresholds]\nmin_simlarity = 0.9', r"unknown key\(s\) \['min_simlarity'\] in \[thresholds\]"),
 ])
 def test_bad_keys_are_named(tmp_path: Path, text: str, pattern: str) -> None:
     with pytest.raises(PluginError, match=pattern):
