@@ -63,12 +63,12 @@ def turns_table(rows: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(title="turns (newest first)")
-    for col in ("turn", "when", "conversation", "plugin", "label", "conf", "text", "fallback"):
-        table.add_column(col, overflow="fold")
+    for col in ("turn", "when (UTC)", "plugin", "label", "conf", "text", "fallback"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("turn", "conf"))
     for r in rows:
         conf = "" if r["confidence"] is None else f"{r['confidence']:.2f}"
-        table.add_row(str(r["id"]), r["created_at"][:19], r["conversation_id"], r["plugin"] or "", r["label"] or "",
-                      conf, r["text"], r["fallback_reason"] or "")
+        when = r["created_at"][5:16].replace("T", " ")
+        table.add_row(str(r["id"]), when, r["plugin"] or "", r["label"] or "", conf, r["text"], r["fallback_reason"] or "")
     return table
 
 
