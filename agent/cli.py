@@ -107,7 +107,7 @@ def chat(ctx: click.Context, plain: bool, plugin: str | None, conversation: str 
         try:
             last = _chat_turn(agent, out, line, text, conv, plugin, last)
         except AgentError as exc:
-            out.print(f"[red]error:[/] {exc}", highlight=False)
+            out.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
 
 
 def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: str | None, last: int | None) -> int | None:
@@ -118,9 +118,9 @@ def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: s
     if word == "/help":
         out.print(CHAT_HELP)
     elif word.startswith("/") and word not in ("/good", "/bad", "/label", "/use"):
-        out.print(f"[yellow]unknown command {word}[/]; {CHAT_HELP}", highlight=False)
+        out.print(f"[yellow]unknown command {escape(word)}[/]; {CHAT_HELP}", highlight=False)
     elif word in ("/good", "/bad") and arg:
-        out.print(f"[yellow]{word} takes no argument[/]", highlight=False)
+        out.print(f"[yellow]{escape(word)} takes no argument[/]", highlight=False)
     elif word in ("/good", "/bad", "/label"):
         if last is None:
             out.print("[yellow]no turn to rate yet[/]")
@@ -139,7 +139,7 @@ def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: s
 
 
 @cli.command()
-@click.argument("turn_id", type=int)
+@click.argument("turn_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--label", help="The right label for this turn.")
 @click.option("--good", is_flag=True, help="The reply was right.")
 @click.option("--bad", is_flag=True, help="The reply was wrong.")
@@ -152,6 +152,13 @@ def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, ba
     rating = "good" if good else "bad" if bad else None
     fid = make_agent(ctx).feedback(turn_id, label=label, rating=rating, note=note)
     click.echo(f"stored feedback {fid} for turn {turn_id}")
+
+
+def escape(text: str) -> str:
+    """Data shown inside rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def main() -> None:

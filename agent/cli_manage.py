@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from agent.cli import cli, console, make_agent, note
+from agent.cli import cli, console, escape, make_agent, note
 from agent.errors import AgentError
 
 
@@ -33,9 +33,10 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     out = console()
     out.print(plugins_table(ok))
     for r in ok:
-        out.print(f"[bold]{r['name']}[/] in {short_path(r['folder'])}\n  labels: {', '.join(r['label_names'])}", highlight=False)
+        out.print(f"[bold]{escape(r['name'])}[/] in {escape(short_path(r['folder']))}\n"
+                  f"  labels: {escape(', '.join(r['label_names']))}", highlight=False)
     for folder, reason in skipped:
-        out.print(f"[red]skipped[/] {folder}: {reason}", highlight=False)
+        out.print(f"[red]skipped[/] {escape(folder)}: {escape(reason)}", highlight=False)
 
 
 @cli.group()

@@ -141,7 +141,7 @@ class Agent:
         if use is not None:
             self._forced[conversation_id] = self._responder(use)
         stored, count = guard.redact(cleaned)
-        forced = self._responder(plugin) if plugin else self._forced.get(conversation_id)
+        forced = self._forced.get(conversation_id) or (self._responder(plugin) if plugin else None)
         return Turn(cleaned, stored, count, conversation_id, forced)
 
     def _responder(self, name: str) -> str:

@@ -61,6 +61,9 @@ def _iter_csv(path: Path, required: list[str], hint: str) -> Iterator[dict[str, 
         fix = hint or "rename the columns in the file"
         raise DataError(f"expected columns {required} in {path}, found {found}; {fix}")
     for row in reader:
+        if None in row:
+            raise DataError(f"{path}:{reader.line_num}: more fields than the header {found}; "
+                            "quote values that contain commas")
         row = {(k or "").strip(): v for k, v in row.items()}
         yield _check(path, reader.line_num, row, required)
 

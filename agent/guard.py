@@ -9,9 +9,9 @@ from agent.errors import InputError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
-_ACCOUNT = re.compile(r"\b\d{8,19}\b|\b(?:\d[ -]?){12,18}\d\b")
+_CARD = re.compile(r"\b(?:\d[ .-]?){12,18}\d\b")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", re.IGNORECASE)
+_ACCOUNT = re.compile(r"\b\d{8,19}\b|\b(?:\d[ .-]?){12,18}\d\b")
 _PHONE = re.compile(r"(?<![\w])(?:\+\d{1,3}[ .-]?)?(?:\(?\d{2,5}\)?[ .-]?){2,4}\d{3,4}(?![\w])")
 
 
@@ -19,7 +19,10 @@ def decode(data: bytes | str) -> str:
     """Bytes to text: invalid UTF-8 becomes U+FFFD rather than an exception."""
     if isinstance(data, bytes):
         return data.decode("utf-8", errors="replace")
-    return data.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+    try:
+        return data.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+    except UnicodeEncodeError:  # lone surrogates that are not escaped bytes
+        return data.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def clean(text: bytes | str, max_chars: int) -> str:

@@ -17,11 +17,11 @@ def reply_lines(reply: "Reply", sources: bool = True) -> list[str]:
     lines = [escape(reply.text)]
     if reply.turn_id is None:  # not a model turn (e.g. "/use NAME")
         return lines
-    meta = [reply.plugin or "-"]
+    meta = [escape(reply.plugin or "-")]
     if reply.fallback_reason:
-        meta.append(f"[yellow]fallback: {escape(reply.fallback_reason)}[/] (best guess {reply.label} {reply.confidence:.2f})")
+        meta.append(f"[yellow]fallback: {escape(reply.fallback_reason)}[/] (best guess {escape(reply.label or '')} {reply.confidence:.2f})")
     elif reply.label:
-        meta.append(f"{reply.label} {reply.confidence:.2f}")
+        meta.append(f"{escape(reply.label)} {reply.confidence:.2f}")
     if reply.turn_id is not None:
         meta.append(f"turn {reply.turn_id}")
     meta.append(f"{reply.timings_ms.get('total', 0):.0f} ms")
@@ -30,6 +30,13 @@ def reply_lines(reply: "Reply", sources: bool = True) -> list[str]:
         for h in reply.hits:
             lines.append(f"[dim]  {h['score']:.2f} {escape(h['id'])}: {escape(h['text'])}[/]")
     return lines
+
+
+def cells(*values: Any) -> list[Any]:
+    """Table cells as plain text: data is never read as rich markup."""
+    from rich.text import Text
+
+    return [Text(str(v)) for v in values]
 
 
 def print_reply(console: "Console", reply: "Reply", sources: bool = True) -> None:
@@ -46,7 +53,7 @@ def plugins_table(rows: list[dict[str, Any]]) -> Any:
     for col in ("name", "role", "labels", "examples", "corpus", "model"):
         table.add_column(col, overflow="fold", no_wrap=col != "model")
     for r in rows:
-        table.add_row(r["name"], r["role"], str(r["labels"]), str(r["examples"]), str(r["corpus"]), r["model"])
+        table.add_row(*cells(r["name"], r["role"], r["labels"], r["examples"], r["corpus"], r["model"]))
     return table
 
 
@@ -68,7 +75,7 @@ def turns_table(rows: list[dict[str, Any]]) -> Any:
     for r in rows:
         conf = "" if r["confidence"] is None else f"{r['confidence']:.2f}"
         when = r["created_at"][5:16].replace("T", " ")
-        table.add_row(str(r["id"]), when, r["plugin"] or "", r["label"] or "", conf, r["text"], r["fallback_reason"] or "")
+        table.add_row(*cells(r["id"], when, r["plugin"] or "", r["label"] or "", conf, r["text"], r["fallback_reason"] or ""))
     return table
 
 
@@ -82,16 +89,16 @@ def eval_tables(report: dict[str, Any], worst: int = 15) -> list[Any]:
     for key in ("n", "accuracy", "macro_f1", "oos_recall", "oos_precision", "in_scope_accuracy", "fallback_rate",
                 "seconds", "rows_per_second", "model"):
         if key in report:
-            summary.add_row(key, str(report[key]))
+            summary.add_row(*cells(key, report[key]))
     labels = Table(title=f"per label (weakest {worst} by F1)")
     for col in ("label", "precision", "recall", "f1", "support"):
         labels.add_column(col, justify="left" if col == "label" else "right")
     ranked = sorted(report["per_label"].items(), key=lambda kv: kv[1]["f1"])[:worst]
     for label, s in ranked:
-        labels.add_row(label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"]))
+        labels.add_row(*cells(label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", s["support"]))
     confused = Table(title="most confused (gold -> predicted)")
     for col in ("gold", "predicted", "count"):
         confused.add_column(col)
     for c in report["confused"]:
-        confused.add_row(c["gold"], c["predicted"], str(c["count"]))
+        confused.add_row(*cells(c["gold"], c["predicted"], c["count"]))
     return [summary, labels, confused]

@@ -44,7 +44,7 @@ def route(vector: "np.ndarray", runtimes: dict[str, "PluginRuntime"], forced: st
 
 def parse_use(text: str) -> tuple[str | None, str]:
     """Split a leading '/use NAME' off a message: ('NAME', rest) or (None, text)."""
-    if not text.startswith("/use"):
+    if text != "/use" and not text.startswith("/use "):
         return None, text
     parts = text.split(maxsplit=2)
     if len(parts) < 2 or parts[0] != "/use":

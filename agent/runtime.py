@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -131,7 +132,8 @@ class PluginRuntime:
         texts = [" ".join(row[c] for c in r.text_columns) for row in self.corpus]
         ids = [row[r.id_column] for row in self.corpus]
         labels = [row.get(r.label_column or "") or None for row in self.corpus]
-        expect = self._expect(self.manifest.data_file(r.corpus, "retrieval.corpus"), extra="|".join(r.text_columns))
+        columns = json.dumps([r.id_column, r.text_columns, r.answer_column, r.label_column])
+        expect = self._expect(self.manifest.data_file(r.corpus, "retrieval.corpus"), extra=columns)
         build = lambda: (self._encode(texts, "corpus entries"), {"ids": ids, "labels": labels})
         return ensure_index(self.index_dir, "corpus", expect, build, self.notify)
 
@@ -169,6 +171,9 @@ class PluginRuntime:
             return None
         version = pointer.read_text().strip()
         model = TextClassifier.load(self.manifest.folder / "model" / version)
+        if model.config.get("base_model") != self.encoder.fingerprint:
+            raise ModelError(f"{pointer}: {version} was trained on encoder {model.config.get('base_model')!r}, "
+                             f"not {self.encoder.fingerprint!r}; retrain it or roll back")
         if model.mode != "head":
             raise ModelError(f"{pointer}: model mode '{model.mode}' needs the fine-tuning runtime")
         return model, f"fine-tuned {version}"

@@ -119,3 +119,19 @@ def test_file_system_errors_are_messages(run, tmp_path: Path) -> None:
     run("ask", "I lost my card", "--plugin", "shop")
     result = run("logs", "export", str(tmp_path / "missing" / "x.jsonl"))
     assert result.exit_code == 1 and "No such file or directory" in result.output and "Traceback" not in result.output
+
+
+def test_markup_like_text_is_shown_verbatim(run) -> None:
+    asked = run("ask", "why was my card [/] [bold]lost", "--plugin", "shop")
+    assert asked.exit_code == 0, asked.output
+    logs = run("logs")
+    assert logs.exit_code == 0 and "[/]" in logs.output
+    chat = run("chat", "--plain", input="/use [/]x\n/[red]\n")
+    assert chat.exit_code == 0 and "unknown command /[red]" in chat.stdout and "Traceback" not in chat.output
+
+
+def test_csv_row_with_extra_fields_is_named(run, tmp_path: Path) -> None:
+    src = tmp_path / "ex.csv"
+    src.write_text("text,label\nhello there,greet\nhello, world,greet\n")
+    result = run("new-plugin", str(tmp_path / "x"), "--examples", str(src))
+    assert result.exit_code == 1 and "ex.csv:3: more fields than the header" in result.output
