@@ -32,6 +32,7 @@ def test_data_meets_the_plugin_contract() -> None:
 
 @pytest.mark.parametrize("question, label", [
     ("I lost my card, can you block it?", "card_lost_or_stolen"),
+    ("how do I block my card?", "card_lost_or_stolen"),
     ("my new card still hasn't come in the post", "card_not_arrived"),
     ("how do I change my PIN?", "card_pin_change"),
     ("I don't recognise a payment on my statement", "unrecognised_transaction"),
