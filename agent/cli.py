@@ -1,4 +1,5 @@
-"""The `agent` command: ask, chat, feedback here; plugin, index, log and eval commands in cli_manage."""
+"""The `agent` command: ask, chat, feedback here; plugin, index, log, eval commands in
+cli_manage; finetune in cli_finetune."""
 
 from __future__ import annotations
 
@@ -144,13 +145,15 @@ def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: s
 @click.option("--good", is_flag=True, help="The reply was right.")
 @click.option("--bad", is_flag=True, help="The reply was wrong.")
 @click.option("--note", help="A free-text note.")
+@click.option("--new-label", is_flag=True, help="Accept a label the plugin does not have yet (learned by `agent finetune`).")
 @click.pass_context
-def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, bad: bool, note: str | None) -> None:
+def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, bad: bool, note: str | None,
+             new_label: bool) -> None:
     """Correct a logged turn's label, or rate its reply."""
     if (label is not None) + good + bad != 1:
         raise click.UsageError("give exactly one of --label LABEL, --good, --bad")
     rating = "good" if good else "bad" if bad else None
-    fid = make_agent(ctx).feedback(turn_id, label=label, rating=rating, note=note)
+    fid = make_agent(ctx).feedback(turn_id, label=label, rating=rating, note=note, new_label=new_label)
     click.echo(f"stored feedback {fid} for turn {turn_id}")
 
 
@@ -163,7 +166,7 @@ def escape(text: str) -> str:
 
 def main() -> None:
     """Console-script entry point."""
-    from agent import cli_manage  # noqa: F401  (registers the remaining commands)
+    from agent import cli_finetune, cli_manage  # noqa: F401  (register the remaining commands)
 
     cli(prog_name="agent")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -103,6 +104,18 @@ class Agent:
                     self.skipped.append(Skipped(m.folder, str(exc), m.name))
         return self._runtimes
 
+    def refresh(self) -> list[str]:
+        """Pick up models promoted or rolled back since the last turn (one stat per plugin); return their names."""
+        changed = []
+        for name, runtime in (self._runtimes or {}).items():
+            try:
+                if runtime.refresh():
+                    changed.append(name)
+            except (PluginError, ModelError) as exc:
+                if self.notify:
+                    self.notify(f"{name}: the new model could not be loaded ({exc}); still using {runtime.model_state}")
+        return changed
+
     def load_runtime(self, manifest: Manifest | Path) -> "PluginRuntime":
         """Build the runtime of one plugin (indexes and head built or loaded)."""
         from agent.runtime import PluginRuntime
@@ -115,6 +128,7 @@ class Agent:
     def reply(self, text: str | bytes, conversation_id: str | None = None, plugin: str | None = None) -> Reply:
         """Answer one message: guard, encode once, route, classify, retrieve, log."""
         runtimes, encoder = self.runtimes, self.encoder  # loaded once, outside the turn's timings
+        self.refresh()
         start = time.perf_counter()
         turn = self._begin(text, conversation_id, plugin)
         if not turn.text:  # a bare "/use NAME" only switches plugin
@@ -162,7 +176,7 @@ class Agent:
         """Classify with the shared embedding, then answer from the corpus or fall back."""
         assert turn.vector is not None
         t = time.perf_counter()
-        decision = runtime.decide(runtime.classify(turn.vector)[0], chosen.similarity)
+        decision = runtime.decide(runtime.classify(turn.vector, [turn.text])[0], chosen.similarity)
         turn.timings["classify"] = _ms(t)
         t = time.perf_counter()
         hits, best = runtime.retrieve(turn.vector[0], decision.label)
@@ -198,26 +212,48 @@ class Agent:
         return self.store.log_turn(record, preds, reply.hits)
 
     # ---- feedback ---------------------------------------------------------------------------
-    def feedback(self, turn_id: int, label: str | None = None, rating: str | None = None, note: str | None = None) -> int:
-        """Store a person's correction (`label`) or rating ('good' / 'bad') of a logged turn."""
+    def feedback(self, turn_id: int, label: str | None = None, rating: str | None = None, note: str | None = None,
+                 new_label: bool = False) -> int:
+        """Store a person's correction (`label`) or rating ('good' / 'bad') of a logged turn.
+
+        A label the plugin does not know yet is refused unless `new_label` is set; `agent finetune`
+        then learns it.
+        """
         turn = self.store.turn(turn_id)
         if turn is None:
             raise InputError(f"no turn {turn_id} in {self.settings.db_path}; list turns with: agent logs")
         if label is not None:
+            label = label.strip()
             known = self._labels_of(turn["plugin"])
-            if known and label not in known:
-                raise InputError(f"'{label}' is not a label of plugin {turn['plugin']}; choose one of: {', '.join(known)}")
+            if new_label and not _LABEL.fullmatch(label):
+                raise InputError(f"'{label}' cannot be a label: use letters, digits, '_', '-' or '.', up to 64 characters")
+            if known and label not in known and not new_label:
+                raise InputError(f"'{label}' is not a label of plugin {turn['plugin']}; choose one of: {', '.join(known)}"
+                                 " (or teach a new one with --new-label)")
             return self.store.add_feedback(turn_id, "label", label, note)
         if rating not in ("good", "bad"):
             raise InputError("give --label LABEL, --good or --bad")
         return self.store.add_feedback(turn_id, rating, None, note)
 
     def _labels_of(self, plugin: str | None) -> list[str]:
-        """Declared labels of a discovered plugin (no model needed)."""
+        """Declared labels of a discovered plugin and those its current model learned (no model load)."""
+        import json
+
+        from agent.versions import Versions
+
         for m in self.manifests:
             if m.name == plugin:
-                return list(m.labels)
+                versions = Versions(m.folder)
+                current = versions.current()
+                try:
+                    learned = json.loads((versions.path(current) / "config.json").read_text())["labels"] if current else []
+                except (OSError, ValueError, KeyError):
+                    learned = []
+                return list(dict.fromkeys([*m.labels, *learned]))
         return []
+
+
+_LABEL = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 def _ms(since: float) -> float:

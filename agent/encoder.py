@@ -46,7 +46,8 @@ class Encoder:
 
     dim = 384
 
-    def __init__(self, path: Path | None = None, device: str = "auto", max_length: int = 256) -> None:
+    def __init__(self, path: Path | None = None, device: str = "auto", max_length: int = 256,
+                 adapter: Path | None = None, model: object | None = None, tokenizer: object | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -58,10 +59,12 @@ class Encoder:
         self.device = pick_device(device)
         self.max_length = max_length
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
-            self.model = AutoModel.from_pretrained(str(self.path), local_files_only=True)
+            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+            self.model = model or AutoModel.from_pretrained(str(self.path), local_files_only=True)
         except OSError as exc:
             raise ModelError(f"cannot load the encoder from {self.path}: {exc}; reinstall {PACKAGE}") from exc
+        if adapter is not None:
+            self.model = _merge_adapter(self.model, Path(adapter))
         self.model.to(self.device).eval()
         self._torch = torch
 
@@ -103,6 +106,18 @@ class Encoder:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
         return pooled.float().cpu().numpy()
+
+
+def _merge_adapter(model: object, adapter: Path) -> object:
+    """Fold LoRA weights into the encoder so inference costs what the plain encoder costs."""
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ModelError(f"{adapter}: a LoRA model needs the peft package; pip install peft") from exc
+    try:
+        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{adapter}: cannot load the LoRA adapter ({exc}); fine-tune again or roll back") from exc
 
 
 def shared_encoder(device: str = "auto") -> Encoder:

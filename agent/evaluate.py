@@ -16,7 +16,7 @@ def predict(runtime: "PluginRuntime", texts: list[str],
             progress: Callable[[int, int], None] | None = None) -> list[tuple[str, float, str | None]]:
     """(label, confidence, fallback_reason) per text, batched, with the same decisions as Agent.reply."""
     vectors = runtime.encoder.encode(texts, progress=progress)
-    probs = runtime.classify(vectors)
+    probs = runtime.classify(vectors, texts)
     sims = runtime.similarity(vectors)
     out = []
     for p, s in zip(probs, sims):

@@ -12,6 +12,8 @@ from agent.data import file_hash, read_rows
 from agent.errors import DataError, ModelError, PluginError
 from agent.manifest import Manifest
 from agent.retrieval import VectorIndex, ensure_index
+from agent.tuned import TunedClassifier
+from agent.versions import Versions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -82,7 +84,11 @@ class PluginRuntime:
         self.corpus = self._read_corpus()
         self.examples_index = self._ensure_examples_index()
         self.corpus_index = self._ensure_corpus_index() if self.corpus else None
+        self.versions = Versions(manifest.folder)
+        self.learned: VectorIndex | None = None
+        self._stamp = self.versions.stamp()
         self.classifier, self.model_state = self._load_classifier()
+        self.labels += [lab for lab in self.classifier.labels if lab not in self.labels]
         self._rows_by_label = self._corpus_rows_by_label()
 
     @property
@@ -143,7 +149,7 @@ class PluginRuntime:
             self.notify(f"encoding {len(texts)} {what} of {self.name}")
         return self.encoder.encode(texts)
 
-    def _load_classifier(self) -> tuple[TextClassifier, str]:
+    def _load_classifier(self) -> tuple[TunedClassifier, str]:
         """A promoted fine-tuned model if there is one, else the cached frozen-encoder head (fitted if stale)."""
         promoted = self._promoted_model()
         if promoted is not None:
@@ -154,7 +160,7 @@ class PluginRuntime:
             head = TextClassifier.load(cache)
             if (head.config.get("data_hash"), head.config.get("base_model"), head.labels) == (
                     expect_hash, self.encoder.fingerprint, self.labels):
-                return head, "head (cached)"
+                return TunedClassifier(head), "head (cached)"
         except ModelError:
             pass
         if self.notify:
@@ -162,21 +168,42 @@ class PluginRuntime:
         head = TextClassifier.fit(self.examples_index.vectors(), self.examples_index.labels, self.labels,
                                   base_model=self.encoder.fingerprint, data_hash=expect_hash)
         head.save(cache)
-        return head, "head (fitted now)"
+        return TunedClassifier(head), "head (fitted now)"
 
-    def _promoted_model(self) -> tuple[TextClassifier, str] | None:
-        """The version named by plugins/NAME/model/current, when present."""
-        pointer = self.manifest.folder / "model" / "current"
-        if not pointer.is_file():
+    def _promoted_model(self) -> tuple[TunedClassifier, str] | None:
+        """The version named by plugins/NAME/model/current, when present, with the turns it learned."""
+        version = self.versions.current()
+        if version is None:
             return None
-        version = pointer.read_text().strip()
-        model = TextClassifier.load(self.manifest.folder / "model" / version)
+        folder = self.versions.path(version)
+        model = TunedClassifier.load(folder, device=self.encoder.device)
         if model.config.get("base_model") != self.encoder.fingerprint:
-            raise ModelError(f"{pointer}: {version} was trained on encoder {model.config.get('base_model')!r}, "
+            raise ModelError(f"{self.versions.pointer}: {version} was trained on encoder {model.config.get('base_model')!r}, "
                              f"not {self.encoder.fingerprint!r}; retrain it or roll back")
-        if model.mode != "head":
-            raise ModelError(f"{pointer}: model mode '{model.mode}' needs the fine-tuning runtime")
-        return model, f"fine-tuned {version}"
+        self.learned = self._learned_index(folder)
+        return model, f"fine-tuned {version} ({model.mode})"
+
+    def _learned_index(self, folder: Path) -> VectorIndex | None:
+        """Turns a version learned from the log: they widen what the plugin treats as in scope."""
+        path = folder / "learned.jsonl"
+        if not path.is_file() or not path.stat().st_size:
+            return None
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        vectors = self.encoder.encode([r["text"] for r in rows])
+        return VectorIndex.build(vectors, {"ids": [r["source"] for r in rows], "labels": [r["label"] for r in rows]})
+
+    def refresh(self) -> bool:
+        """Load a newly promoted (or rolled back) model if `current` changed; True when it did."""
+        stamp = self.versions.stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        self.learned = None
+        self.classifier, self.model_state = self._load_classifier()
+        self.labels += [lab for lab in self.classifier.labels if lab not in self.labels]
+        if self.notify:
+            self.notify(f"{self.name}: now using {self.model_state}")
+        return True
 
     def _corpus_rows_by_label(self) -> dict[str, "np.ndarray"]:
         """Corpus row numbers per label, for answering from the predicted intent's entries."""
@@ -193,12 +220,17 @@ class PluginRuntime:
     # ---- answering --------------------------------------------------------------------------
     def similarity(self, vectors: "np.ndarray") -> "np.ndarray":
         """Cosine similarity of each query to its nearest example."""
+        import numpy as np
+
         scores, _ = self.examples_index.search(vectors, 1)
+        if self.learned is not None:
+            learned, _ = self.learned.search(vectors, 1)
+            return np.maximum(scores[:, 0], learned[:, 0])
         return scores[:, 0]
 
-    def classify(self, vectors: "np.ndarray") -> "np.ndarray":
-        """Label probabilities, columns in `self.labels` order."""
-        probs = self.classifier.predict_proba(vectors)
+    def classify(self, vectors: "np.ndarray", texts: list[str] | None = None) -> "np.ndarray":
+        """Label probabilities, columns in `self.labels` order (a tuned encoder reads the texts)."""
+        probs = self.classifier.predict_proba(texts or [], vectors)
         if self.classifier.labels != self.labels:
             probs = _align(probs, self.classifier.labels, self.labels)
         return probs

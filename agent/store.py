@@ -48,6 +48,19 @@ def m002_turns_fts(db: Any) -> None:
     db["turns"].enable_fts(["text", "reply"], create_triggers=True, tokenize="porter")
 
 
+@migration
+def m003_finetune_runs(db: Any) -> None:
+    """One row per `agent finetune` run: what was trained, how it scored, whether it was promoted."""
+    db["finetune_runs"].create(
+        {"id": int, "plugin": str, "version": str, "started_at": str, "finished_at": str, "status": str,
+         "mode": str, "device": str, "epochs": float, "seconds": float, "train_rows": int, "holdout_rows": int,
+         "accuracy": float, "current_accuracy": float, "macro_f1": float, "current_version": str,
+         "report": str},
+        pk="id",
+    )
+    db["finetune_runs"].create_index(["plugin"])
+
+
 def now() -> str:
     """UTC timestamp, ISO 8601."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -131,6 +144,36 @@ class Store:
 
         return self._write(write)
 
+    def labelled_turns(self, plugin: str) -> list[dict[str, Any]]:
+        """Turns of a plugin that have feedback, oldest first, each with its feedback list (oldest first)."""
+        turns = list(self._query(
+            "SELECT id, text, label, fallback_reason FROM turns WHERE plugin = ? AND id IN "
+            "(SELECT turn_id FROM feedback) ORDER BY id", [plugin]))
+        feedback: dict[int, list[dict[str, Any]]] = {}
+        for f in self._query("SELECT f.turn_id, f.kind, f.label FROM feedback f JOIN turns t ON t.id = f.turn_id "
+                             "WHERE t.plugin = ? ORDER BY f.id", [plugin]):
+            feedback.setdefault(f["turn_id"], []).append(f)
+        return [{**t, "feedback": feedback.get(t["id"], [])} for t in turns]
+
+    def log_finetune_run(self, run: dict[str, Any]) -> int:
+        """Record a fine-tune run; return its id."""
+        unknown = set(run) - set(FINETUNE_COLUMNS)
+        if unknown:
+            raise StoreError(f"unknown fine-tune run fields {sorted(unknown)}")
+        cols = [c for c in FINETUNE_COLUMNS if c in run]
+
+        def write(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(f"INSERT INTO finetune_runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                               [run[c] for c in cols])
+            return int(cur.lastrowid)
+
+        return self._write(write)
+
+    def finetune_runs(self, plugin: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Recent fine-tune runs, newest first."""
+        where, args = ("WHERE plugin = ?", [plugin]) if plugin else ("", [])
+        return list(self._query(f"SELECT * FROM finetune_runs {where} ORDER BY id DESC LIMIT {int(limit)}", args))
+
     def turn(self, turn_id: int) -> dict[str, Any] | None:
         """One turn with its predictions, hits and feedback, or None."""
         rows = list(self._query("SELECT * FROM turns WHERE id = ?", [turn_id]))
@@ -179,6 +222,9 @@ class Store:
 
 TURN_COLUMNS = ["text", "reply", "plugin", "label", "confidence", "route_confidence", "fallback_reason",
                 "latency_ms", "timings", "redactions"]
+
+FINETUNE_COLUMNS = ["plugin", "version", "started_at", "finished_at", "status", "mode", "device", "epochs", "seconds",
+                    "train_rows", "holdout_rows", "accuracy", "current_accuracy", "macro_f1", "current_version", "report"]
 
 
 def _fts_query(text: str) -> str:

@@ -1,0 +1,147 @@
+"""`agent finetune PLUGIN_DIR`: train, evaluate, promote; `--rollback`; `--versions`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agent.cli import cli, console, escape, note
+
+
+@cli.command()
+@click.argument("plugin_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--mode", type=click.Choice(["full", "lora", "head"]),
+              help="full: all weights; lora: adapters (peft); head: frozen encoder. Default: full on CUDA; "
+                   "on a CPU the best mode that fits --max-minutes.")
+@click.option("--device", "device_opt", type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where to train (default: the global --device; auto = CUDA when present).")
+@click.option("--epochs", type=click.FloatRange(0.05, 200), help="Passes over the training rows (default: by data size).")
+@click.option("--max-minutes", type=click.FloatRange(0.1), help="Time limit for training (default 30 on a CPU).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (batches, initialisation).")
+@click.option("--lr", type=click.FloatRange(1e-7, 1.0), help="Encoder learning rate (default 8e-5).")
+@click.option("--holdout", type=click.FloatRange(0.0, 0.5), default=0.1, show_default=True,
+              help="Share of the examples held out to compare versions on (chosen by text hash, stable).")
+@click.option("--tolerance", type=click.FloatRange(0.0, 1.0), default=0.01, show_default=True,
+              help="How much lower held-out accuracy may be and still promote.")
+@click.option("--force", is_flag=True, help="Promote even when the candidate is worse.")
+@click.option("--rollback", is_flag=True, help="Switch back to the previously promoted version and exit.")
+@click.option("--versions", "list_versions", is_flag=True, help="List the versions and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def finetune(ctx: click.Context, plugin_dir: Path, device_opt: str | None, rollback: bool, list_versions: bool,
+             as_json: bool, **kw: Any) -> None:
+    """Fine-tune a plugin's classifier from its data and the turns people labelled; promote it if not worse."""
+    from agent import finetune as ft
+    from agent.settings import Settings
+
+    if rollback or list_versions:
+        _versions_only(plugin_dir, rollback, as_json)
+        return
+    settings = Settings(home=ctx.obj["home"]) if ctx.obj["home"] else Settings()
+    opts = ft.Options(device=device_opt or ctx.obj["device"], **kw)
+    with _Bar(enabled=not as_json) as bar:
+        try:
+            result = ft.finetune(plugin_dir, settings, opts, progress=bar.update, notify=bar.note)
+        except KeyboardInterrupt:
+            raise click.ClickException("cancelled; nothing was promoted and the current model is unchanged") from None
+    if as_json:
+        click.echo(json.dumps(result.report, indent=2, default=str))
+        return
+    _print_result(result)
+
+
+def _versions_only(plugin_dir: Path, rollback: bool, as_json: bool) -> None:
+    """`--rollback` and `--versions`."""
+    from agent import finetune as ft
+    from agent.versions import Versions
+
+    if rollback:
+        before, after = ft.rollback(plugin_dir)
+        click.echo(f"rolled back from {before} to {after}; running chats switch on their next turn")
+        return
+    rows = version_rows(Versions(plugin_dir / "."))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("version", "status", "mode", "device", "accuracy", "current then", "when")
+    for r in rows:
+        table.add_row(*(escape(str(r.get(k) if r.get(k) is not None else "-")) for k in
+                        ("version", "status", "mode", "device", "accuracy", "current_accuracy", "finished_at")))
+    console().print(table)
+
+
+def version_rows(versions: Any) -> list[dict[str, Any]]:
+    """One row per finished version, read from its report."""
+    current, rows = versions.current(), []
+    for name in versions.finished():
+        try:
+            rep = json.loads((versions.path(name) / "report.json").read_text())
+        except (OSError, ValueError):
+            rows.append({"version": name, "status": "no report"})
+            continue
+        ev = rep["evaluation"]
+        rows.append({"version": name, "status": "current" if name == current else rep["status"],
+                     "mode": rep["run"]["mode"], "device": rep["run"]["device"],
+                     "accuracy": ev["candidate"]["accuracy"],
+                     "current_accuracy": ev["current"]["accuracy"] if ev["current"] else None,
+                     "finished_at": rep["finished_at"][:19]})
+    return rows
+
+
+def _print_result(result: Any) -> None:
+    """The outcome in a few lines."""
+    rep, out = result.report, console()
+    ev, data = rep["evaluation"], rep["data"]
+    color = "green" if result.status == "promoted" else "yellow"
+    out.print(f"[{color}]{escape(result.plugin)} {result.version}: {result.status}[/] — {escape(rep['decision'])}")
+    out.print(f"mode {rep['run']['mode']} on {rep['run']['device']}, {rep['run']['seconds']} s; "
+              f"{data['train_rows']} training rows ({data['log_rows']} from the log), {data['holdout_rows']} held out")
+    if data["new_labels"]:
+        out.print(f"new labels: {escape(', '.join(data['new_labels']))}")
+    if data["conflicts"]:
+        out.print(f"{len(data['conflicts'])} conflicting labels resolved (see the report)")
+    for d in ev["f1_drops"][:10]:
+        out.print(f"[yellow]F1 dropped[/] {escape(d['label'])}: {d['current_f1']:.3f} → {d['candidate_f1']:.3f}")
+    out.print(f"suggested min_confidence {ev['suggested_min_confidence']}; report: {escape(str(result.folder / 'report.md'))}")
+
+
+class _Bar:
+    """A rich progress bar fed by finetune()'s progress callback."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.progress, self.task, self.phase = enabled, None, None, None
+
+    def __enter__(self) -> "_Bar":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def note(self, message: str) -> None:
+        """A line above the bar."""
+        if self.progress is not None:
+            self.progress.console.print(f"[dim]… {escape(message)}[/]")
+        else:
+            note(message)
+
+    def update(self, p: Any) -> None:
+        """One progress report."""
+        if self.progress is None:
+            return
+        info = f"{p.mode} on {p.device}" + (f"  loss {p.loss:.3f}" if p.loss is not None else "")
+        if p.phase != self.phase:
+            self.phase = p.phase
+            self.task = self.progress.add_task(p.phase, total=p.total, info=info)
+        self.progress.update(self.task, completed=p.step, total=p.total, info=info)

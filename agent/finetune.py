@@ -1,0 +1,302 @@
+"""`finetune()`: data → plan → train → evaluate against the current model → write a version → promote.
+
+One function serves the CLI (rich progress bar) and any other front end (a UI worker): it takes
+`progress` and `cancel` callbacks and returns a FinetuneResult. The steps:
+  1. lock the plugin's model folder; remove partial versions left by killed runs
+  2. training rows = examples + person-labelled turns (trainset.py), held-out rows split stably
+  3. plan: device (auto = CUDA when present), mode (full on CUDA; on a CPU the best mode that fits
+     --max-minutes, measured), epochs
+  4. train into model/.partial-vN-PID/, evaluate candidate and current on the held-out rows
+  5. rename to model/vN/, write report.json + report.md there and a row in the database
+  6. promote (switch `current`) when the candidate is not worse than current − tolerance, or --force
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from agent import report as reports
+from agent import trainset
+from agent.errors import InputError, ModelError
+from agent.manifest import Manifest, load_manifest
+from agent.retrieval import atomic_write
+from agent.runtime import label_list, read_examples
+from agent.settings import Settings
+from agent.trainer import Cancelled, CancelFn, Plan, Progress, ProgressFn, fit_head, steps_for, time_step, train_encoder
+from agent.tuned import TunedClassifier
+from agent.versions import Versions
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from agent.encoder import Encoder
+    from agent.store import Store
+
+CPU_MINUTES = 30.0  # default time limit on a CPU; a GPU run has none unless asked
+TOLERANCE = 0.01
+LEARNED = "learned.jsonl"
+
+
+@dataclass
+class FinetuneResult:
+    """What a run did."""
+
+    plugin: str
+    version: str | None
+    status: str  # promoted, rejected, rolled back
+    plan: dict[str, Any]
+    report: dict[str, Any] = field(default_factory=dict)
+    folder: Path | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Options:
+    """The knobs of a run, as the CLI names them."""
+
+    mode: str | None = None
+    device: str = "auto"
+    epochs: float | None = None
+    max_minutes: float | None = None
+    seed: int = 0
+    force: bool = False
+    tolerance: float = TOLERANCE
+    holdout: float = 0.1
+    lr: float | None = None
+
+
+def finetune(plugin_dir: Path, settings: Settings | None = None, options: Options | None = None, *,
+             encoder: "Encoder | None" = None, store: "Store | None" = None, progress: ProgressFn | None = None,
+             cancel: CancelFn | None = None, notify: Callable[[str], None] | None = None) -> FinetuneResult:
+    """Fine-tune one plugin's classifier and promote it if it is not worse than the current one."""
+    started, stamp = time.perf_counter(), _now()
+    settings, opts = settings or Settings(), options or Options()
+    say = notify or (lambda _msg: None)
+    manifest = load_manifest(Path(plugin_dir))
+    versions = Versions(manifest.folder)
+    with versions.lock():
+        for name in versions.clean_partials():
+            say(f"removed {name}, left by a run that did not finish")
+        store = store or _store(settings)
+        data = _training_data(manifest, versions, store, opts.holdout)
+        encoder = encoder or _encoder(opts.device)
+        plan = choose_plan(data, opts, say)
+        version, partial = versions.start()
+        try:
+            _write_learned(partial, data)
+            tuned, stats, gold, cand, cur, cur_version = _train_and_score(data, plan, encoder, versions, progress, cancel, say)
+            tuned.head.config.update({"base_model": encoder.fingerprint, "plan": _plan_dict(plan), "run": stats})
+            tuned.save(partial)
+            evaluation = reports.compare(gold, cand, cur)
+            promote, decision = _gate(evaluation, opts)
+            status = "promoted" if promote else "rejected"
+            rep = _report(manifest, version, status, decision, plan, stats, data, evaluation, cur_version, stamp, started)
+            atomic_write(partial / "report.json", json.dumps(rep, indent=2).encode())
+            atomic_write(partial / "report.md", reports.markdown(rep).encode())
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)  # cancelled or failed: nothing half-written stays
+            raise
+        folder = versions.finish(version, partial)
+        if promote:
+            versions.promote(version)
+        for old in versions.prune():
+            say(f"removed old version {old}")
+        _record(store, rep, folder)
+    return FinetuneResult(manifest.name, version, status, _plan_dict(plan), rep, folder, round(time.perf_counter() - started, 1))
+
+
+def rollback(plugin_dir: Path) -> tuple[str | None, str]:
+    """Switch `current` back to the version promoted before it."""
+    manifest = load_manifest(Path(plugin_dir))
+    versions = Versions(manifest.folder)
+    with versions.lock():
+        return versions.rollback()
+
+
+# ---- data ---------------------------------------------------------------------------------------
+def _training_data(manifest: Manifest, versions: Versions, store: "Store", holdout: float) -> trainset.TrainSet:
+    """Examples + labelled turns, with labels learned by earlier versions kept."""
+    examples = read_examples(manifest)
+    labels = label_list(manifest, examples)
+    current = versions.current()
+    if current:
+        try:
+            labels += [lab for lab in json.loads((versions.path(current) / "config.json").read_text())["labels"]
+                       if lab not in labels]
+        except (OSError, ValueError, KeyError):
+            pass
+    logged = trainset.logged_rows(store, manifest.name)
+    data = trainset.build(examples, logged, labels, holdout)
+    trained = {r.label for r in data.train}
+    data.labels = [lab for lab in data.labels if lab in trained]
+    if len(data.labels) < 2:
+        raise InputError(f"{manifest.path}: fine-tuning needs examples of at least 2 labels; found {data.labels}")
+    return data
+
+
+def _write_learned(folder: Path, data: trainset.TrainSet) -> None:
+    """Turns people labelled, kept beside the version so the plugin also recognises them as in scope."""
+    seen, lines = set(), []
+    for r in data.train:
+        if r.source != "examples" and r.source not in seen:
+            seen.add(r.source)
+            lines.append(json.dumps({"text": r.text, "label": r.label, "source": r.source}))
+    atomic_write(folder / LEARNED, ("\n".join(lines) + "\n" if lines else "").encode())
+
+
+# ---- planning -----------------------------------------------------------------------------------
+def choose_plan(data: trainset.TrainSet, opts: Options, say: Callable[[str], None]) -> Plan:
+    """Device, mode and epochs for this run; on a CPU the mode is the best one that fits the time limit."""
+    from agent.encoder import pick_device
+
+    device = pick_device(opts.device)
+    limit = opts.max_minutes if opts.max_minutes is not None else (CPU_MINUTES if device == "cpu" else None)
+    plan = Plan(mode=opts.mode or "full", device=device, seed=opts.seed, epochs=opts.epochs or default_epochs(len(data.train)),
+                max_seconds=limit * 60 if limit else None)
+    if opts.lr:
+        plan.lr = opts.lr
+    if opts.mode or device != "cpu" or limit is None:
+        plan.notes.append(f"mode {plan.mode}: " + ("asked for" if opts.mode else "default on " + device))
+        return plan
+    for mode in ("full", "lora"):
+        plan.mode = mode
+        per_step = time_step([r.text for r in data.train], plan)
+        budget = 0.85 * plan.max_seconds - 0.02 * len(data.train) - 10  # room for encoding and evaluation
+        fits = budget / (per_step * math.ceil(len(data.train) / plan.batch_size))
+        if fits >= min(1.0, plan.epochs):
+            if fits < plan.epochs and not opts.epochs:
+                plan.epochs = round(fits, 2)
+            plan.notes.append(f"mode {mode}: {per_step:.2f} s a step here; {plan.epochs} epochs fit in {limit:g} min")
+            say(plan.notes[-1])
+            return plan
+    plan.mode = "head"
+    plan.notes.append(f"mode head: neither full nor LoRA training fits in {limit:g} min on this CPU")
+    say(plan.notes[-1])
+    return plan
+
+
+def default_epochs(n_rows: int) -> float:
+    """Enough passes for small sets to converge, few for large ones (about 600 steps, 3 to 20 epochs)."""
+    per_epoch = max(1, math.ceil(n_rows / Plan.batch_size))
+    return float(min(20, max(3, math.ceil(600 / per_epoch))))
+
+
+# ---- training and scoring -----------------------------------------------------------------------
+def _train_and_score(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", versions: Versions,
+                     progress: ProgressFn | None, cancel: CancelFn | None, say: Callable[[str], None]) -> tuple:
+    """Probe, train (unless mode head), and predict held-out rows with the candidate and the current model."""
+    texts, labels = [r.text for r in data.train], [r.label for r in data.train]
+    gold, held_texts = [r.label for r in data.holdout], [r.text for r in data.holdout]
+    vectors = _encode(encoder, texts, "train", progress, plan)
+    held = _encode(encoder, held_texts, "held-out", progress, plan)
+    if cancel and cancel():
+        raise Cancelled("fine-tuning was cancelled; nothing was promoted")
+    probe = fit_head(vectors, labels, data.labels, encoder.fingerprint)
+    stats: dict[str, Any] = {"device": plan.device, "seconds": 0.0}
+    if plan.mode == "head":
+        tuned = TunedClassifier(probe)
+    else:
+        say(f"training {plan.mode} on {plan.device}: {steps_for(len(texts), plan)} steps")
+        tuned_encoder, head, stats, adapter = train_encoder(texts, labels, probe, plan, progress, cancel)
+        tuned = TunedClassifier(head, tuned_encoder, adapter)
+    cand = _predict(tuned, held_texts, held)
+    cur_version, cur = _current_predictions(versions, encoder, held_texts, held, probe)
+    return tuned, stats, gold, cand, cur, cur_version
+
+
+def _encode(encoder: "Encoder", texts: list[str], what: str, progress: ProgressFn | None, plan: Plan) -> "np.ndarray":
+    """Base-encoder embeddings, reporting progress."""
+    start = time.perf_counter()
+    report = (lambda done, total: progress(Progress(f"encode {what}", done, total, None, plan.device, plan.mode,
+                                                    time.perf_counter() - start))) if progress else None
+    return encoder.encode(texts, progress=report)
+
+
+def _predict(model: TunedClassifier, texts: list[str], vectors: "np.ndarray") -> tuple[list[str], list[float]]:
+    """Top label and its probability per row."""
+    if not texts:
+        return [], []
+    probs = model.predict_proba(texts, vectors)
+    top = probs.argmax(1)
+    return [model.labels[i] for i in top], [float(probs[r, i]) for r, i in enumerate(top)]
+
+
+def _current_predictions(versions: Versions, encoder: "Encoder", texts: list[str], vectors: "np.ndarray",
+                         probe: Any) -> tuple[str | None, list[str]]:
+    """The current version's predictions; without one, the frozen-encoder head trained on the same rows."""
+    name = versions.current()
+    if name:
+        try:
+            return name, _predict(TunedClassifier.load(versions.path(name), encoder.device), texts, vectors)[0]
+        except ModelError:
+            pass  # an unreadable current model is no baseline; the candidate replaces it
+    return None, _predict(TunedClassifier(probe), texts, vectors)[0]
+
+
+def _gate(evaluation: dict[str, Any], opts: Options) -> tuple[bool, str]:
+    """Promote when the candidate is not worse than current beyond the tolerance (or when forced)."""
+    cand, cur = evaluation["candidate"], evaluation["current"]
+    if not cand["n"]:
+        return True, "no held-out rows to compare on (too few examples per label); promoted"
+    delta = cand["accuracy"] - cur["accuracy"]
+    verdict = f"held-out accuracy {cand['accuracy']:.4f} vs current {cur['accuracy']:.4f} ({delta:+.4f}, tolerance {opts.tolerance})"
+    if delta >= -opts.tolerance:
+        return True, f"promoted: {verdict}"
+    if opts.force:
+        return True, f"promoted by --force although worse: {verdict}"
+    return False, f"not promoted, worse than current: {verdict}; --force promotes it anyway"
+
+
+# ---- records ------------------------------------------------------------------------------------
+def _report(manifest: Manifest, version: str, status: str, decision: str, plan: Plan, stats: dict[str, Any],
+            data: trainset.TrainSet, evaluation: dict[str, Any], cur_version: str | None, stamp: str, started: float) -> dict[str, Any]:
+    """Everything about the run, JSON-ready."""
+    return {"plugin": manifest.name, "version": version, "status": status, "decision": decision,
+            "current_version": cur_version, "started_at": stamp, "finished_at": _now(),
+            "run": {**_plan_dict(plan), **stats, "seconds": round(time.perf_counter() - started, 1)},
+            "data": data.summary(), "evaluation": evaluation}
+
+
+def _record(store: "Store", rep: dict[str, Any], folder: Path) -> None:
+    """A row in the finetune_runs table."""
+    ev = rep["evaluation"]
+    store.log_finetune_run({
+        "plugin": rep["plugin"], "version": rep["version"], "started_at": rep["started_at"],
+        "finished_at": rep["finished_at"], "status": rep["status"], "mode": rep["run"]["mode"],
+        "device": rep["run"]["device"], "epochs": rep["run"]["epochs"], "seconds": rep["run"]["seconds"],
+        "train_rows": rep["data"]["train_rows"], "holdout_rows": rep["data"]["holdout_rows"],
+        "accuracy": ev["candidate"]["accuracy"], "macro_f1": ev["candidate"]["macro_f1"],
+        "current_accuracy": ev["current"]["accuracy"] if ev["current"] else None,
+        "current_version": rep["current_version"], "report": str(folder / "report.json")})
+
+
+def _plan_dict(plan: Plan) -> dict[str, Any]:
+    """The plan, JSON-ready."""
+    return asdict(plan)
+
+
+def _store(settings: Settings) -> "Store":
+    """The home's database."""
+    from agent.store import Store
+
+    return Store(settings.db_path)
+
+
+def _encoder(device: str) -> "Encoder":
+    """The shared base encoder."""
+    from agent.encoder import shared_encoder
+
+    return shared_encoder(device)
+
+
+def _now() -> str:
+    """UTC timestamp."""
+    from agent.store import now
+
+    return now()

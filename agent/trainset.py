@@ -1,0 +1,148 @@
+"""Training data for a fine-tune: the plugin's examples plus the turns people labelled, cleaned and split.
+
+- Logged turns count when a person corrected the label (`agent feedback N --label L`, the latest
+  correction wins) or rated a non-fallback turn good. A turn rated bad and never corrected is left out.
+- Every text is redacted (guard.redact) before it is used or written beside a version.
+- Duplicates (same text after case and space folding) are merged; when they disagree, a person's
+  correction beats the examples file, a newer correction beats an older one, and among examples the
+  most frequent label wins. Each conflict is reported.
+- Held-out rows come only from the examples file and are chosen by a hash of the text, so every run,
+  and every version, is measured on the same rows. Labelled turns always train, repeated LOG_REPEAT
+  times so that a handful of corrections outweighs noise among thousands of examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agent import guard
+
+if TYPE_CHECKING:
+    from agent.store import Store
+
+LOG_REPEAT = 3
+MIN_PER_LABEL_FOR_HOLDOUT = 5
+
+
+@dataclass
+class Row:
+    """One training text."""
+
+    text: str
+    label: str
+    source: str  # "examples" or "log:TURN_ID"
+
+
+@dataclass
+class TrainSet:
+    """Rows to train on and held-out rows to compare versions on, with what cleaning did."""
+
+    train: list[Row]
+    holdout: list[Row]
+    labels: list[str]
+    new_labels: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    redactions: int = 0
+    log_rows: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready counts for the report."""
+        return {"train_rows": len(self.train), "holdout_rows": len(self.holdout), "labels": len(self.labels),
+                "new_labels": self.new_labels, "log_rows": self.log_rows, "duplicates_merged": self.duplicates,
+                "conflicts": self.conflicts, "redactions": self.redactions}
+
+
+def key(text: str) -> str:
+    """Text folded for duplicate detection."""
+    return " ".join(text.casefold().split())
+
+
+def in_holdout(text: str, fraction: float) -> bool:
+    """Stable membership of the held-out split, decided by the text alone."""
+    bucket = int(hashlib.sha256(key(text).encode()).hexdigest()[:8], 16) % 10_000
+    return bucket < fraction * 10_000
+
+
+def logged_rows(store: "Store", plugin: str) -> list[Row]:
+    """Turns of a plugin that a person labelled, oldest first, with the label they settled on."""
+    rows = []
+    for turn in store.labelled_turns(plugin):
+        label = _resolve_feedback(turn)
+        if label:
+            rows.append(Row(turn["text"], label, f"log:{turn['id']}"))
+    return rows
+
+
+def _resolve_feedback(turn: dict[str, Any]) -> str | None:
+    """The label a person's feedback implies for a turn, or None."""
+    corrections = [f["label"] for f in turn["feedback"] if f["kind"] == "label" and f["label"]]
+    if corrections:
+        return corrections[-1]
+    ratings = [f["kind"] for f in turn["feedback"] if f["kind"] in ("good", "bad")]
+    if ratings and ratings[-1] == "good" and turn["label"] and not turn["fallback_reason"]:
+        return turn["label"]
+    return None
+
+
+def build(examples: list[tuple[str, str]], logged: list[Row], labels: list[str], holdout: float = 0.1) -> TrainSet:
+    """Merge, redact, deduplicate and split."""
+    redactions = 0
+    rows: list[Row] = []
+    for text, label in examples:
+        clean, n = guard.redact(text)
+        redactions += n
+        rows.append(Row(clean, label, "examples"))
+    for r in logged:
+        clean, n = guard.redact(r.text)
+        redactions += n
+        rows.append(Row(clean, r.label, r.source))
+    merged, duplicates, conflicts = _dedupe(rows)
+    order = list(dict.fromkeys([*labels, *sorted({r.label for r in merged})]))
+    train, held = _split(merged, holdout)
+    log_rows = [r for r in train if r.source != "examples"]
+    train += [r for r in log_rows for _ in range(LOG_REPEAT - 1)]
+    return TrainSet(train, held, order, [lab for lab in order if lab not in labels], duplicates, conflicts,
+                    redactions, len(log_rows))
+
+
+def _dedupe(rows: list[Row]) -> tuple[list[Row], int, list[dict[str, Any]]]:
+    """One row per folded text; conflicting labels resolved as the module says."""
+    groups: dict[str, list[Row]] = {}
+    for r in rows:
+        groups.setdefault(key(r.text), []).append(r)
+    out, conflicts = [], []
+    for group in groups.values():
+        chosen = _choose(group)
+        labels = sorted({r.label for r in group})
+        if len(labels) > 1:
+            conflicts.append({"text": chosen.text, "labels": labels, "chosen": chosen.label,
+                              "why": "latest correction" if chosen.source != "examples" else "most frequent in examples"})
+        out.append(chosen)
+    return out, len(rows) - len(out), conflicts
+
+
+def _choose(group: list[Row]) -> Row:
+    """The row that wins among duplicates."""
+    logged = [r for r in group if r.source != "examples"]
+    if logged:
+        return logged[-1]
+    top = Counter(r.label for r in group).most_common(1)[0][0]
+    return next(r for r in group if r.label == top)
+
+
+def _split(rows: list[Row], fraction: float) -> tuple[list[Row], list[Row]]:
+    """Held-out rows by hash, from examples only, never emptying a label's training rows."""
+    per_label = Counter(r.label for r in rows if r.source == "examples")
+    train, held = [], []
+    for r in rows:
+        eligible = r.source == "examples" and per_label[r.label] >= MIN_PER_LABEL_FOR_HOLDOUT
+        (held if eligible and in_holdout(r.text, fraction) else train).append(r)
+    trained = {r.label for r in train}
+    if any(r.label not in trained for r in held):
+        train += [r for r in held if r.label not in trained]
+        held = [r for r in held if r.label in trained]
+    return train, held

@@ -1,0 +1,104 @@
+"""A fine-tuned classifier as the agent uses it: an optional tuned encoder plus a label head.
+
+Mode `head` reads the shared embedding the turn already has. Modes `full` and `lora` carry their
+own encoder (`encoder/` holds all weights; `adapter/` holds LoRA weights merged into the packaged
+encoder at load time), so classifying costs one more forward pass with the tuned weights.
+A version folder holds `model.safetensors` + `config.json` (the head, written last) and, for the
+encoder modes, that encoder; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from agent.classifier import TextClassifier
+from agent.errors import ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from agent.encoder import Encoder
+
+ENCODER_DIR, ADAPTER_DIR = "encoder", "adapter"
+
+
+@dataclass
+class TunedClassifier:
+    """A head, and for `full` / `lora` the encoder it was trained with."""
+
+    head: TextClassifier
+    encoder: "Encoder | None" = None
+    adapter: Any = None  # (LoRA weights, peft config) of a freshly trained `lora` model
+
+    @property
+    def labels(self) -> list[str]:
+        """Label order of the probability columns."""
+        return self.head.labels
+
+    @property
+    def mode(self) -> str:
+        """head, full or lora."""
+        return self.head.mode
+
+    @property
+    def config(self) -> dict:
+        """The saved config (labels, metrics, versions, checksums)."""
+        return self.head.config
+
+    def embed(self, texts: Sequence[str], vectors: "np.ndarray | None") -> "np.ndarray":
+        """The embeddings the head reads: the turn's own, or the tuned encoder's."""
+        if self.encoder is None:
+            if vectors is None:
+                raise ModelError("a head-mode model needs the shared embeddings")
+            return vectors
+        return self.encoder.encode(list(texts))
+
+    def predict_proba(self, texts: Sequence[str], vectors: "np.ndarray | None" = None) -> "np.ndarray":
+        """Label probabilities per text, columns in `labels` order."""
+        return self.head.predict_proba(self.embed(texts, vectors))
+
+    def save(self, folder: Path) -> None:
+        """Write the encoder (if any) first, then the head and config, whose checksum seals the version."""
+        folder = Path(folder)
+        if self.encoder is not None and self.mode == "full":
+            self.encoder.model.save_pretrained(folder / ENCODER_DIR, safe_serialization=True)
+            self.encoder.tokenizer.save_pretrained(folder / ENCODER_DIR)
+            self.head.config["encoder_sha256"] = _sha256(folder / ENCODER_DIR / "model.safetensors")
+        elif self.adapter is not None and self.mode == "lora":
+            from safetensors.torch import save_file
+
+            state, config = self.adapter
+            (folder / ADAPTER_DIR).mkdir(parents=True, exist_ok=True)
+            config.save_pretrained(str(folder / ADAPTER_DIR))
+            save_file(state, str(folder / ADAPTER_DIR / "adapter_model.safetensors"))
+            self.head.config["encoder_sha256"] = _sha256(folder / ADAPTER_DIR / "adapter_model.safetensors")
+        self.head.save(folder)
+
+    @classmethod
+    def load(cls, folder: Path, device: str = "cpu") -> "TunedClassifier":
+        """Load a version folder; a missing or altered encoder raises ModelError."""
+        from agent.encoder import Encoder
+
+        folder = Path(folder)
+        head = TextClassifier.load(folder)
+        if head.mode == "head":
+            return cls(head)
+        weights = folder / (ENCODER_DIR + "/model.safetensors" if head.mode == "full" else ADAPTER_DIR + "/adapter_model.safetensors")
+        if not weights.is_file() or _sha256(weights) != head.config.get("encoder_sha256"):
+            raise ModelError(f"{folder}: the {head.mode} encoder weights are missing or do not match config.json; "
+                             "roll back (agent finetune DIR --rollback) or fine-tune again")
+        if head.mode == "full":
+            return cls(head, Encoder(folder / ENCODER_DIR, device=device))
+        return cls(head, Encoder(device=device, adapter=folder / ADAPTER_DIR))
+
+
+def _sha256(path: Path) -> str:
+    """Checksum of a weights file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

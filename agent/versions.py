@@ -1,0 +1,168 @@
+"""A plugin's model versions: `model/vN/` folders, a `current` pointer switched atomically, history, rollback.
+
+Layout of `plugins/NAME/model/`:
+  vN/                 a finished version (weights, config.json, report.json, report.md)
+  .partial-vN-PID/    a version being written; renamed to vN/ only once complete
+  current             a one-line text file naming the version in use (replaced by rename)
+  history.json        the promoted versions, oldest first (rollback walks back through it)
+  .lock               held (flock) by the one fine-tune allowed per plugin at a time
+A `kill -9` at any moment leaves either the old or the new `current`, never half of one; partial
+folders left behind are removed by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from agent.errors import ModelError
+from agent.retrieval import atomic_write
+
+KEEP = 3  # finished versions kept besides the current one and the one before it
+_VERSION = re.compile(r"^v(\d+)$")
+_PARTIAL = re.compile(r"^\.partial-v(\d+)-(\d+)$")
+
+
+class Versions:
+    """The model folder of one plugin."""
+
+    def __init__(self, plugin_folder: Path) -> None:
+        self.root = Path(plugin_folder) / "model"
+
+    @property
+    def pointer(self) -> Path:
+        """The `current` file."""
+        return self.root / "current"
+
+    def current(self) -> str | None:
+        """The version in use, or None when the plugin has no fine-tuned model."""
+        try:
+            name = self.pointer.read_text().strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def stamp(self) -> tuple[int, int] | None:
+        """A cheap change marker for `current` (inode and mtime), for hot swapping."""
+        try:
+            st = self.pointer.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def finished(self) -> list[str]:
+        """Finished versions, oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = [(int(m.group(1)), p.name) for p in self.root.iterdir() if (m := _VERSION.match(p.name)) and p.is_dir()]
+        return [name for _, name in sorted(found)]
+
+    def history(self) -> list[str]:
+        """Promoted versions, oldest first."""
+        try:
+            names = json.loads((self.root / "history.json").read_text())
+        except (FileNotFoundError, ValueError):
+            names = [self.current()] if self.current() else []
+        return [n for n in names if isinstance(n, str)]
+
+    def path(self, version: str) -> Path:
+        """The folder of a version."""
+        return self.root / version
+
+    # ---- writing --------------------------------------------------------------------------
+    def clean_partials(self) -> list[str]:
+        """Remove folders of runs that died before finishing (call with the lock held); return their names."""
+        removed: list[str] = []
+        if not self.root.is_dir():
+            return removed
+        for p in self.root.iterdir():
+            if _PARTIAL.match(p.name):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+        for p in self.root.glob(".*.tmp"):  # atomic_write leftovers
+            p.unlink(missing_ok=True)
+        return removed
+
+    def start(self) -> tuple[str, Path]:
+        """Reserve the next version number and create its partial folder."""
+        numbers = [int(_VERSION.match(v).group(1)) for v in self.finished()]  # type: ignore[union-attr]
+        if self.root.is_dir():
+            numbers += [int(m.group(1)) for p in self.root.iterdir() if (m := _PARTIAL.match(p.name))]
+        version = f"v{max(numbers, default=0) + 1}"
+        partial = self.root / f".partial-{version}-{os.getpid()}"
+        partial.mkdir(parents=True)
+        return version, partial
+
+    def finish(self, version: str, partial: Path) -> Path:
+        """Make a written version visible under its name (one rename)."""
+        final = self.root / version
+        _fsync_dir(partial)
+        os.replace(partial, final)
+        _fsync_dir(self.root)
+        return final
+
+    def promote(self, version: str) -> None:
+        """Point `current` at a finished version and record it in the history."""
+        if version not in self.finished():
+            raise ModelError(f"{self.root}: no finished version {version}; choose one of {self.finished()}")
+        history = [v for v in self.history() if v != version] + [version]
+        atomic_write(self.root / "history.json", json.dumps(history).encode())
+        atomic_write(self.pointer, f"{version}\n".encode())
+        _fsync_dir(self.root)
+
+    def rollback(self) -> tuple[str | None, str]:
+        """Go back to the version promoted before the current one; return (from, to)."""
+        history = [v for v in self.history() if v in self.finished()]
+        now = self.current()
+        if now in history:
+            history = history[: history.index(now)]
+        if not history:
+            raise ModelError(f"{self.root}: no earlier promoted version to roll back to (history: {self.history()})")
+        target = history[-1]
+        atomic_write(self.root / "history.json", json.dumps(history).encode())
+        atomic_write(self.pointer, f"{target}\n".encode())
+        _fsync_dir(self.root)
+        return now, target
+
+    def prune(self, keep: int = KEEP) -> list[str]:
+        """Delete old versions, keeping the current one, the one rolled back to, and the newest `keep`."""
+        history = self.history()
+        protected = set(history[-2:]) | {self.current()}
+        versions = self.finished()
+        removable = [v for v in versions[: max(len(versions) - keep, 0)] if v not in protected]
+        for v in removable:
+            shutil.rmtree(self.root / v, ignore_errors=True)
+        return removable
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the plugin's fine-tune lock, or fail at once if another run holds it."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise ModelError(f"{self.root}: another fine-tune of this plugin is running; wait for it to finish") from exc
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory entry so a rename survives a power cut."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,189 @@
+"""`agent finetune` end to end on real plugins: the feedback loop, new labels, the gate, versions, hot swap."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import agent.cli_finetune  # noqa: F401  (registers the command)
+import agent.cli_manage  # noqa: F401
+from agent.cli import cli
+from agent.core import Agent
+from agent.finetune import Options, finetune
+from agent.settings import Settings
+from agent.versions import Versions
+
+from conftest import REPO
+
+# Messages people might send, with the label a person gives them.
+CORRECTIONS = [
+    ("the hole in the wall kept my money", "atm_cash_not_dispensed"),
+    ("my plastic got eaten by the machine and it's gone", "card_lost_or_stolen"),
+    ("payment to the gym shows twice, I only went once", "unrecognised_transaction"),
+    ("can I get a paper copy of what I spent last year", "statement_request"),
+]
+STABLE = [
+    ("I lost my card, please block it", "card_lost_or_stolen"),
+    ("my new card hasn't arrived yet", "card_not_arrived"),
+    ("how do I change my PIN", "card_pin_change"),
+    ("what time does the branch open on saturday", "branch_hours_location"),
+    ("I want to open a savings account", "account_open"),
+    ("the app keeps crashing", "app_issue"),
+    ("how much does it cost to send money abroad", "transfer_fee"),
+    ("I need to speak to a real person", "speak_to_human"),
+]
+
+
+@pytest.fixture
+def cs(tmp_path: Path) -> Path:
+    """A private copy of the customer_service plugin (its model folder is written by the tests)."""
+    folder = tmp_path / "plugins" / "customer_service"
+    shutil.copytree(REPO / "plugins" / "customer_service", folder, ignore=shutil.ignore_patterns("model"))
+    return folder
+
+
+@pytest.fixture
+def cli_run(tmp_path: Path, cs: Path, encoder: object):
+    """`agent --device cpu ...` with a temporary home that sees the copied plugin."""
+    env = {"AGENT_HOME": str(tmp_path / "home"), "AGENT_PLUGINS_PATH": str(cs.parent)}
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["--device", "cpu", *args], env=env)
+
+    return invoke
+
+
+def labels_of(agent: Agent, texts: list[str]) -> list[str]:
+    """What the agent predicts for each text (each as its own conversation)."""
+    return [agent.reply(t, plugin="customer_service").label for t in texts]
+
+
+def test_feedback_loop_learns_corrections_and_keeps_what_was_right(tmp_path: Path, cs: Path, encoder, cli_run) -> None:
+    settings = Settings(home=tmp_path / "home", plugin_paths=[cs.parent])
+    agent = Agent(settings, encoder=encoder)
+    wrong_before = [t for (t, want), got in zip(CORRECTIONS, labels_of(agent, [t for t, _ in CORRECTIONS])) if got != want]
+    assert wrong_before, "the test needs messages the current model gets wrong"
+    right_before = [t for (t, want), got in zip(STABLE, labels_of(agent, [t for t, _ in STABLE])) if got == want]
+    assert len(right_before) >= 6
+    for turn in agent.store.turns(limit=None):
+        want = dict(CORRECTIONS).get(turn["text"])
+        if want:
+            assert cli_run("feedback", str(turn["id"]), "--label", want).exit_code == 0
+    result = cli_run("finetune", str(cs), "--mode", "head", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["status"] == "promoted" and report["data"]["log_rows"] == len(CORRECTIONS)
+    assert (cs / "model" / report["version"] / "report.md").is_file()
+    fresh = Agent(settings, encoder=encoder)
+    assert labels_of(fresh, [t for t, _ in CORRECTIONS]) == [want for _, want in CORRECTIONS]
+    after = dict(zip([t for t, _ in STABLE], labels_of(fresh, [t for t, _ in STABLE])))
+    assert all(after[t] == dict(STABLE)[t] for t in right_before)
+    runs = fresh.store.finetune_runs("customer_service")
+    assert runs[0]["version"] == report["version"] and runs[0]["status"] == "promoted"
+
+
+def test_new_label_from_the_log_is_learned_by_full_finetune_and_hot_swapped(plugin_root: Path, settings: Settings, encoder) -> None:
+    agent = Agent(settings, encoder=encoder)
+    crypto = ["can I buy bitcoin with my account", "do you support crypto wallets", "how do I sell my ethereum",
+              "is buying cryptocurrency allowed", "transfer my bitcoin to the exchange"]
+    for text in crypto:
+        reply = agent.reply(text, plugin="shop")
+        agent.feedback(reply.turn_id, label="crypto", new_label=True)
+    assert agent.reply("can I buy bitcoin with my account", plugin="shop").label != "crypto"
+    result = finetune(plugin_root / "shop", settings, Options(mode="full", device="cpu", epochs=6), encoder=encoder)
+    assert result.status == "promoted" and result.report["data"]["new_labels"] == ["crypto"]
+    assert result.report["run"]["mode"] == "full" and result.report["run"]["device"] == "cpu"
+    reply = agent.reply("I want to buy some bitcoin", plugin="shop")  # same Agent: hot swap, no restart
+    assert reply.label == "crypto" and reply.fallback_reason is None
+    assert agent.runtimes["shop"].model_state.startswith("fine-tuned v1")
+    assert agent.reply("I lost my card", plugin="shop").label == "card_lost"  # old labels kept
+
+
+def test_worse_candidate_is_not_promoted_unless_forced_and_rollback(cs: Path, tmp_path: Path, encoder) -> None:
+    settings = Settings(home=tmp_path / "home", plugin_paths=[cs.parent])
+    first = finetune(cs, settings, Options(mode="head", device="cpu"), encoder=encoder)
+    assert first.status == "promoted" and Versions(cs).current() == "v1"
+    wrecked = Options(mode="full", device="cpu", epochs=0.2, lr=0.5)  # a learning rate that ruins the encoder
+    second = finetune(cs, settings, wrecked, encoder=encoder)
+    assert second.status == "rejected" and Versions(cs).current() == "v1"
+    ev = second.report["evaluation"]
+    assert ev["candidate"]["accuracy"] < ev["current"]["accuracy"] - 0.01 and ev["f1_drops"]
+    forced = finetune(cs, settings, Options(mode="head", device="cpu", force=True, seed=1), encoder=encoder)
+    assert forced.status == "promoted" and Versions(cs).current() == "v3"
+    runner = CliRunner()
+    env = {"AGENT_HOME": str(tmp_path / "home"), "AGENT_PLUGINS_PATH": str(cs.parent)}
+    result = runner.invoke(cli, ["finetune", str(cs), "--rollback"], env=env)
+    assert result.exit_code == 0 and "from v3 to v1" in result.output
+    assert Versions(cs).current() == "v1"
+    listed = json.loads(runner.invoke(cli, ["finetune", str(cs), "--versions", "--json"], env=env).stdout)
+    assert [(r["version"], r["status"]) for r in listed] == [("v1", "current"), ("v2", "rejected"), ("v3", "promoted")]
+
+
+def test_cancel_leaves_nothing_behind(plugin_root: Path, settings: Settings, encoder) -> None:
+    from agent.trainer import Cancelled
+
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.raises(Cancelled):
+        finetune(plugin_root / "shop", settings, Options(mode="full", device="cpu", epochs=5), encoder=encoder,
+                 cancel=cancel)
+    model = plugin_root / "shop" / "model"
+    assert Versions(plugin_root / "shop").current() is None
+    assert not [p for p in model.iterdir() if p.name.startswith(".partial")]
+
+
+def _agent_env(tmp_path: Path, plugin_root: Path) -> dict[str, str]:
+    """Environment for an `agent` subprocess on the tiny plugin."""
+    return {**os.environ, "AGENT_HOME": str(tmp_path / "home"), "AGENT_PLUGINS_PATH": str(plugin_root),
+            "PYTHONUNBUFFERED": "1"}
+
+
+def test_kill_9_during_training_keeps_current_and_next_run_cleans_up(plugin_root: Path, settings: Settings,
+                                                                    tmp_path: Path, encoder) -> None:
+    shop = plugin_root / "shop"
+    finetune(shop, settings, Options(mode="head", device="cpu"), encoder=encoder)
+    env = _agent_env(tmp_path, plugin_root)
+    cmd = [sys.executable, "-m", "agent", "--device", "cpu", "finetune", str(shop), "--mode", "full", "--epochs", "200"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while not list((shop / "model").glob(".partial-*/learned.jsonl")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # well into training
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list((shop / "model").glob(".partial-*")), "the run was killed before it started training"
+    assert Versions(shop).current() == "v1"
+    assert Agent(settings, encoder=encoder).reply("I lost my card", plugin="shop").label == "card_lost"
+    again = finetune(shop, settings, Options(mode="head", device="cpu"), encoder=encoder)
+    assert again.version == "v2" and not list((shop / "model").glob(".partial-*"))
+
+
+def test_running_plain_chat_uses_a_newly_promoted_model(plugin_root: Path, settings: Settings, tmp_path: Path, encoder) -> None:
+    env = _agent_env(tmp_path, plugin_root)
+    chat = subprocess.Popen([sys.executable, "-m", "agent", "--device", "cpu", "chat", "--plain", "--plugin", "shop"],
+                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert chat.stdin is not None
+    chat.stdin.write(b"I lost my card\n")
+    chat.stdin.flush()
+    deadline = time.time() + 120
+    while Agent(settings, encoder=encoder).store.turns(limit=1) == [] and time.time() < deadline:
+        time.sleep(0.2)
+    result = finetune(plugin_root / "shop", settings, Options(mode="head", device="cpu"), encoder=encoder)
+    assert result.status == "promoted"
+    out, err = chat.communicate(b"when are you open\n/quit\n", timeout=120)
+    assert chat.returncode == 0, err.decode()
+    assert "shop: now using fine-tuned v1 (head)" in err.decode()
+    assert out.decode().count("opening_hours") >= 1
