@@ -47,6 +47,8 @@ def finetune(ctx: click.Context, plugin_dir: Path, device_opt: str | None, rollb
             result = ft.finetune(plugin_dir, settings, opts, progress=bar.update, notify=bar.note)
         except KeyboardInterrupt:
             raise click.ClickException("cancelled; nothing was promoted and the current model is unchanged") from None
+    if result.status == "worker":  # an extra process of a multi-GPU launch: the main one reports
+        return
     if as_json:
         click.echo(json.dumps(result.report, indent=2, default=str))
         return
@@ -89,7 +91,7 @@ def version_rows(versions: Any) -> list[dict[str, Any]]:
                      "mode": rep["run"]["mode"], "device": rep["run"]["device"],
                      "accuracy": ev["candidate"]["accuracy"],
                      "current_accuracy": ev["current"]["accuracy"] if ev["current"] else None,
-                     "finished_at": rep["finished_at"][:19]})
+                     "finished_at": rep["finished_at"][:16].replace("T", " ")})
     return rows
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -80,6 +81,9 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
     say = notify or (lambda _msg: None)
     manifest = load_manifest(Path(plugin_dir))
     versions = Versions(manifest.folder)
+    if not is_main_process():
+        return _worker(manifest, versions, store or _store(settings), opts, encoder or _encoder(opts.device),
+                       progress, cancel)
     with versions.lock():
         for name in versions.clean_partials():
             say(f"removed {name}, left by a run that did not finish")
@@ -190,24 +194,42 @@ def default_epochs(n_rows: int) -> float:
 # ---- training and scoring -----------------------------------------------------------------------
 def _train_and_score(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", versions: Versions,
                      progress: ProgressFn | None, cancel: CancelFn | None, say: Callable[[str], None]) -> tuple:
-    """Probe, train (unless mode head), and predict held-out rows with the candidate and the current model."""
-    texts, labels = [r.text for r in data.train], [r.label for r in data.train]
-    gold, held_texts = [r.label for r in data.holdout], [r.text for r in data.holdout]
-    vectors = _encode(encoder, texts, "train", progress, plan)
+    """Train, then predict held-out rows with the candidate and the current model."""
+    held_texts, gold = [r.text for r in data.holdout], [r.label for r in data.holdout]
     held = _encode(encoder, held_texts, "held-out", progress, plan)
-    if cancel and cancel():
-        raise Cancelled("fine-tuning was cancelled; nothing was promoted")
-    probe = fit_head(vectors, labels, data.labels, encoder.fingerprint)
-    stats: dict[str, Any] = {"device": plan.device, "seconds": 0.0}
-    if plan.mode == "head":
-        tuned = TunedClassifier(probe)
-    else:
-        say(f"training {plan.mode} on {plan.device}: {steps_for(len(texts), plan)} steps")
-        tuned_encoder, head, stats, adapter = train_encoder(texts, labels, probe, plan, progress, cancel)
-        tuned = TunedClassifier(head, tuned_encoder, adapter)
+    tuned, stats, probe = _fit(data, plan, encoder, progress, cancel, say)
     cand = _predict(tuned, held_texts, held)
     cur_version, cur = _current_predictions(versions, encoder, held_texts, held, probe)
     return tuned, stats, gold, cand, cur, cur_version
+
+
+def _fit(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", progress: ProgressFn | None,
+         cancel: CancelFn | None, say: Callable[[str], None]) -> tuple[TunedClassifier, dict[str, Any], Any]:
+    """The linear probe on frozen embeddings, then (unless mode head) the encoder training from it."""
+    texts, labels = [r.text for r in data.train], [r.label for r in data.train]
+    vectors = _encode(encoder, texts, "train", progress, plan)
+    if cancel and cancel():
+        raise Cancelled("fine-tuning was cancelled; nothing was promoted")
+    probe = fit_head(vectors, labels, data.labels, encoder.fingerprint)
+    if plan.mode == "head":
+        return TunedClassifier(probe), {"device": plan.device, "seconds": 0.0}, probe
+    say(f"training {plan.mode} on {plan.device}: {steps_for(len(texts), plan)} steps")
+    tuned_encoder, head, stats, adapter = train_encoder(texts, labels, probe, plan, progress, cancel)
+    return TunedClassifier(head, tuned_encoder, adapter), stats, probe
+
+
+def is_main_process() -> bool:
+    """False in the extra processes of a multi-GPU launch (torchrun / accelerate launch)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _worker(manifest: Manifest, versions: Versions, store: "Store", opts: Options, encoder: "Encoder",
+            progress: ProgressFn | None, cancel: CancelFn | None) -> FinetuneResult:
+    """A non-main process of a multi-GPU run: the same data and plan, its share of each batch, no writes."""
+    data = _training_data(manifest, versions, store, opts.holdout)
+    plan = choose_plan(data, opts, lambda _msg: None)
+    _fit(data, plan, encoder, progress, cancel, lambda _msg: None)
+    return FinetuneResult(manifest.name, None, "worker", _plan_dict(plan))
 
 
 def _encode(encoder: "Encoder", texts: list[str], what: str, progress: ProgressFn | None, plan: Plan) -> "np.ndarray":

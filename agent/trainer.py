@@ -87,12 +87,13 @@ def train_encoder(texts: Sequence[str], labels: Sequence[str], head: TextClassif
     """Train encoder and head together from the probe's head; return them, run statistics, and LoRA weights."""
     import numpy as np
     import torch
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
 
     from agent.encoder import Encoder
 
     torch.manual_seed(plan.seed)
-    accelerator = Accelerator(cpu=plan.device == "cpu")
+    accelerator = Accelerator(cpu=plan.device == "cpu",  # the pooler is not trained: DDP must allow unused weights
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     base = Encoder(device="cpu")
     backbone = base.model.train()
     if plan.mode == "lora":
