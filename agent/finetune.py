@@ -186,9 +186,9 @@ def choose_plan(data: trainset.TrainSet, opts: Options, say: Callable[[str], Non
 
 
 def default_epochs(n_rows: int) -> float:
-    """Enough passes for small sets to converge, few for large ones (about 600 steps, 3 to 20 epochs)."""
+    """Enough passes for small sets to converge, few for large ones (about 600 steps, 4 to 20 epochs)."""
     per_epoch = max(1, math.ceil(n_rows / Plan.batch_size))
-    return float(min(20, max(3, math.ceil(600 / per_epoch))))
+    return float(min(20, max(4, math.ceil(600 / per_epoch))))
 
 
 # ---- training and scoring -----------------------------------------------------------------------
@@ -215,7 +215,7 @@ def _fit(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", progress: Prog
         return TunedClassifier(probe), {"device": plan.device, "seconds": 0.0}, probe
     say(f"training {plan.mode} on {plan.device}: {steps_for(len(texts), plan)} steps")
     tuned_encoder, head, stats, adapter = train_encoder(texts, labels, probe, plan, progress, cancel)
-    return TunedClassifier(head, tuned_encoder, adapter), stats, probe
+    return TunedClassifier(head, tuned_encoder, adapter, probe), stats, probe
 
 
 def is_main_process() -> bool:

@@ -2,7 +2,8 @@
 
 Mode `head` reads the shared embedding the turn already has. Modes `full` and `lora` carry their
 own encoder (`encoder/` holds all weights; `adapter/` holds LoRA weights merged into the packaged
-encoder at load time), so classifying costs one more forward pass with the tuned weights.
+encoder at load time), so classifying costs one more forward pass with the tuned weights; their
+probabilities are averaged with the frozen-encoder head they started from (`probe/`).
 A version folder holds `model.safetensors` + `config.json` (the head, written last) and, for the
 encoder modes, that encoder; nothing is pickled.
 """
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from agent.encoder import Encoder
 
-ENCODER_DIR, ADAPTER_DIR = "encoder", "adapter"
+ENCODER_DIR, ADAPTER_DIR, PROBE_DIR = "encoder", "adapter", "probe"
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TunedClassifier:
     head: TextClassifier
     encoder: "Encoder | None" = None
     adapter: Any = None  # (LoRA weights, peft config) of a freshly trained `lora` model
+    probe: TextClassifier | None = None  # the frozen-encoder head the training started from
 
     @property
     def labels(self) -> list[str]:
@@ -57,8 +59,15 @@ class TunedClassifier:
         return self.encoder.encode(list(texts))
 
     def predict_proba(self, texts: Sequence[str], vectors: "np.ndarray | None" = None) -> "np.ndarray":
-        """Label probabilities per text, columns in `labels` order."""
-        return self.head.predict_proba(self.embed(texts, vectors))
+        """Label probabilities per text, columns in `labels` order.
+
+        A tuned encoder's head is averaged with the frozen-encoder probe, which reads the shared
+        embedding the turn already has: two views of the text that err differently, for no extra pass.
+        """
+        probs = self.head.predict_proba(self.embed(texts, vectors))
+        if self.probe is not None and vectors is not None and self.probe.labels == self.head.labels:
+            probs = (probs + self.probe.predict_proba(vectors)) / 2
+        return probs
 
     def save(self, folder: Path) -> None:
         """Write the encoder (if any) first, then the head and config, whose checksum seals the version."""
@@ -75,6 +84,8 @@ class TunedClassifier:
             config.save_pretrained(str(folder / ADAPTER_DIR))
             save_file(state, str(folder / ADAPTER_DIR / "adapter_model.safetensors"))
             self.head.config["encoder_sha256"] = _sha256(folder / ADAPTER_DIR / "adapter_model.safetensors")
+        if self.probe is not None and self.encoder is not None:
+            self.probe.save(folder / PROBE_DIR)
         self.head.save(folder)
 
     @classmethod
@@ -90,9 +101,10 @@ class TunedClassifier:
         if not weights.is_file() or _sha256(weights) != head.config.get("encoder_sha256"):
             raise ModelError(f"{folder}: the {head.mode} encoder weights are missing or do not match config.json; "
                              "roll back (agent finetune DIR --rollback) or fine-tune again")
+        probe = TextClassifier.load(folder / PROBE_DIR) if (folder / PROBE_DIR).is_dir() else None
         if head.mode == "full":
-            return cls(head, Encoder(folder / ENCODER_DIR, device=device))
-        return cls(head, Encoder(device=device, adapter=folder / ADAPTER_DIR))
+            return cls(head, Encoder(folder / ENCODER_DIR, device=device), probe=probe)
+        return cls(head, Encoder(device=device, adapter=folder / ADAPTER_DIR), probe=probe)
 
 
 def _sha256(path: Path) -> str:
