@@ -98,7 +98,8 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
             tuned.head.config.update({"base_model": encoder.fingerprint, "plan": _plan_dict(plan), "run": stats})
             tuned.save(partial)
             evaluation = reports.compare(gold, cand, cur)
-            promote, decision = _gate(evaluation, opts)
+            promote, decision = _gate(evaluation, opts, cur_version is not None)
+            decision += _same_rows_note(versions, cur_version, data)
             status = "promoted" if promote else "rejected"
             rep = _report(manifest, version, status, decision, plan, stats, data, evaluation, cur_version, stamp, started)
             atomic_write(partial / "report.json", json.dumps(rep, indent=2).encode())
@@ -138,6 +139,7 @@ def _training_data(manifest: Manifest, versions: Versions, store: "Store", holdo
     logged = trainset.logged_rows(store, manifest.name)
     data = trainset.build(examples, logged, labels, holdout)
     trained = {r.label for r in data.train}
+    data.dropped_labels = [lab for lab in data.labels if lab not in trained]
     data.labels = [lab for lab in data.labels if lab in trained]
     if len(data.labels) < 2:
         raise InputError(f"{manifest.path}: fine-tuning needs examples of at least 2 labels; found {data.labels}")
@@ -166,7 +168,9 @@ def choose_plan(data: trainset.TrainSet, opts: Options, say: Callable[[str], Non
     if opts.lr:
         plan.lr = opts.lr
     if opts.mode or device != "cpu" or limit is None:
-        plan.notes.append(f"mode {plan.mode}: " + ("asked for" if opts.mode else "default on " + device))
+        plan.notes.append(f"mode {plan.mode} on {device}, {plan.epochs:g} epochs: "
+                          + ("asked for" if opts.mode else "the default on " + device))
+        say(plan.notes[-1])
         return plan
     for mode in ("full", "lora"):
         plan.mode = mode
@@ -196,7 +200,7 @@ def _train_and_score(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", ve
                      progress: ProgressFn | None, cancel: CancelFn | None, say: Callable[[str], None]) -> tuple:
     """Train, then predict held-out rows with the candidate and the current model."""
     held_texts, gold = [r.text for r in data.holdout], [r.label for r in data.holdout]
-    held = _encode(encoder, held_texts, "held-out", progress, plan)
+    held = _encode(encoder, held_texts, "held-out", progress, plan, cancel)
     tuned, stats, probe = _fit(data, plan, encoder, progress, cancel, say)
     cand = _predict(tuned, held_texts, held)
     cur_version, cur = _current_predictions(versions, encoder, held_texts, held, probe)
@@ -207,9 +211,7 @@ def _fit(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", progress: Prog
          cancel: CancelFn | None, say: Callable[[str], None]) -> tuple[TunedClassifier, dict[str, Any], Any]:
     """The linear probe on frozen embeddings, then (unless mode head) the encoder training from it."""
     texts, labels = [r.text for r in data.train], [r.label for r in data.train]
-    vectors = _encode(encoder, texts, "train", progress, plan)
-    if cancel and cancel():
-        raise Cancelled("fine-tuning was cancelled; nothing was promoted")
+    vectors = _encode(encoder, texts, "train", progress, plan, cancel)
     probe = fit_head(vectors, labels, data.labels, encoder.fingerprint)
     if plan.mode == "head":
         return TunedClassifier(probe), {"device": plan.device, "seconds": 0.0}, probe
@@ -220,7 +222,8 @@ def _fit(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", progress: Prog
 
 def is_main_process() -> bool:
     """False in the extra processes of a multi-GPU launch (torchrun / accelerate launch)."""
-    return int(os.environ.get("RANK", "0")) == 0
+    rank = os.environ.get("RANK", "0").strip()
+    return not (rank.isdigit() and int(rank) > 0 and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "1"))
 
 
 def _worker(manifest: Manifest, versions: Versions, store: "Store", opts: Options, encoder: "Encoder",
@@ -232,11 +235,17 @@ def _worker(manifest: Manifest, versions: Versions, store: "Store", opts: Option
     return FinetuneResult(manifest.name, None, "worker", _plan_dict(plan))
 
 
-def _encode(encoder: "Encoder", texts: list[str], what: str, progress: ProgressFn | None, plan: Plan) -> "np.ndarray":
+def _encode(encoder: "Encoder", texts: list[str], what: str, progress: ProgressFn | None, plan: Plan,
+            cancel: CancelFn | None = None) -> "np.ndarray":
     """Base-encoder embeddings, reporting progress."""
     start = time.perf_counter()
-    report = (lambda done, total: progress(Progress(f"encode {what}", done, total, None, plan.device, plan.mode,
-                                                    time.perf_counter() - start))) if progress else None
+
+    def report(done: int, total: int) -> None:
+        if cancel and cancel():
+            raise Cancelled("fine-tuning was cancelled; nothing was promoted")
+        if progress:
+            progress(Progress(f"encode {what}", done, total, None, plan.device, plan.mode, time.perf_counter() - start))
+
     return encoder.encode(texts, progress=report)
 
 
@@ -261,11 +270,13 @@ def _current_predictions(versions: Versions, encoder: "Encoder", texts: list[str
     return None, _predict(TunedClassifier(probe), texts, vectors)[0]
 
 
-def _gate(evaluation: dict[str, Any], opts: Options) -> tuple[bool, str]:
+def _gate(evaluation: dict[str, Any], opts: Options, has_current: bool) -> tuple[bool, str]:
     """Promote when the candidate is not worse than current beyond the tolerance (or when forced)."""
     cand, cur = evaluation["candidate"], evaluation["current"]
     if not cand["n"]:
-        return True, "no held-out rows to compare on (too few examples per label); promoted"
+        if has_current and not opts.force:
+            return False, "not promoted: no held-out rows to compare with the current version on; --force promotes it"
+        return True, "promoted without a comparison: no held-out rows (too few examples per label, or --holdout 0)"
     delta = cand["accuracy"] - cur["accuracy"]
     verdict = f"held-out accuracy {cand['accuracy']:.4f} vs current {cur['accuracy']:.4f} ({delta:+.4f}, tolerance {opts.tolerance})"
     if delta >= -opts.tolerance:
@@ -273,6 +284,19 @@ def _gate(evaluation: dict[str, Any], opts: Options) -> tuple[bool, str]:
     if opts.force:
         return True, f"promoted by --force although worse: {verdict}"
     return False, f"not promoted, worse than current: {verdict}; --force promotes it anyway"
+
+
+def _same_rows_note(versions: Versions, cur_version: str | None, data: trainset.TrainSet) -> str:
+    """A warning when the current version was measured on other held-out rows (it may have trained on some)."""
+    if cur_version is None:
+        return ""
+    try:
+        before = json.loads((versions.path(cur_version) / "report.json").read_text())["data"].get("holdout_hash")
+    except (OSError, ValueError, KeyError):
+        return ""
+    if before in (None, data.holdout_hash()):
+        return ""
+    return f" (note: the held-out rows differ from those {cur_version} was measured on, so it may have trained on some)"
 
 
 # ---- records ------------------------------------------------------------------------------------

@@ -63,6 +63,8 @@ def markdown(report: dict[str, Any]) -> str:
              f"- macro-F1 {cand['macro_f1']:.4f}", f"- suggested min_confidence {ev['suggested_min_confidence']}", ""]
     if report["data"]["new_labels"]:
         lines += [f"New labels: {', '.join(report['data']['new_labels'])}", ""]
+    if report["data"].get("dropped_labels"):
+        lines += [f"Labels dropped (no training rows left): {', '.join(report['data']['dropped_labels'])}", ""]
     if ev["f1_drops"]:
         lines += ["## Labels whose F1 dropped", "", "| label | current | candidate |", "|---|---|---|"]
         lines += [f"| {d['label']} | {d['current_f1']:.3f} | {d['candidate_f1']:.3f} |" for d in ev["f1_drops"]] + [""]

@@ -197,9 +197,15 @@ class PluginRuntime:
         stamp = self.versions.stamp()
         if stamp == self._stamp:
             return False
-        self._stamp = stamp
-        self.learned = None
-        self.classifier, self.model_state = self._load_classifier()
+        self._stamp = stamp  # a model that fails to load is reported once, not retried every turn
+        learned = self.learned
+        try:
+            self.learned = None
+            classifier, state = self._load_classifier()
+        except (ModelError, PluginError, OSError, ValueError):
+            self.learned = learned
+            raise
+        self.classifier, self.model_state = classifier, state
         self.labels += [lab for lab in self.classifier.labels if lab not in self.labels]
         if self.notify:
             self.notify(f"{self.name}: now using {self.model_state}")
@@ -228,9 +234,9 @@ class PluginRuntime:
             return np.maximum(scores[:, 0], learned[:, 0])
         return scores[:, 0]
 
-    def classify(self, vectors: "np.ndarray", texts: list[str] | None = None) -> "np.ndarray":
+    def classify(self, vectors: "np.ndarray", texts: list[str]) -> "np.ndarray":
         """Label probabilities, columns in `self.labels` order (a tuned encoder reads the texts)."""
-        probs = self.classifier.predict_proba(texts or [], vectors)
+        probs = self.classifier.predict_proba(texts, vectors)
         if self.classifier.labels != self.labels:
             probs = _align(probs, self.classifier.labels, self.labels)
         return probs

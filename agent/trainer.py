@@ -116,9 +116,10 @@ def train_encoder(texts: Sequence[str], labels: Sequence[str], head: TextClassif
         for i in range(0, len(order), plan.batch_size):
             if step >= total:
                 break
-            if cancel and cancel():
+            cancelled, late = _stop_flags(accelerator, cancel, plan, start)
+            if cancelled:
                 raise Cancelled("fine-tuning was cancelled; nothing was promoted")
-            if plan.max_seconds and time.perf_counter() - start > plan.max_seconds:
+            if late:
                 stopped = f"time limit reached after {step} of {total} steps"
                 break
             idx = order[i : i + plan.batch_size][rank::world] or order[i : i + 1]
@@ -154,6 +155,17 @@ def _adapter(peft_model: Any) -> tuple[dict, Any]:
 
     state = {k: v.detach().cpu().contiguous().clone() for k, v in get_peft_model_state_dict(peft_model).items()}
     return state, peft_model.peft_config["default"]
+
+
+def _stop_flags(accelerator: Any, cancel: CancelFn | None, plan: Plan, start: float) -> tuple[bool, bool]:
+    """(cancelled, out of time), agreed by every process so that none waits for the others forever."""
+    import torch
+
+    flags = [bool(cancel and cancel()), bool(plan.max_seconds and time.perf_counter() - start > plan.max_seconds)]
+    if accelerator.num_processes > 1:
+        agreed = accelerator.reduce(torch.tensor(flags, dtype=torch.float32, device=accelerator.device), "sum")
+        flags = [bool(x > 0) for x in agreed.tolist()]
+    return flags[0], flags[1]
 
 
 def time_step(texts: Sequence[str], plan: Plan, steps: int = 2) -> float:

@@ -48,12 +48,18 @@ class TrainSet:
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     redactions: int = 0
     log_rows: int = 0
+    dropped_labels: list[str] = field(default_factory=list)
+
+    def holdout_hash(self) -> str:
+        """Identifies the held-out rows, so reports can tell when two versions were measured differently."""
+        return hashlib.sha256("\n".join(sorted(key(r.text) for r in self.holdout)).encode()).hexdigest()[:16]
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready counts for the report."""
         return {"train_rows": len(self.train), "holdout_rows": len(self.holdout), "labels": len(self.labels),
                 "new_labels": self.new_labels, "log_rows": self.log_rows, "duplicates_merged": self.duplicates,
-                "conflicts": self.conflicts, "redactions": self.redactions}
+                "conflicts": self.conflicts, "redactions": self.redactions, "holdout_hash": self.holdout_hash(),
+                "dropped_labels": self.dropped_labels}
 
 
 def key(text: str) -> str:
@@ -70,11 +76,11 @@ def in_holdout(text: str, fraction: float) -> bool:
 def logged_rows(store: "Store", plugin: str) -> list[Row]:
     """Turns of a plugin that a person labelled, oldest first, with the label they settled on."""
     rows = []
-    for turn in store.labelled_turns(plugin):
+    for turn in sorted(store.labelled_turns(plugin), key=lambda t: max(f["id"] for f in t["feedback"])):
         label = _resolve_feedback(turn)
         if label:
             rows.append(Row(turn["text"], label, f"log:{turn['id']}"))
-    return rows
+    return rows  # ordered by their latest feedback, so among duplicates the newest correction wins
 
 
 def _resolve_feedback(turn: dict[str, Any]) -> str | None:

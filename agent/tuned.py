@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from agent.encoder import Encoder
 
 ENCODER_DIR, ADAPTER_DIR, PROBE_DIR = "encoder", "adapter", "probe"
+TUNED_WEIGHT = 0.6  # chosen on BANKING77's held-out rows (0.3 to 1.0 tried), never on its test set
 
 
 @dataclass
@@ -56,18 +57,26 @@ class TunedClassifier:
             if vectors is None:
                 raise ModelError("a head-mode model needs the shared embeddings")
             return vectors
+        if vectors is not None and len(texts) != len(vectors):
+            raise ModelError(f"{len(texts)} texts for {len(vectors)} embeddings; a tuned model needs the texts")
         return self.encoder.encode(list(texts))
 
     def predict_proba(self, texts: Sequence[str], vectors: "np.ndarray | None" = None) -> "np.ndarray":
         """Label probabilities per text, columns in `labels` order.
 
-        A tuned encoder's head is averaged with the frozen-encoder probe, which reads the shared
+        A tuned encoder's head is combined with the frozen-encoder probe, which reads the shared
         embedding the turn already has: two views of the text that err differently, for no extra pass.
+        The combination is a weighted geometric mean (TUNED_WEIGHT on the tuned head).
         """
+        import numpy as np
+
         probs = self.head.predict_proba(self.embed(texts, vectors))
-        if self.probe is not None and vectors is not None and self.probe.labels == self.head.labels:
-            probs = (probs + self.probe.predict_proba(vectors)) / 2
-        return probs
+        if self.probe is None or vectors is None or self.probe.labels != self.head.labels:
+            return probs
+        logits = TUNED_WEIGHT * np.log(probs + 1e-12) + (1 - TUNED_WEIGHT) * np.log(self.probe.predict_proba(vectors) + 1e-12)
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
 
     def save(self, folder: Path) -> None:
         """Write the encoder (if any) first, then the head and config, whose checksum seals the version."""

@@ -67,8 +67,12 @@ class Versions:
         try:
             names = json.loads((self.root / "history.json").read_text())
         except (FileNotFoundError, ValueError):
-            names = [self.current()] if self.current() else []
-        return [n for n in names if isinstance(n, str)]
+            names = []
+        names = [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+        current = self.current()
+        if current and current not in names:  # killed between the switch and the history write
+            names.append(current)
+        return names
 
     def path(self, version: str) -> Path:
         """The folder of a version."""
@@ -111,8 +115,8 @@ class Versions:
         if version not in self.finished():
             raise ModelError(f"{self.root}: no finished version {version}; choose one of {self.finished()}")
         history = [v for v in self.history() if v != version] + [version]
+        atomic_write(self.pointer, f"{version}\n".encode())  # the switch itself; history follows
         atomic_write(self.root / "history.json", json.dumps(history).encode())
-        atomic_write(self.pointer, f"{version}\n".encode())
         _fsync_dir(self.root)
 
     def rollback(self) -> tuple[str | None, str]:
@@ -124,8 +128,8 @@ class Versions:
         if not history:
             raise ModelError(f"{self.root}: no earlier promoted version to roll back to (history: {self.history()})")
         target = history[-1]
-        atomic_write(self.root / "history.json", json.dumps(history).encode())
         atomic_write(self.pointer, f"{target}\n".encode())
+        atomic_write(self.root / "history.json", json.dumps(history).encode())
         _fsync_dir(self.root)
         return now, target
 

@@ -117,15 +117,16 @@ def test_worse_candidate_is_not_promoted_unless_forced_and_rollback(cs: Path, tm
     assert second.status == "rejected" and Versions(cs).current() == "v1"
     ev = second.report["evaluation"]
     assert ev["candidate"]["accuracy"] < ev["current"]["accuracy"] - 0.01 and ev["f1_drops"]
-    forced = finetune(cs, settings, Options(mode="head", device="cpu", force=True, seed=1), encoder=encoder)
-    assert forced.status == "promoted" and Versions(cs).current() == "v3"
+    wrecked.force = True
+    forced = finetune(cs, settings, wrecked, encoder=encoder)
+    assert forced.status == "promoted" and "--force" in forced.report["decision"] and Versions(cs).current() == "v3"
     runner = CliRunner()
     env = {"AGENT_HOME": str(tmp_path / "home"), "AGENT_PLUGINS_PATH": str(cs.parent)}
     result = runner.invoke(cli, ["finetune", str(cs), "--rollback"], env=env)
     assert result.exit_code == 0 and "from v3 to v1" in result.output
     assert Versions(cs).current() == "v1"
     listed = json.loads(runner.invoke(cli, ["finetune", str(cs), "--versions", "--json"], env=env).stdout)
-    assert [(r["version"], r["status"]) for r in listed] == [("v1", "current"), ("v2", "rejected"), ("v3", "promoted")]
+    assert [(r["version"], r["status"]) for r in listed] == [("v1", "current"), ("v2", "not promoted"), ("v3", "promoted")]
 
 
 def test_cancel_leaves_nothing_behind(plugin_root: Path, settings: Settings, encoder) -> None:
@@ -137,11 +138,13 @@ def test_cancel_leaves_nothing_behind(plugin_root: Path, settings: Settings, enc
         calls.append(1)
         return len(calls) > 3
 
+    finetune(plugin_root / "shop", settings, Options(mode="head", device="cpu"), encoder=encoder)
     with pytest.raises(Cancelled):
         finetune(plugin_root / "shop", settings, Options(mode="full", device="cpu", epochs=5), encoder=encoder,
                  cancel=cancel)
+    assert len(calls) == 4  # it asked before every batch and stopped at the first yes
     model = plugin_root / "shop" / "model"
-    assert Versions(plugin_root / "shop").current() is None
+    assert Versions(plugin_root / "shop").current() == "v1" and Versions(plugin_root / "shop").finished() == ["v1"]
     assert not [p for p in model.iterdir() if p.name.startswith(".partial")]
 
 
@@ -158,13 +161,15 @@ def test_kill_9_during_training_keeps_current_and_next_run_cleans_up(plugin_root
     env = _agent_env(tmp_path, plugin_root)
     cmd = [sys.executable, "-m", "agent", "--device", "cpu", "finetune", str(shop), "--mode", "full", "--epochs", "200"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while not list((shop / "model").glob(".partial-*/learned.jsonl")) and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(3)  # well into training
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until training has begun
+        if b"training full on cpu" in line:
+            break
+    time.sleep(2)
+    assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert list((shop / "model").glob(".partial-*")), "the run was killed before it started training"
+    assert list((shop / "model").glob(".partial-*"))
     assert Versions(shop).current() == "v1"
     assert Agent(settings, encoder=encoder).reply("I lost my card", plugin="shop").label == "card_lost"
     again = finetune(shop, settings, Options(mode="head", device="cpu"), encoder=encoder)
@@ -187,3 +192,45 @@ def test_running_plain_chat_uses_a_newly_promoted_model(plugin_root: Path, setti
     assert chat.returncode == 0, err.decode()
     assert "shop: now using fine-tuned v1 (head)" in err.decode()
     assert out.decode().count("opening_hours") >= 1
+
+
+def test_lora_version_stores_only_adapters_and_reloads(plugin_root: Path, settings: Settings, encoder) -> None:
+    from agent.tuned import TunedClassifier
+
+    result = finetune(plugin_root / "shop", settings, Options(mode="lora", device="cpu", epochs=2), encoder=encoder)
+    folder = result.folder
+    assert result.status == "promoted" and (folder / "adapter" / "adapter_model.safetensors").is_file()
+    assert not (folder / "encoder").exists()
+    assert (folder / "adapter" / "adapter_model.safetensors").stat().st_size < 5_000_000
+    texts = ["I lost my card", "when are you open"]
+    model = TunedClassifier.load(folder)
+    probs = model.predict_proba(texts, encoder.encode(texts))
+    assert [model.labels[i] for i in probs.argmax(1)] == ["card_lost", "opening_hours"]
+    (folder / "adapter" / "adapter_model.safetensors").write_bytes(b"tampered")
+    with pytest.raises(Exception, match="do not match config.json"):
+        TunedClassifier.load(folder)
+
+
+def test_report_threshold_and_histogram() -> None:
+    from agent import report
+
+    conf = [0.95, 0.9, 0.85, 0.5, 0.45, 0.3, 0.2, 0.1]
+    right = [True, True, True, True, False, False, False, True]
+    hist = report.histogram(conf, right)
+    assert sum(b["correct"] + b["wrong"] for b in hist) == len(conf) and hist[9]["correct"] == 1
+    assert report.suggest_threshold(conf, right) == 0.5  # below 0.5, answers are wrong more often than right
+    drops = report.f1_drops({"per_label": {"a": {"f1": 0.5}, "b": {"f1": 0.9}}},
+                            {"per_label": {"a": {"f1": 0.8}, "b": {"f1": 0.9}}})
+    assert drops == [{"label": "a", "current_f1": 0.8, "candidate_f1": 0.5, "drop": 0.3}]
+
+
+def test_gate_needs_rows_to_replace_a_current_version() -> None:
+    from agent.finetune import _gate
+
+    empty = {"candidate": {"n": 0, "accuracy": 0.0}, "current": {"n": 0, "accuracy": 0.0}}
+    assert _gate(empty, Options(), has_current=False)[0] is True
+    assert _gate(empty, Options(), has_current=True)[0] is False
+    assert _gate(empty, Options(force=True), has_current=True)[0] is True
+    close = {"candidate": {"n": 100, "accuracy": 0.895}, "current": {"n": 100, "accuracy": 0.90}}
+    assert _gate(close, Options(tolerance=0.01), has_current=True)[0] is True
+    assert _gate(close, Options(tolerance=0.001), has_current=True)[0] is False
