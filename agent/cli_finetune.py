@@ -79,7 +79,7 @@ def _versions_only(plugin_dir: Path, rollback: bool, as_json: bool) -> None:
 
 def version_rows(versions: Any) -> list[dict[str, Any]]:
     """One row per finished version, read from its report."""
-    current, promoted, rows = versions.current(), set(versions.history()), []
+    current, rows = versions.current(), []
     for name in versions.finished():
         try:
             rep = json.loads((versions.path(name) / "report.json").read_text())
@@ -87,8 +87,7 @@ def version_rows(versions: Any) -> list[dict[str, Any]]:
             rows.append({"version": name, "status": "no report"})
             continue
         ev = rep["evaluation"]
-        status = "current" if name == current else "promoted" if name in promoted else "not promoted"
-        rows.append({"version": name, "status": status,
+        rows.append({"version": name, "status": "current" if name == current else rep["status"],
                      "mode": rep["run"]["mode"], "device": rep["run"]["device"],
                      "accuracy": ev["candidate"]["accuracy"],
                      "current_accuracy": ev["current"]["accuracy"] if ev["current"] else None,

@@ -12,21 +12,13 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77"
+from common import SHARED_DATA, run
 
-
-def run(cmd: list[str], env: dict[str, str]) -> float:
-    """Run a command, echo it, return its wall time in seconds."""
-    print("$", " ".join(cmd), flush=True)
-    start = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True)
-    return time.perf_counter() - start
+DATA = SHARED_DATA / "banking77"
 
 
 def sample(shots: int, seed: int, out: Path) -> Path:

@@ -126,7 +126,7 @@ def test_worse_candidate_is_not_promoted_unless_forced_and_rollback(cs: Path, tm
     assert result.exit_code == 0 and "from v3 to v1" in result.output
     assert Versions(cs).current() == "v1"
     listed = json.loads(runner.invoke(cli, ["finetune", str(cs), "--versions", "--json"], env=env).stdout)
-    assert [(r["version"], r["status"]) for r in listed] == [("v1", "current"), ("v2", "not promoted"), ("v3", "promoted")]
+    assert [(r["version"], r["status"]) for r in listed] == [("v1", "current"), ("v2", "rejected"), ("v3", "promoted")]
 
 
 def test_cancel_leaves_nothing_behind(plugin_root: Path, settings: Settings, encoder) -> None:
@@ -217,7 +217,7 @@ def test_report_threshold_and_histogram() -> None:
     conf = [0.95, 0.9, 0.85, 0.5, 0.45, 0.3, 0.2, 0.1]
     right = [True, True, True, True, False, False, False, True]
     hist = report.histogram(conf, right)
-    assert sum(b["correct"] + b["wrong"] for b in hist) == len(conf) and hist[9]["correct"] == 1
+    assert sum(b["correct"] + b["wrong"] for b in hist) == len(conf) and hist[9]["correct"] == 2
     assert report.suggest_threshold(conf, right) == 0.5  # below 0.5, answers are wrong more often than right
     drops = report.f1_drops({"per_label": {"a": {"f1": 0.5}, "b": {"f1": 0.9}}},
                             {"per_label": {"a": {"f1": 0.8}, "b": {"f1": 0.9}}})
