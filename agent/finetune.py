@@ -168,8 +168,8 @@ def choose_plan(data: trainset.TrainSet, opts: Options, say: Callable[[str], Non
     if opts.lr:
         plan.lr = opts.lr
     if opts.mode or device != "cpu" or limit is None:
-        plan.notes.append(f"mode {plan.mode} on {device}, {plan.epochs:g} epochs: "
-                          + ("asked for" if opts.mode else "the default on " + device))
+        epochs = "" if plan.mode == "head" else f", {plan.epochs:g} epochs"
+        plan.notes.append(f"mode {plan.mode} on {device}{epochs}: " + ("asked for" if opts.mode else "the default on " + device))
         say(plan.notes[-1])
         return plan
     for mode in ("full", "lora"):

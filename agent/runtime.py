@@ -188,9 +188,12 @@ class PluginRuntime:
         path = folder / "learned.jsonl"
         if not path.is_file() or not path.stat().st_size:
             return None
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        vectors = self.encoder.encode([r["text"] for r in rows])
-        return VectorIndex.build(vectors, {"ids": [r["source"] for r in rows], "labels": [r["label"] for r in rows]})
+        try:
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            texts, meta = [r["text"] for r in rows], {"ids": [r["source"] for r in rows], "labels": [r["label"] for r in rows]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{path} is damaged ({exc}); roll back or fine-tune again") from exc
+        return VectorIndex.build(self.encoder.encode(texts), meta)
 
     def refresh(self) -> bool:
         """Load a newly promoted (or rolled back) model if `current` changed; True when it did."""
@@ -202,9 +205,12 @@ class PluginRuntime:
         try:
             self.learned = None
             classifier, state = self._load_classifier()
-        except (ModelError, PluginError, OSError, ValueError):
+        except (ModelError, PluginError):
             self.learned = learned
             raise
+        except (OSError, ValueError) as exc:
+            self.learned = learned
+            raise ModelError(f"{self.versions.pointer}: {exc}") from exc
         self.classifier, self.model_state = classifier, state
         self.labels += [lab for lab in self.classifier.labels if lab not in self.labels]
         if self.notify:

@@ -234,3 +234,17 @@ def test_gate_needs_rows_to_replace_a_current_version() -> None:
     close = {"candidate": {"n": 100, "accuracy": 0.895}, "current": {"n": 100, "accuracy": 0.90}}
     assert _gate(close, Options(tolerance=0.01), has_current=True)[0] is True
     assert _gate(close, Options(tolerance=0.001), has_current=True)[0] is False
+
+
+def test_a_broken_new_model_is_reported_and_the_old_one_keeps_answering(plugin_root: Path, settings: Settings, encoder) -> None:
+    shop = plugin_root / "shop"
+    finetune(shop, settings, Options(mode="head", device="cpu"), encoder=encoder)
+    notes: list[str] = []
+    agent = Agent(settings, encoder=encoder, notify=notes.append)
+    assert agent.reply("I lost my card", plugin="shop").label == "card_lost"
+    shutil.copytree(shop / "model" / "v1", shop / "model" / "v2")
+    (shop / "model" / "v2" / "model.safetensors").write_bytes(b"not weights")
+    Versions(shop).promote("v2")
+    reply = agent.reply("when are you open", plugin="shop")
+    assert reply.label == "opening_hours"
+    assert any("could not be loaded" in n and "still using fine-tuned v1" in n for n in notes)
