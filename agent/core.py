@@ -237,19 +237,11 @@ class Agent:
 
     def _labels_of(self, plugin: str | None) -> list[str]:
         """Declared labels of a discovered plugin and those its current model learned (no model load)."""
-        import json
-
         from agent.versions import Versions
 
         for m in self.manifests:
             if m.name == plugin:
-                versions = Versions(m.folder)
-                current = versions.current()
-                try:
-                    learned = json.loads((versions.path(current) / "config.json").read_text())["labels"] if current else []
-                except (OSError, ValueError, KeyError):
-                    learned = []
-                return list(dict.fromkeys([*m.labels, *learned]))
+                return list(dict.fromkeys([*m.labels, *Versions(m.folder).current_labels()]))
         return []
 
 

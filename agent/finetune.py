@@ -129,13 +129,7 @@ def _training_data(manifest: Manifest, versions: Versions, store: "Store", holdo
     """Examples + labelled turns, with labels learned by earlier versions kept."""
     examples = read_examples(manifest)
     labels = label_list(manifest, examples)
-    current = versions.current()
-    if current:
-        try:
-            labels += [lab for lab in json.loads((versions.path(current) / "config.json").read_text())["labels"]
-                       if lab not in labels]
-        except (OSError, ValueError, KeyError):
-            pass
+    labels += [lab for lab in versions.current_labels() if lab not in labels]
     logged = trainset.logged_rows(store, manifest.name)
     data = trainset.build(examples, logged, labels, holdout)
     trained = {r.label for r in data.train}
@@ -305,7 +299,8 @@ def _report(manifest: Manifest, version: str, status: str, decision: str, plan: 
     """Everything about the run, JSON-ready."""
     return {"plugin": manifest.name, "version": version, "status": status, "decision": decision,
             "current_version": cur_version, "started_at": stamp, "finished_at": _now(),
-            "run": {**_plan_dict(plan), **stats, "seconds": round(time.perf_counter() - started, 1)},
+            "run": {**_plan_dict(plan), **stats, "train_seconds": stats.get("seconds"),
+                    "seconds": round(time.perf_counter() - started, 1)},
             "data": data.summary(), "evaluation": evaluation}
 
 

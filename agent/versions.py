@@ -74,6 +74,17 @@ class Versions:
             names.append(current)
         return names
 
+    def current_labels(self) -> list[str]:
+        """Labels of the version in use (read from its config, no model load); [] without one."""
+        current = self.current()
+        if not current:
+            return []
+        try:
+            labels = json.loads((self.path(current) / "config.json").read_text())["labels"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+        return [lab for lab in labels if isinstance(lab, str)] if isinstance(labels, list) else []
+
     def path(self, version: str) -> Path:
         """The folder of a version."""
         return self.root / version
