@@ -38,13 +38,18 @@ def cli(ctx: click.Context, home: Path | None, device: str) -> None:
     ctx.obj = {"home": home, "device": device}
 
 
+def make_settings(ctx: click.Context) -> Any:
+    """Settings for this invocation (--home or the default home)."""
+    from agent.settings import Settings
+
+    return Settings(home=ctx.obj["home"]) if ctx.obj["home"] else Settings()
+
+
 def make_agent(ctx: click.Context) -> Any:
     """The Agent for this invocation; progress notes go to stderr."""
     from agent.core import Agent
-    from agent.settings import Settings
 
-    settings = Settings(home=ctx.obj["home"]) if ctx.obj["home"] else Settings()
-    return Agent(settings, notify=note, device=ctx.obj["device"])
+    return Agent(make_settings(ctx), notify=note, device=ctx.obj["device"])
 
 
 def note(message: str) -> None:

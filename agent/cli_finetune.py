@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from agent.cli import cli, console, escape, note
+from agent.cli import cli, console, escape, make_settings, note
 
 
 @cli.command()
@@ -35,12 +35,11 @@ def finetune(ctx: click.Context, plugin_dir: Path, device_opt: str | None, rollb
              as_json: bool, **kw: Any) -> None:
     """Fine-tune a plugin's classifier from its data and the turns people labelled; promote it if not worse."""
     from agent import finetune as ft
-    from agent.settings import Settings
 
     if rollback or list_versions:
         _versions_only(plugin_dir, rollback, as_json)
         return
-    settings = Settings(home=ctx.obj["home"]) if ctx.obj["home"] else Settings()
+    settings = make_settings(ctx)
     opts = ft.Options(device=device_opt or ctx.obj["device"], **kw)
     with _Bar(enabled=not as_json) as bar:
         try:
