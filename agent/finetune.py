@@ -94,7 +94,8 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
         version, partial = versions.start()
         try:
             _write_learned(partial, data)
-            tuned, stats, gold, cand, cur, cur_version = _train_and_score(data, plan, encoder, versions, progress, cancel, say)
+            tuned, stats, gold, cand, cur, cur_version = _train_and_score(data, plan, encoder, versions, progress, cancel, say,
+                                                                          auto_mode=opts.mode is None)
             tuned.head.config.update({"base_model": encoder.fingerprint, "plan": _plan_dict(plan), "run": stats})
             tuned.save(partial)
             evaluation = reports.compare(gold, cand, cur)
@@ -191,14 +192,30 @@ def default_epochs(n_rows: int) -> float:
 
 # ---- training and scoring -----------------------------------------------------------------------
 def _train_and_score(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", versions: Versions,
-                     progress: ProgressFn | None, cancel: CancelFn | None, say: Callable[[str], None]) -> tuple:
+                     progress: ProgressFn | None, cancel: CancelFn | None, say: Callable[[str], None],
+                     auto_mode: bool = False) -> tuple:
     """Train, then predict held-out rows with the candidate and the current model."""
     held_texts, gold = [r.text for r in data.holdout], [r.label for r in data.holdout]
     held = _encode(encoder, held_texts, "held-out", progress, plan, cancel)
     tuned, stats, probe = _fit(data, plan, encoder, progress, cancel, say)
     cand = _predict(tuned, held_texts, held)
+    if auto_mode and plan.mode != "head" and gold:
+        tuned, cand = _better_of(tuned, cand, probe, held_texts, held, gold, plan, say)
     cur_version, cur = _current_predictions(versions, encoder, held_texts, held, probe)
     return tuned, stats, gold, cand, cur, cur_version
+
+
+def _better_of(tuned: TunedClassifier, cand: tuple[list[str], list[float]], probe: Any, texts: list[str],
+               vectors: "np.ndarray", gold: list[str], plan: Plan, say: Callable[[str], None]) -> tuple:
+    """With the mode left to the agent, keep the head alone when it beats the trained encoder on held-out rows."""
+    head_cand = _predict(TunedClassifier(probe), texts, vectors)
+    trained, head = (sum(g == p for g, p in zip(gold, c[0])) / len(gold) for c in (cand, head_cand))
+    if head <= trained:
+        return tuned, cand
+    plan.notes.append(f"kept mode head: it scored {head:.4f} on the held-out rows, {plan.mode} {trained:.4f}")
+    say(plan.notes[-1])
+    plan.mode = "head"
+    return TunedClassifier(probe), head_cand
 
 
 def _fit(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", progress: ProgressFn | None,

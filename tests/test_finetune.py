@@ -248,3 +248,11 @@ def test_a_broken_new_model_is_reported_and_the_old_one_keeps_answering(plugin_r
     reply = agent.reply("when are you open", plugin="shop")
     assert reply.label == "opening_hours"
     assert any("could not be loaded" in n and "still using fine-tuned v1" in n for n in notes)
+
+
+def test_left_to_choose_the_mode_it_keeps_the_head_when_training_hurts(cs: Path, tmp_path: Path, encoder) -> None:
+    settings = Settings(home=tmp_path / "home", plugin_paths=[cs.parent])
+    result = finetune(cs, settings, Options(device="cpu", epochs=0.2, lr=0.5), encoder=encoder)  # ruinous lr
+    assert result.status == "promoted" and result.report["run"]["mode"] == "head"
+    assert any(n.startswith("kept mode head") for n in result.report["run"]["notes"])
+    assert not (result.folder / "encoder").exists()
