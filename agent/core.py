@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from agent import guard
 from agent.errors import InputError, ModelError, PluginError
+from agent.hooks import Hooks
 from agent.manifest import Manifest, load_manifest
 from agent.plugins import Skipped, discover
 from agent.router import Route, parse_use, route
@@ -52,6 +54,8 @@ class Reply:
     conversation_id: str
     route_confidence: float | None = None
     predictions: list[dict[str, Any]] = field(default_factory=list)
+    annotations: dict[str, Any] = field(default_factory=dict)  # observers' labels and hook results, by plugin
+    warnings: list[str] = field(default_factory=list)  # plugin hooks that failed during this turn
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -67,9 +71,21 @@ class Agent:
         self.settings = settings or Settings()
         self.notify, self.device = notify, device
         self.manifests, self.skipped = discover(self.settings)
+        self.hooks = Hooks(notify)
+        self.manifests = [m for m in self.manifests if self._load_hooks(m)]
         self._encoder, self._store = encoder, store
         self._runtimes: dict[str, PluginRuntime] | None = None
+        self._observers: dict[str, PluginRuntime] | None = None
         self._forced: dict[str, str] = {}
+
+    def _load_hooks(self, manifest: Manifest) -> bool:
+        """Register a plugin's hooks; a plugin whose hooks do not load is skipped with the reason."""
+        try:
+            self.hooks.load(manifest)
+        except PluginError as exc:
+            self.skipped.append(Skipped(manifest.folder, str(exc), manifest.name))
+            return False
+        return True
 
     # ---- lazily built parts -----------------------------------------------------------------
     @property
@@ -94,20 +110,32 @@ class Agent:
     def runtimes(self) -> dict[str, "PluginRuntime"]:
         """Loaded responder plugins; one that fails to load is moved to `skipped` with its reason."""
         if self._runtimes is None:
-            self._runtimes = {}
-            for m in self.manifests:
-                if m.role != "responder":
-                    continue
-                try:
-                    self._runtimes[m.name] = self.load_runtime(m)
-                except (PluginError, ModelError) as exc:
-                    self.skipped.append(Skipped(m.folder, str(exc), m.name))
+            self._runtimes = self._load_runtimes("responder")
         return self._runtimes
+
+    @property
+    def observers(self) -> dict[str, "PluginRuntime"]:
+        """Observer plugins with labels: each labels every turn (those with hooks only have no runtime)."""
+        if self._observers is None:
+            self._observers = self._load_runtimes("observer")
+        return self._observers
+
+    def _load_runtimes(self, role: str) -> dict[str, "PluginRuntime"]:
+        """Runtimes of the plugins with this role; one that fails to load is moved to `skipped`."""
+        out = {}
+        for m in self.manifests:
+            if m.role != role or role == "observer" and not (m.examples or any(m.labels.values())):
+                continue
+            try:
+                out[m.name] = self.load_runtime(m)
+            except (PluginError, ModelError) as exc:
+                self.skipped.append(Skipped(m.folder, str(exc), m.name))
+        return out
 
     def refresh(self) -> list[str]:
         """Pick up models promoted or rolled back since the last turn (one stat per plugin); return their names."""
         changed = []
-        for name, runtime in (self._runtimes or {}).items():
+        for name, runtime in {**(self._runtimes or {}), **(self._observers or {})}.items():
             try:
                 if runtime.refresh():
                     changed.append(name)
@@ -127,7 +155,7 @@ class Agent:
     # ---- the turn ---------------------------------------------------------------------------
     def reply(self, text: str | bytes, conversation_id: str | None = None, plugin: str | None = None) -> Reply:
         """Answer one message: guard, encode once, route, classify, retrieve, log."""
-        runtimes, encoder = self.runtimes, self.encoder  # loaded once, outside the turn's timings
+        runtimes, encoder, _ = self.runtimes, self.encoder, self.observers  # loaded once, outside the turn's timings
         self.refresh()
         start = time.perf_counter()
         turn = self._begin(text, conversation_id, plugin)
@@ -140,6 +168,9 @@ class Agent:
         chosen = route(turn.vector[0], runtimes, turn.forced)
         turn.timings["route"] = _ms(t)
         reply = self._answer(turn, runtimes[chosen.plugin], chosen)
+        t = time.perf_counter()
+        self._observe(turn, reply)
+        turn.timings["observe"] = _ms(t)
         t = time.perf_counter()
         reply.turn_id = self._log(turn, reply)
         turn.timings["log"] = _ms(t)
@@ -182,12 +213,41 @@ class Agent:
         hits, best = runtime.retrieve(turn.vector[0], decision.label)
         turn.timings["retrieve"] = _ms(t)
         text = self._answer_text(runtime, decision.label, best, decision.fallback_reason)
+        failed = len(self.hooks.failures)
+        custom = self.hooks.call_one(
+            runtime.name, "build_reply", plugin=runtime.name, text=turn.text, label=decision.label,
+            confidence=decision.confidence, hits=[h.to_dict() for h in hits], fallback_reason=decision.fallback_reason,
+            answer=text, conversation_id=turn.conversation_id)
+        if custom is not None:
+            text = str(custom)
         return Reply(
+            warnings=[str(f) for f in self.hooks.failures[failed:]],
             text=text, plugin=runtime.name, label=decision.label, confidence=round(decision.confidence, 4),
             hits=[h.to_dict() for h in hits], fallback_reason=decision.fallback_reason, timings_ms={},
             turn_id=None, conversation_id=turn.conversation_id, route_confidence=chosen.confidence,
             predictions=[{"label": lab, "probability": round(p, 4)} for lab, p in decision.top],
         )
+
+    def _observe(self, turn: Turn, reply: Reply) -> None:
+        """Observers label the turn with the shared embedding; `observe_turn` hooks add their results."""
+        assert turn.vector is not None
+        for name, runtime in self.observers.items():
+            try:
+                probs = runtime.classify(turn.vector, [turn.text])[0]
+            except ModelError as exc:
+                reply.warnings.append(f"plugin {name}: {exc}")
+                continue
+            top = int(probs.argmax())
+            reply.annotations[name] = {"label": runtime.labels[top], "confidence": round(float(probs[top]), 4)}
+        failed = len(self.hooks.failures)
+        for name in self.hooks.names():
+            result = self.hooks.call_one(name, "observe_turn", plugin=name, text=turn.text, reply=reply,
+                                         annotation=reply.annotations.get(name))
+            if isinstance(result, dict):
+                reply.annotations[name] = {**reply.annotations.get(name, {}), **result}
+            elif result is not None:
+                reply.warnings.append(f"plugin {name}: observe_turn returned {type(result).__name__}, not a dict; ignored")
+        reply.warnings += [str(f) for f in self.hooks.failures[failed:]]
 
     @staticmethod
     def _answer_text(runtime: "PluginRuntime", label: str, best: "Hit | None", reason: str | None) -> str:
@@ -207,6 +267,8 @@ class Agent:
             "route_confidence": reply.route_confidence, "fallback_reason": reply.fallback_reason,
             "latency_ms": sum(v for k, v in turn.timings.items() if k != "log"), "timings": turn.timings,
             "redactions": turn.redactions,
+            "annotations": guard.redact(json.dumps(reply.annotations, ensure_ascii=False, default=str))[0]
+            if reply.annotations else None,
         }
         preds = [(p["label"], p["probability"]) for p in reply.predictions]
         return self.store.log_turn(record, preds, reply.hits)

@@ -51,6 +51,8 @@ class Manifest:
     thresholds: Thresholds = field(default_factory=Thresholds)
     fallback_message: str = "I'm not sure I understood that, so I'd rather not guess."
     handoff: str = "Would you like me to pass you to a person?"
+    source: str = ""  # where discovery found it: a folder, or "package DIST VERSION (entry point NAME)"
+    hooks_object: Any = field(default=None, repr=False, compare=False)  # an installed package's hook module
 
     @property
     def folder(self) -> Path:

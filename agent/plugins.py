@@ -1,13 +1,21 @@
-"""Plugin discovery: every folder with a plugin.toml under the plugin paths; broken ones are reported."""
+"""Plugin discovery: folders with a plugin.toml under the plugin paths, then installed packages that
+declare the entry-point group `agent.plugins`; broken ones are reported, the others still load."""
 
 from __future__ import annotations
 
+import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from agent.errors import PluginError
 from agent.manifest import Manifest, load_manifest
 from agent.settings import Settings
+
+ENTRY_POINT_GROUP = "agent.plugins"
+LOAD_ENV = "AGENT_LOAD_PLUGINS"
 
 
 @dataclass
@@ -30,18 +38,75 @@ def candidate_folders(settings: Settings) -> list[Path]:
     return found
 
 
+def allowed_names() -> set[str] | None:
+    """Names listed in AGENT_LOAD_PLUGINS (comma-separated), or None when it is unset or empty."""
+    raw = os.environ.get(LOAD_ENV, "")
+    names = {n.strip() for n in raw.split(",") if n.strip()}
+    return names or None
+
+
 def discover(settings: Settings) -> tuple[list[Manifest], list[Skipped]]:
-    """Load every manifest; a broken one is skipped with its reason, a duplicate name too."""
+    """Load every manifest, folders first; a broken one is skipped with its reason, a duplicate name too."""
     loaded: dict[str, Manifest] = {}
     skipped: list[Skipped] = []
+    allowed = allowed_names()
     for folder in candidate_folders(settings):
         try:
             manifest = load_manifest(folder / "plugin.toml")
         except PluginError as exc:
             skipped.append(Skipped(folder, str(exc)))
             continue
-        if manifest.name in loaded:
-            skipped.append(Skipped(folder, f"name '{manifest.name}' is already taken by {loaded[manifest.name].folder}"))
-            continue
-        loaded[manifest.name] = manifest
+        manifest.source = f"folder {folder}"
+        _add(manifest, loaded, skipped, allowed)
+    for manifest in _installed(skipped, allowed):
+        _add(manifest, loaded, skipped, allowed)
     return list(loaded.values()), skipped
+
+
+def _add(manifest: Manifest, loaded: dict[str, Manifest], skipped: list[Skipped], allowed: set[str] | None) -> None:
+    """Keep a manifest unless its name is taken or AGENT_LOAD_PLUGINS leaves it out."""
+    if allowed is not None and manifest.name not in allowed:
+        skipped.append(Skipped(manifest.folder, f"not loaded: {LOAD_ENV} lists only {', '.join(sorted(allowed))}", manifest.name))
+    elif manifest.name in loaded:
+        skipped.append(Skipped(manifest.folder, f"name '{manifest.name}' is already taken by {loaded[manifest.name].source}",
+                               manifest.name))
+    else:
+        loaded[manifest.name] = manifest
+
+
+def _installed(skipped: list[Skipped], allowed: set[str] | None) -> list[Manifest]:
+    """Manifests of installed packages that declare an `agent.plugins` entry point."""
+    from importlib.metadata import entry_points
+
+    found = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if allowed is not None and ep.name not in allowed:
+            continue  # not imported at all: AGENT_LOAD_PLUGINS is how a user keeps a package's code out
+        dist = f"package {ep.dist.name} {ep.dist.version}" if ep.dist else "an installed package"
+        where = f"{dist} (entry point {ep.name} = {ep.value})"
+        try:
+            manifest = _from_entry_point(ep.load(), where)
+        except PluginError as exc:
+            skipped.append(Skipped(Path(ep.value), str(exc), ep.name))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a broken package must not stop the others
+            skipped.append(Skipped(Path(ep.value), f"{where}: importing it failed: {type(exc).__name__}: {exc}; "
+                                   "reinstall or uninstall the package", ep.name))
+            continue
+        manifest.source = where
+        found.append(manifest)
+    return found
+
+
+def _from_entry_point(obj: Any, where: str) -> Manifest:
+    """The manifest beside the module an entry point names; that module (or object) holds the hooks."""
+    module = obj if isinstance(obj, ModuleType) else inspect.getmodule(obj)
+    if module is None or not getattr(module, "__file__", None):
+        raise PluginError(f"{where}: the entry point must name a module of the package; point it at one")
+    folder = Path(module.__file__).resolve().parent  # type: ignore[arg-type]
+    if not (folder / "plugin.toml").is_file():
+        raise PluginError(f"{where}: no plugin.toml in {folder}; ship it beside the module "
+                          "(package data) so the plugin's manifest and data are found")
+    manifest = load_manifest(folder / "plugin.toml")
+    manifest.hooks_object = obj
+    return manifest

@@ -61,6 +61,12 @@ def m003_finetune_runs(db: Any) -> None:
     db["finetune_runs"].create_index(["plugin"])
 
 
+@migration
+def m004_turn_annotations(db: Any) -> None:
+    """What observer plugins and observe_turn hooks said of each turn (JSON)."""
+    db["turns"].add_column("annotations", str)
+
+
 def now() -> str:
     """UTC timestamp, ISO 8601."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -184,6 +190,7 @@ class Store:
         row["hits"] = list(self._query("SELECT corpus_id AS id, score, text FROM hits WHERE turn_id = ? ORDER BY rank", [turn_id]))
         row["feedback"] = list(self._query("SELECT kind, label, note, created_at FROM feedback WHERE turn_id = ? ORDER BY id", [turn_id]))
         row["timings"] = json.loads(row["timings"] or "{}")
+        row["annotations"] = json.loads(row.get("annotations") or "{}")
         return row
 
     def turns(self, query: str | None = None, conversation: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
@@ -221,7 +228,7 @@ class Store:
 
 
 TURN_COLUMNS = ["text", "reply", "plugin", "label", "confidence", "route_confidence", "fallback_reason",
-                "latency_ms", "timings", "redactions"]
+                "latency_ms", "timings", "redactions", "annotations"]
 
 FINETUNE_COLUMNS = ["plugin", "version", "started_at", "finished_at", "status", "mode", "device", "epochs", "seconds",
                     "train_rows", "holdout_rows", "accuracy", "current_accuracy", "macro_f1", "current_version", "report"]

@@ -1,0 +1,141 @@
+"""Plugin hooks (pluggy): load each plugin's hooks, call them so that one plugin's failure stays its own."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import pluggy
+
+from agent import hookspecs
+from agent.errors import PluginError
+from agent.manifest import Manifest
+
+HOOKS_FILE = "hooks.py"
+
+
+@dataclass
+class HookFailure:
+    """A hook that raised: which plugin, which hook, and what it said."""
+
+    plugin: str
+    hook: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"plugin {self.plugin}: hook {self.hook} failed: {self.message}"
+
+
+class Hooks:
+    """The loaded plugins' hook implementations, called per plugin with failures caught and reported."""
+
+    def __init__(self, notify: Callable[[str], None] | None = None) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.notify = notify
+        self.failures: list[HookFailure] = []
+        self._callers: dict[tuple[str, str], Any] = {}
+
+    def register(self, name: str, obj: object, where: str) -> None:
+        """Register one plugin's implementations; bad names or arguments raise PluginError naming `where`."""
+        try:
+            self.pm.register(obj, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"{where}: {exc}; hook arguments must be among those in the README's hook table") from exc
+        except ValueError as exc:
+            raise PluginError(f"{where}: {exc}") from exc
+        unknown = [h for h in self.implemented(name, all_names=True) if h not in hookspecs.HOOKS]
+        if unknown:
+            self.pm.unregister(name=name)
+            raise PluginError(f"{where}: unknown hook(s) {unknown}; a plugin may implement {list(hookspecs.HOOKS)}")
+
+    def implemented(self, name: str, all_names: bool = False) -> list[str]:
+        """The hooks that plugin `name` implements."""
+        plugin = self.pm.get_plugin(name)
+        if plugin is None:
+            return []
+        callers = self.pm.get_hookcallers(plugin) or []
+        names = [c.name for c in callers]
+        return names if all_names else [h for h in hookspecs.HOOKS if h in names]
+
+    def names(self) -> list[str]:
+        """Plugins with hooks registered, in load order."""
+        return [name for name, _ in self.pm.list_name_plugin()]
+
+    def call_one(self, plugin: str, hook: str, /, **kwargs: Any) -> Any:
+        """Call `hook` of one plugin; None when it does not implement it or when it raised (recorded)."""
+        if hook not in self.implemented(plugin):
+            return None
+        key = (hook, plugin)
+        if key not in self._callers:
+            others = [p for n, p in self.pm.list_name_plugin() if n != plugin]
+            self._callers[key] = self.pm.subset_hook_caller(hook, remove_plugins=others)
+        try:
+            results = self._callers[key](**kwargs)
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug must not end the turn
+            self._fail(plugin, hook, exc)
+            return None
+        return results[0] if results else None
+
+    def call_each(self, hook: str, /, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call `hook` of every plugin that implements it: (plugin, result) for those that did not raise."""
+        out = []
+        for name in self.names():
+            result = self.call_one(name, hook, **kwargs)
+            if result is not None:
+                out.append((name, result))
+        return out
+
+    def _fail(self, plugin: str, hook: str, exc: BaseException) -> None:
+        """Record and report a hook that raised."""
+        failure = HookFailure(plugin, hook, _describe(exc))
+        self.failures.append(failure)
+        if self.notify:
+            self.notify(str(failure))
+
+    def load(self, manifest: Manifest) -> list[str]:
+        """Register a plugin's hooks (its package module, or hooks.py in its folder); return the hooks found."""
+        obj = manifest.hooks_object
+        where = manifest.source or str(manifest.folder)
+        if obj is None and (manifest.folder / HOOKS_FILE).is_file():
+            obj, where = import_hooks_file(manifest.folder / HOOKS_FILE, manifest.name), str(manifest.folder / HOOKS_FILE)
+        if obj is None:
+            return []
+        self.register(manifest.name, obj, where)
+        return self.implemented(manifest.name)
+
+
+def import_hooks_file(path: Path, plugin: str) -> ModuleType:
+    """Import a plugin folder's hooks.py as its own module; an error names the file and line."""
+    name = f"agent_plugin_hooks.{plugin}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"{path}: cannot be imported as Python; rename or remove it")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - any error in user code becomes a clear message
+        sys.modules.pop(name, None)
+        raise PluginError(f"{path}{_line_in(exc, path)}: importing it failed: {_describe(exc)}; fix the file or remove it") from exc
+    return module
+
+
+def _line_in(exc: BaseException, path: Path) -> str:
+    """':LINE' of the deepest frame in `path`, or of a syntax error there."""
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f":{exc.lineno}"
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+    return f":{lines[-1]}" if lines else ""
+
+
+def _describe(exc: BaseException) -> str:
+    """'TypeName: message' with the deepest frame's place, for a one-line report."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
