@@ -14,7 +14,30 @@ from agent.errors import AgentError
 
 
 class Group(click.Group):
-    """Turns AgentError and file-system errors into a one-line message and exit code 1, never a traceback."""
+    """Adds the commands plugins contribute; turns AgentError and file-system errors into a one-line
+    message and exit code 1, never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *sorted(self._plugin_commands(ctx))]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, name) or self._plugin_commands(ctx).get(name)
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        """Commands from plugins' `cli_commands` hooks, loaded once per invocation."""
+        if "plugin_commands" not in ctx.meta:
+            from agent.core import Agent
+            from agent.settings import Settings
+
+            home = ctx.params.get("home")
+            try:
+                agent = Agent(Settings(home=home) if home else Settings(), notify=note)
+            except AgentError as exc:
+                note(f"plugin commands not loaded: {exc}")
+                ctx.meta["plugin_commands"] = {}
+                return {}
+            ctx.meta["plugin_commands"] = contributed(agent, set(super().list_commands(ctx)))
+        return ctx.meta["plugin_commands"]
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -36,6 +59,20 @@ class Group(click.Group):
 def cli(ctx: click.Context, home: Path | None, device: str) -> None:
     """A chat agent that routes messages to scenario plugins, answers from their data and logs every turn."""
     ctx.obj = {"home": home, "device": device}
+
+
+def contributed(agent: Any, taken: set[str]) -> dict[str, click.Command]:
+    """The click commands plugins return from `cli_commands`; clashes and non-commands are reported."""
+    found: dict[str, click.Command] = {}
+    for plugin, commands in agent.hooks.call_each("cli_commands"):
+        for cmd in commands if isinstance(commands, (list, tuple)) else [commands]:
+            if not isinstance(cmd, click.Command) or not cmd.name:
+                note(f"plugin {plugin}: cli_commands returned {cmd!r}, not a named click command; ignored")
+            elif cmd.name in taken or cmd.name in found:
+                note(f"plugin {plugin}: command '{cmd.name}' is already taken; rename it")
+            else:
+                found[cmd.name] = cmd
+    return found
 
 
 def make_settings(ctx: click.Context) -> Any:

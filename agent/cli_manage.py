@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from agent.cli import cli, console, escape, make_agent, note
+from agent.cli import cli, console, escape, make_agent, make_settings, note
 from agent.errors import AgentError
 
 
@@ -22,7 +22,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     from agent.inventory import summarize
 
     agent = make_agent(ctx)
-    rows, skipped = summarize(agent.manifests, agent.settings), [(str(s.path), s.reason) for s in agent.skipped]
+    rows, skipped = summarize(agent.manifests, agent.settings, agent.hooks), [(str(s.path), s.reason) for s in agent.skipped]
     ok = [r for r in rows if "error" not in r]
     skipped += [(r["folder"], r["error"]) for r in rows if "error" in r]
     if as_json:
@@ -33,8 +33,10 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     out = console()
     out.print(plugins_table(ok))
     for r in ok:
-        out.print(f"[bold]{escape(r['name'])}[/] in {escape(short_path(r['folder']))}\n"
-                  f"  labels: {escape(', '.join(r['label_names']))}", highlight=False)
+        source = r["source"].replace(r["folder"], short_path(r["folder"]))
+        hooks = f"\n  hooks: {', '.join(r['hooks'])}" if r["hooks"] else ""
+        out.print(f"[bold]{escape(r['name'])}[/] from {escape(source)}\n"
+                  f"  labels: {escape(', '.join(r['label_names']) or '-')}{escape(hooks)}", highlight=False)
     for folder, reason in skipped:
         out.print(f"[red]skipped[/] {escape(folder)}: {escape(reason)}", highlight=False)
 
@@ -111,8 +113,11 @@ def logs_export(ctx: click.Context, output: str) -> None:
 
 @cli.command("new-plugin")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--examples", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Labelled CSV/JSONL to learn from.")
+@click.option("--role", type=click.Choice(["responder", "observer"]), default="responder", show_default=True,
+              help="responder answers turns; observer labels every turn.")
+@click.option("--examples", type=click.Path(dir_okay=False, path_type=Path), help="Labelled CSV/JSONL to learn from.")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV label,description: the labels, described in one line each (enough to start, zero-shot).")
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--faq", type=click.Path(dir_okay=False, path_type=Path), help="CSV with id,question,answer[,label].")
@@ -120,17 +125,34 @@ def logs_export(ctx: click.Context, output: str) -> None:
 @click.option("--force", is_flag=True, help="Write into a non-empty folder.")
 @click.option("--no-build", is_flag=True, help="Do not build the index and head now.")
 @click.pass_context
-def new_plugin(ctx: click.Context, folder: Path, examples: Path, text_column: str, label_column: str,
-               faq: Path | None, name: str | None, force: bool, no_build: bool) -> None:
-    """Create a working responder plugin in FOLDER from a labelled CSV."""
-    from agent.scaffold import plugin_from_examples
+def new_plugin(ctx: click.Context, folder: Path, role: str, examples: Path | None, labels: Path | None, text_column: str,
+               label_column: str, faq: Path | None, name: str | None, force: bool, no_build: bool) -> None:
+    """Create a working plugin in FOLDER: from your labels and examples, or a commented sample to edit.
 
-    manifest = plugin_from_examples(folder, examples, text_column, label_column, faq, name, force)
-    click.echo(f"wrote {manifest}")
+    A bare NAME (no '/') goes to the plugins folder of the home, where the agent finds it.
+    """
+    from agent.scaffold import scaffold
+
+    settings = make_settings(ctx)
+    if len(folder.parts) == 1 and not folder.exists():
+        folder = settings.home / "plugins" / folder
+    manifest = scaffold(folder, role, name, examples, labels, faq, text_column, label_column, force)
+    click.echo(f"wrote {short(manifest.parent)}/: {', '.join(sorted(p.name for p in manifest.parent.iterdir()))}")
     if not no_build:
         rt = make_agent(ctx).load_runtime(manifest)
         click.echo(f"{rt.name}: {len(rt.labels)} labels, {len(rt.examples)} examples, model {rt.model_state}")
-    click.echo(f"try: AGENT_PLUGINS_PATH={folder.resolve().parent} agent ask --plugin {manifest.parent.name} \"...\"")
+    found = any(manifest.parent.resolve().parent == p for p in settings.search_paths())
+    env = "" if found else f"AGENT_PLUGINS_PATH={manifest.parent.resolve().parent} "
+    plugin = manifest.parent.name if name is None else name
+    click.echo(f"next: edit {short(manifest)}, then\n  {env}agent plugins\n  {env}agent ask --plugin {plugin} \"...\""
+               f"\n  python -m pytest {short(manifest.parent)}")
+
+
+def short(path: Path) -> str:
+    """A path relative to the working directory when it lies below it."""
+    from agent.render import short_path
+
+    return short_path(str(Path(path).resolve()))
 
 
 @cli.command("eval")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.data import read_rows
 from agent.errors import AgentError
@@ -11,15 +11,21 @@ from agent.manifest import Manifest
 from agent.runtime import label_list, read_examples
 from agent.settings import Settings
 
+if TYPE_CHECKING:
+    from agent.hooks import Hooks
 
-def summarize(manifests: list[Manifest], settings: Settings) -> list[dict[str, Any]]:
+
+def summarize(manifests: list[Manifest], settings: Settings, hooks: "Hooks | None" = None) -> list[dict[str, Any]]:
     """One row per plugin; a plugin whose data cannot be read gets an 'error' instead."""
-    return [_row(m, settings) for m in manifests]
+    return [_row(m, settings, hooks.implemented(m.name) if hooks else []) for m in manifests]
 
 
-def _row(m: Manifest, settings: Settings) -> dict[str, Any]:
+def _row(m: Manifest, settings: Settings, hooks: list[str]) -> dict[str, Any]:
     """Counts and model state of one plugin."""
-    row: dict[str, Any] = {"name": m.name, "role": m.role, "folder": str(m.folder), "description": m.description}
+    row: dict[str, Any] = {"name": m.name, "role": m.role, "folder": str(m.folder), "description": m.description,
+                           "source": m.source or f"folder {m.folder}", "hooks": hooks}
+    if m.role == "observer" and not m.examples and not any(m.labels.values()):
+        return {**row, "labels": 0, "examples": 0, "corpus": 0, "label_names": [], "model": "hooks only"}
     try:
         examples = read_examples(m)
         labels = label_list(m, examples)

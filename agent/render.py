@@ -29,7 +29,20 @@ def reply_lines(reply: "Reply", sources: bool = True) -> list[str]:
     if sources:
         for h in reply.hits:
             lines.append(f"[dim]  {h['score']:.2f} {escape(h['id'])}: {escape(h['text'])}[/]")
+    for name, note in reply.annotations.items():
+        lines.append(f"[dim]  {escape(name)}: {escape(_annotation(note))}[/]")
+    for warning in reply.warnings:
+        lines.append(f"[yellow]  {escape(warning)}[/]")
     return lines
+
+
+def _annotation(note: Any) -> str:
+    """An observer's note in one line: 'label 0.93' first, other keys after."""
+    if not isinstance(note, dict):
+        return str(note)
+    head = f"{note['label']} {note['confidence']:.2f}" if {"label", "confidence"} <= set(note) else ""
+    rest = ", ".join(f"{k}={v}" for k, v in note.items() if k not in ("label", "confidence"))
+    return " ".join(x for x in (head, rest) if x)
 
 
 def cells(*values: Any) -> list[Any]:

@@ -1,4 +1,4 @@
-"""New plugin folders: from a labelled CSV (and optionally an FAQ CSV)."""
+"""New plugin folders: a commented sample to edit, or one built from a labelled CSV and label descriptions."""
 
 from __future__ import annotations
 
@@ -7,39 +7,9 @@ import json
 import re
 from pathlib import Path
 
+from agent import templates as T
 from agent.data import read_rows
 from agent.errors import PluginError
-
-MANIFEST = """# {name}: made by `agent new-plugin` from {source}.
-name = {name_q}
-description = {description}
-role = "responder"
-version = "0.1.0"
-
-# Every label the examples use. Replace a name with `name = "one-line description"` in a [labels]
-# table to document it; descriptions also help routing.
-labels = {labels}
-
-[data]
-examples = "examples.csv"
-text_column = "text"
-label_column = "label"
-{retrieval}
-[thresholds]
-min_confidence = 0.40   # below this top probability the agent falls back
-min_margin = 0.05       # top-two probabilities closer than this: ambiguous, fall back
-min_similarity = 0.35   # nearest example less similar than this: out of scope, fall back
-"""
-
-RETRIEVAL = """
-[retrieval]
-corpus = "faq.csv"
-id_column = "id"
-text_columns = ["question"]
-answer_column = "answer"
-label_column = "{label}"
-top_k = 3
-"""
 
 
 def slug(name: str) -> str:
@@ -47,48 +17,131 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "plugin"
 
 
-def plugin_from_examples(dest: Path, examples: Path, text_column: str = "text", label_column: str = "label",
-                         faq: Path | None = None, name: str | None = None, force: bool = False) -> Path:
-    """Write DEST/plugin.toml, examples.csv (text,label) and faq.csv; return the manifest path."""
+def scaffold(dest: Path, role: str = "responder", name: str | None = None, examples: Path | None = None,
+             labels: Path | None = None, faq: Path | None = None, text_column: str = "text",
+             label_column: str = "label", force: bool = False) -> Path:
+    """Write DEST/plugin.toml, its data files, hooks.py and test_NAME.py; return the manifest path.
+
+    With neither `examples` nor `labels`, the data are commented samples to replace; otherwise the
+    labels come from a `label,description` CSV and/or the labelled examples.
+    """
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()) and not force:
         raise PluginError(f"{dest} already exists and is not empty; choose a new folder or pass --force")
-    hint = "pass --text-column / --label-column to name the columns"
-    rows = read_rows(examples, [text_column, label_column], hint)
-    if not rows:
-        raise PluginError(f"{examples}: no rows; a plugin needs labelled examples")
-    labels = sorted({r[label_column] for r in rows})
-    if len(labels) < 2:
-        raise PluginError(f"{examples}: column '{label_column}' has only the label(s) {labels}; "
-                          "a plugin needs examples of at least 2 labels")
-    dest.mkdir(parents=True, exist_ok=True)
-    _write_csv(dest / "examples.csv", ["text", "label"], [[r[text_column], r[label_column]] for r in rows])
-    retrieval = ""
-    if faq is not None:
-        retrieval = _copy_faq(faq, dest / "faq.csv", set(labels))
+    if role == "observer" and faq is not None:
+        raise PluginError("an observer never answers, so it takes no --faq; drop it or use --role responder")
     name = slug(name or dest.name)
-    text = MANIFEST.format(
-        name=name, name_q=json.dumps(name), source=Path(examples).name,
-        description=json.dumps(f"{name}: {len(labels)} labels learned from {Path(examples).name}"),
-        labels=json.dumps(labels), retrieval=retrieval,
-    )
-    (dest / "plugin.toml").write_text(text, encoding="utf-8")
+    if examples is None and labels is None:
+        sample = T.SAMPLES[role]
+        described, rows, faq_rows, source = dict(sample["labels"]), list(sample["examples"]), list(sample["faq"]), "samples"
+        cases = list(sample["cases"])
+    else:
+        described, rows = _read_labels(labels), _read_examples(examples, text_column, label_column)
+        described = _merge_labels(described, rows, labels, examples)
+        faq_rows = _read_faq(faq, set(described)) if faq else []
+        source = ", ".join(p.name for p in (labels, examples, faq) if p)
+        cases = _cases(rows or [(d, lab) for lab, d in described.items() if d])
+    dest.mkdir(parents=True, exist_ok=True)
+    if rows:
+        _write_csv(dest / "examples.csv", ["text", "label"], rows)
+    has_label = any(r[3] for r in faq_rows) if faq_rows else False
+    if faq_rows:
+        _write_csv(dest / "faq.csv", ["id", "question", "answer", "label"], faq_rows)
+    (dest / "plugin.toml").write_text(_manifest(name, role, source, described, bool(rows), bool(faq_rows), has_label),
+                                      encoding="utf-8")
+    (dest / "hooks.py").write_text(T.HOOKS.format(name=name), encoding="utf-8")
+    test = T.TEST.format(name=name, name_q=json.dumps(name), folder=dest.as_posix(), cases=_py_list(cases))
+    (dest / f"test_{name.replace('-', '_')}.py").write_text(test, encoding="utf-8")
     return dest / "plugin.toml"
 
 
-def _copy_faq(src: Path, dest: Path, labels: set[str]) -> str:
-    """Copy an FAQ CSV (id,question,answer[,label]); return the [retrieval] table for it."""
-    rows = read_rows(src, ["id", "question", "answer"], "the FAQ file needs columns id, question, answer (label optional)")
-    has_label = bool(rows) and "label" in rows[0]
+def _manifest(name: str, role: str, source: str, labels: dict[str, str], has_examples: bool, has_faq: bool,
+              faq_labels: bool) -> str:
+    """The commented plugin.toml text."""
+    description = json.dumps(f"{name}: {len(labels)} labels, from {source}; describe the plugin in one line")
+    lines = "\n".join(f"{_key(k)} = {json.dumps(v)}" for k, v in labels.items())
+    text = T.MANIFEST_HEAD.format(name=name, name_q=json.dumps(name), description=description, role=role, labels=lines)
+    if has_examples:
+        text += T.DATA
+    if has_faq:
+        text += T.RETRIEVAL.format(label_column="label" if faq_labels else "")
+    if role == "responder":
+        text += T.THRESHOLDS + T.FALLBACK
+    return text
+
+
+def _key(label: str) -> str:
+    """A TOML key: bare when it can be, quoted otherwise."""
+    return label if re.fullmatch(r"[A-Za-z0-9_-]+", label) else json.dumps(label)
+
+
+def _read_labels(path: Path | None) -> dict[str, str]:
+    """label -> description from a CSV with columns label,description."""
+    if path is None:
+        return {}
+    rows = read_rows(path, ["label", "description"], "the labels file needs columns label,description")
+    out: dict[str, str] = {}
     for line, row in enumerate(rows, start=2):
-        if has_label and row["label"] and row["label"] not in labels:
-            raise PluginError(f"{src}:{line}: label '{row['label']}' is not among the examples' labels; fix the row")
-    cols = ["id", "question", "answer", "label"] if has_label else ["id", "question", "answer"]
-    _write_csv(dest, cols, [[r[c] for c in cols] for r in rows])
-    return RETRIEVAL.format(label="label" if has_label else "")
+        label = row["label"].strip()
+        if not label:
+            raise PluginError(f"{path}:{line}: empty label; give every row a label name")
+        if label in out:
+            raise PluginError(f"{path}:{line}: label '{label}' appears twice; keep one row per label")
+        out[label] = " ".join(row["description"].split())
+    return out
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+def _read_examples(path: Path | None, text_column: str, label_column: str) -> list[tuple[str, str]]:
+    """(text, label) rows of a labelled CSV/JSONL."""
+    if path is None:
+        return []
+    rows = read_rows(path, [text_column, label_column], "pass --text-column / --label-column to name the columns")
+    if not rows:
+        raise PluginError(f"{path}: no rows; a plugin needs labelled examples (or only --labels)")
+    return [(r[text_column], r[label_column]) for r in rows]
+
+
+def _merge_labels(described: dict[str, str], rows: list[tuple[str, str]], labels: Path | None,
+                  examples: Path | None) -> dict[str, str]:
+    """All labels: those described, then those only in the examples (refused when a labels file is given)."""
+    found = sorted({label for _, label in rows})
+    extra = [lab for lab in found if lab not in described]
+    if labels is not None and extra:
+        raise PluginError(f"{examples}: label(s) {extra[:5]} are not in {labels}; add a row for each there")
+    merged = {**described, **{lab: "" for lab in extra}}
+    if len(merged) < 2:
+        raise PluginError(f"{labels or examples}: only the label(s) {list(merged)}; a plugin needs at least 2")
+    return merged
+
+
+def _read_faq(src: Path, labels: set[str]) -> list[tuple[str, str, str, str]]:
+    """FAQ rows (id, question, answer, label) from a CSV; a label must be one of the plugin's."""
+    rows = read_rows(src, ["id", "question", "answer"], "the FAQ file needs columns id, question, answer (label optional)")
+    out = []
+    for line, row in enumerate(rows, start=2):
+        label = row.get("label") or ""
+        if label and label not in labels:
+            raise PluginError(f"{src}:{line}: label '{label}' is not among the plugin's labels; fix the row")
+        out.append((row["id"], row["question"], row["answer"], label))
+    return out
+
+
+def _cases(rows: list[tuple[str, str]], limit: int = 10) -> list[tuple[str, str]]:
+    """One example of each of the first labels, as starting test cases."""
+    seen: dict[str, str] = {}
+    for text, label in rows:
+        seen.setdefault(label, text)
+    return [(text, label) for label, text in list(seen.items())[:limit]]
+
+
+def _py_list(cases: list[tuple[str, str]]) -> str:
+    """A Python list literal of (text, label) pairs, one per line."""
+    if not cases:
+        return "[]"
+    return "[\n" + "".join(f"    ({json.dumps(t)}, {json.dumps(lab)}),\n" for t, lab in cases) + "]"
+
+
+def _write_csv(path: Path, header: list[str], rows: list[tuple[str, ...]]) -> None:
     """Write a UTF-8 CSV with a header."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
