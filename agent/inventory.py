@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from agent.data import read_rows
 from agent.errors import AgentError
 from agent.manifest import Manifest
-from agent.runtime import label_list, read_examples
+from agent.runtime import example_rows, label_list, read_examples
 from agent.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def _row(m: Manifest, settings: Settings, hooks: list[str]) -> dict[str, Any]:
         corpus = read_rows(m.data_file(m.retrieval.corpus, "retrieval.corpus"), [m.retrieval.id_column]) if m.retrieval else []
     except AgentError as exc:
         return {**row, "error": str(exc)}
-    row.update({"labels": len(labels), "examples": len(examples) if m.examples else 0, "corpus": len(corpus),
+    row.update({"labels": len(labels), "examples": len(example_rows(m)), "corpus": len(corpus),
                 "label_names": sorted(labels), "model": model_state(m, settings)})
     return row
 

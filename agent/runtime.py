@@ -47,12 +47,19 @@ class Decision:
 
 
 def read_examples(m: Manifest) -> list[tuple[str, str]]:
-    """(text, label) pairs from the examples file, or label descriptions when there is none."""
+    """(text, label) pairs: the examples file's rows, then each label's description (alone, they classify zero-shot)."""
+    described = [(" ".join(desc.split()), label) for label, desc in m.labels.items() if desc.strip()]
+    if not m.examples and not described:
+        raise PluginError(f"{m.path}: no [data] examples file and no label descriptions; add one or the other")
+    pairs = example_rows(m)
+    seen = {text for text, _ in pairs}
+    return pairs + [pair for pair in described if pair[0] not in seen]
+
+
+def example_rows(m: Manifest) -> list[tuple[str, str]]:
+    """(text, label) rows of the plugin's examples file ([] when it has none); undeclared labels are refused."""
     if not m.examples:
-        described = [(desc, label) for label, desc in m.labels.items() if desc.strip()]
-        if not described:
-            raise PluginError(f"{m.path}: no [data] examples file and no label descriptions; add one or the other")
-        return described
+        return []
     path = m.data_file(m.examples, "data.examples")
     hint = f"rename the columns, or set data.text_column / data.label_column in {m.path}"
     rows = read_rows(path, [m.text_column, m.label_column], hint)
@@ -89,7 +96,7 @@ class PluginRuntime:
         self._stamp = self.versions.stamp()
         self.classifier, self.model_state = self._load_classifier()
         self.labels += [lab for lab in self.classifier.labels if lab not in self.labels]
-        self._rows_by_label = self._corpus_rows_by_label()
+        self._pairsby_label = self._corpus_pairsby_label()
 
     @property
     def name(self) -> str:
@@ -127,7 +134,8 @@ class PluginRuntime:
         """Embeddings of every example: routing, out-of-scope checks and the head all read them."""
         texts = [t for t, _ in self.examples]
         labels = [label for _, label in self.examples]
-        expect = self._expect(*self._source_paths(), extra=f"{self.manifest.text_column}|{self.manifest.label_column}")
+        extra = json.dumps([self.manifest.text_column, self.manifest.label_column, self.manifest.labels])
+        expect = self._expect(*self._source_paths(), extra=extra)
         build = lambda: (self._encode(texts, "examples"), {"ids": [str(i) for i in range(len(texts))], "labels": labels})
         return ensure_index(self.index_dir, "examples", expect, build, self.notify)
 
@@ -217,7 +225,7 @@ class PluginRuntime:
             self.notify(f"{self.name}: now using {self.model_state}")
         return True
 
-    def _corpus_rows_by_label(self) -> dict[str, "np.ndarray"]:
+    def _corpus_pairsby_label(self) -> dict[str, "np.ndarray"]:
         """Corpus row numbers per label, for answering from the predicted intent's entries."""
         import numpy as np
 
@@ -271,10 +279,10 @@ class PluginRuntime:
         query = vector.reshape(1, -1)
         scores, rows = self.corpus_index.search(query, r.top_k)
         hits = [self._hit(int(i), float(s)) for s, i in zip(scores[0], rows[0]) if i >= 0]
-        rows_for_label = self._rows_by_label.get(label or "")
-        if rows_for_label is None:
-            return hits, (hits[0] if hits and not self._rows_by_label else None)
-        best_s, best_i = self.corpus_index.search(query, 1, rows=rows_for_label)
+        pairsfor_label = self._pairsby_label.get(label or "")
+        if pairsfor_label is None:
+            return hits, (hits[0] if hits and not self._pairsby_label else None)
+        best_s, best_i = self.corpus_index.search(query, 1, rows=pairsfor_label)
         return hits, self._hit(int(best_i[0, 0]), float(best_s[0, 0]))
 
     def _hit(self, row: int, score: float) -> Hit:

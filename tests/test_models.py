@@ -44,13 +44,13 @@ def test_index_is_rebuilt_when_data_changes_and_never_used_stale(agent: Agent, s
     rt = agent.runtimes["shop"]
     folder = rt.index_dir
     first = json.loads((folder / "examples.json").read_text())
-    assert first["encoder"] == encoder.fingerprint and first["count"] == 15
+    assert first["encoder"] == encoder.fingerprint and first["count"] == 15 + 3  # 15 rows + 3 label descriptions
     with open(rt.manifest.folder / "examples.csv", "a") as fh:
         fh.write("where is my parcel,delivery\n")
     text = (rt.manifest.folder / "plugin.toml").read_text().replace("[data]", 'delivery = "Parcels"\n\n[data]')
     (rt.manifest.folder / "plugin.toml").write_text(text)
     fresh = Agent(settings, encoder=encoder).runtimes["shop"]
-    assert fresh.examples_index.index.ntotal == 16 and "delivery" in fresh.classifier.labels
+    assert fresh.examples_index.index.ntotal == 16 + 4 and "delivery" in fresh.classifier.labels
     assert fresh.examples_index.meta["data_hash"] != first["data_hash"]
 
 
