@@ -80,10 +80,12 @@ def _installed(skipped: list[Skipped], allowed: set[str] | None) -> list[Manifes
 
     found = []
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if allowed is not None and ep.name not in allowed:
-            continue  # not imported at all: AGENT_LOAD_PLUGINS is how a user keeps a package's code out
         dist = f"package {ep.dist.name} {ep.dist.version}" if ep.dist else "an installed package"
         where = f"{dist} (entry point {ep.name} = {ep.value})"
+        if allowed is not None and ep.name not in allowed:  # not even imported: this keeps a package's code out
+            skipped.append(Skipped(Path(ep.value), f"{where}: not loaded: {LOAD_ENV} lists only {', '.join(sorted(allowed))}",
+                                   ep.name))
+            continue
         try:
             manifest = _from_entry_point(ep.load(), where)
         except PluginError as exc:
