@@ -36,6 +36,7 @@ class Turn:
     conversation_id: str
     forced: str | None = None
     vector: "np.ndarray | None" = None
+    hook_reply: bool = False  # a build_reply hook wrote the reply: it may echo the message, so redact it too
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -219,7 +220,7 @@ class Agent:
             confidence=decision.confidence, hits=[h.to_dict() for h in hits], fallback_reason=decision.fallback_reason,
             answer=text, conversation_id=turn.conversation_id)
         if custom is not None:
-            text = str(custom)
+            text, turn.hook_reply = str(custom), True
         return Reply(
             warnings=[str(f) for f in self.hooks.failures[failed:]],
             text=text, plugin=runtime.name, label=decision.label, confidence=round(decision.confidence, 4),
@@ -262,7 +263,8 @@ class Agent:
     def _log(self, turn: Turn, reply: Reply) -> int:
         """Store the turn (with redacted text), its predictions and hits."""
         record = {
-            "conversation_id": turn.conversation_id, "text": turn.stored_text, "reply": reply.text,
+            "conversation_id": turn.conversation_id, "text": turn.stored_text,
+            "reply": guard.redact(reply.text)[0] if turn.hook_reply else reply.text,
             "plugin": reply.plugin, "label": reply.label, "confidence": reply.confidence,
             "route_confidence": reply.route_confidence, "fallback_reason": reply.fallback_reason,
             "latency_ms": sum(v for k, v in turn.timings.items() if k != "log"), "timings": turn.timings,

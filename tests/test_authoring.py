@@ -1,0 +1,175 @@
+"""Making plugins: `agent new-plugin` samples and zero-shot plugins, installed plugin packages found
+through their entry point, and AGENT_LOAD_PLUGINS."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agent import cli_finetune, cli_manage  # noqa: F401  (register the built-in commands)
+from agent.cli import cli
+from agent.core import Agent
+from agent.encoder import Encoder
+from agent.settings import Settings
+from conftest import make_plugin, write_csv
+
+PKG_HOOKS = '''
+from agent import hookimpl
+
+@hookimpl
+def build_reply(answer):
+    return "[from the package] " + answer
+'''
+PKG_MANIFEST = '''
+name = "returns"
+description = "Returns desk shipped as a package"
+
+[labels]
+return_item = "Send an item back and return it"
+refund_status = "When the refund for a return arrives"
+'''
+
+
+def wheel(tmp_path: Path) -> Path:
+    """A real wheel of a plugin package that declares the `agent.plugins` entry point."""
+    files = {
+        "agent_returns/__init__.py": PKG_HOOKS,
+        "agent_returns/plugin.toml": PKG_MANIFEST,
+        "agent_returns-0.1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: agent-returns\nVersion: 0.1.0\n",
+        "agent_returns-0.1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "agent_returns-0.1.0.dist-info/entry_points.txt": "[agent.plugins]\nreturns = agent_returns\n",
+    }
+    record = [f"{name},sha256={_digest(text)},{len(text.encode())}" for name, text in files.items()]
+    files["agent_returns-0.1.0.dist-info/RECORD"] = "\n".join([*record, "agent_returns-0.1.0.dist-info/RECORD,,", ""])
+    path = tmp_path / "agent_returns-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return path
+
+
+def _digest(text: str) -> str:
+    """RECORD's urlsafe base64 sha256."""
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder the plugin package is pip-installed into (kept off the main environment)."""
+    tmp = tmp_path_factory.mktemp("pkg")
+    target = tmp / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(target),
+                    str(wheel(tmp))], check=True)
+    return target
+
+
+def agent_cli(args: list[str], home: Path, site: Path, **env: str) -> subprocess.CompletedProcess:
+    """`python -m agent ARGS` with the package's folder on the path."""
+    full = {**os.environ, "PYTHONPATH": str(site), "AGENT_HOME": str(home), **env}
+    full.pop("AGENT_PLUGINS_PATH", None)
+    return subprocess.run([sys.executable, "-m", "agent", *args], env=full, capture_output=True, text=True, timeout=300)
+
+
+def test_installed_package_is_discovered_through_its_entry_point(site: Path, tmp_path: Path) -> None:
+    listed = agent_cli(["plugins", "--json"], tmp_path / "home", site)
+    assert listed.returncode == 0, listed.stderr
+    plugin = next(p for p in json.loads(listed.stdout)["plugins"] if p["name"] == "returns")
+    assert plugin["source"] == "package agent-returns 0.1.0 (entry point returns = agent_returns)"
+    assert plugin["hooks"] == ["build_reply"] and plugin["labels"] == 2
+    asked = agent_cli(["ask", "--plugin", "returns", "--json", "how do I send these shoes back?"], tmp_path / "home", site,
+                      AGENT_LOAD_PLUGINS="returns")
+    reply = json.loads(asked.stdout)
+    assert reply["label"] == "return_item" and reply["text"].startswith("[from the package] ")
+
+
+def test_load_plugins_env_limits_what_loads(site: Path, tmp_path: Path) -> None:
+    listed = agent_cli(["plugins", "--json"], tmp_path / "home", site, AGENT_LOAD_PLUGINS="customer_service")
+    data = json.loads(listed.stdout)
+    assert [p["name"] for p in data["plugins"]] == ["customer_service"]
+    reasons = " ".join(s["reason"] for s in data["skipped"])
+    assert "package agent-returns 0.1.0" in reasons and "AGENT_LOAD_PLUGINS lists only customer_service" in reasons
+
+
+def test_new_plugin_sample_is_listed_answers_and_its_test_passes(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    runner = CliRunner()
+    made = runner.invoke(cli, ["--home", str(home), "new-plugin", "returns"], env={"AGENT_PLUGINS_PATH": ""})
+    assert made.exit_code == 0, made.output
+    folder = home / "plugins" / "returns"
+    assert sorted(p.name for p in folder.iterdir()) == ["examples.csv", "faq.csv", "hooks.py", "plugin.toml", "test_returns.py"]
+    listed = json.loads(runner.invoke(cli, ["--home", str(home), "plugins", "--json"]).output)
+    assert "returns" in [p["name"] for p in listed["plugins"]]
+    asked = runner.invoke(cli, ["--home", str(home), "ask", "--plugin", "returns", "--json", "can I talk to a human please"],
+                          env={"AGENT_LOAD_PLUGINS": "returns"})
+    assert json.loads(asked.stdout)["label"] == "talk_to_person"
+    tested = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert tested.returncode == 0 and "4 passed" in tested.stdout, tested.stdout + tested.stderr
+
+
+def test_observer_sample_labels_every_turn(tmp_path: Path, encoder: Encoder) -> None:
+    root = tmp_path / "plugins"
+    make_plugin(root)
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path / "home"), "new-plugin", str(root / "tone"), "--role", "observer",
+                                      "--no-build"])
+    assert result.exit_code == 0, result.output
+    agent = Agent(Settings(home=tmp_path / "home", plugin_paths=[root]), encoder=encoder)
+    reply = agent.reply("someone is stealing money from my account right now")
+    assert reply.plugin == "shop" and reply.annotations["tone"]["label"] == "urgent"
+    assert agent.store.turn(reply.turn_id)["annotations"]["tone"]["label"] == "urgent"
+    assert agent.reply("what are your opening hours").annotations["tone"]["label"] == "routine"
+
+
+def test_zero_shot_from_descriptions_then_examples_improve_it(tmp_path: Path, encoder: Encoder) -> None:
+    labels = write_csv(tmp_path / "labels.csv", ["label", "description"], [
+        ("track_order", "Where my order is and when it arrives"), ("return_item", "Send an item back"),
+        ("cancel_order", "Cancel an order before it ships")])
+    tests = [("where's my parcel?", "track_order"), ("I'd like to send this jumper back", "return_item"),
+             ("please stop my order, I don't want it", "cancel_order"), ("has my package shipped yet", "track_order")]
+    runner = CliRunner()
+    plugin = tmp_path / "plugins" / "desk"
+    made = runner.invoke(cli, ["--home", str(tmp_path / "home"), "new-plugin", str(plugin), "--labels", str(labels)])
+    assert made.exit_code == 0, made.output
+    assert "\n[data]\n" not in (plugin / "plugin.toml").read_text()
+    agent = Agent(Settings(home=tmp_path / "home", plugin_paths=[plugin.parent]), encoder=encoder)
+    zero = gold_probabilities(agent.load_runtime(plugin), tests)
+    assert min(zero) > 0.5  # so every test message is classified right from the descriptions alone
+    examples = write_csv(tmp_path / "ex.csv", ["text", "label"], [
+        ("where is my order", "track_order"), ("when will my parcel arrive", "track_order"),
+        ("how do I return an item", "return_item"), ("I want to send it back", "return_item"),
+        ("cancel my order please", "cancel_order"), ("I ordered by mistake, cancel it", "cancel_order")])
+    few = tmp_path / "plugins" / "desk5"
+    assert runner.invoke(cli, ["--home", str(tmp_path / "home"), "new-plugin", str(few), "--labels", str(labels),
+                               "--examples", str(examples), "--no-build"]).exit_code == 0
+    better = gold_probabilities(agent.load_runtime(few), tests)
+    assert sum(better) > sum(zero)
+    data = write_csv(tmp_path / "test.csv", ["text", "label"], tests)
+    report = runner.invoke(cli, ["--home", str(tmp_path / "home"), "eval", str(plugin), "--data", str(data), "--json", "-"])
+    assert json.loads(report.stdout)["accuracy"] == 1.0
+
+
+def gold_probabilities(runtime, tests: list[tuple[str, str]]) -> list[float]:
+    """The probability the plugin gives each test message's right label."""
+    probs = runtime.classify(runtime.encoder.encode([t for t, _ in tests]), [t for t, _ in tests])
+    return [float(p[runtime.labels.index(label)]) for p, (_, label) in zip(probs, tests)]
+
+
+def test_labels_file_errors_name_the_row(tmp_path: Path) -> None:
+    runner = CliRunner()
+    dup = write_csv(tmp_path / "dup.csv", ["label", "description"], [("a", "one"), ("a", "two")])
+    out = runner.invoke(cli, ["--home", str(tmp_path / "home"), "new-plugin", str(tmp_path / "p"), "--labels", str(dup)])
+    assert out.exit_code == 1 and "dup.csv:3: label 'a' appears twice" in out.output
+    good = write_csv(tmp_path / "labels.csv", ["label", "description"], [("a", "one"), ("b", "two")])
+    ex = write_csv(tmp_path / "ex.csv", ["text", "label"], [("hello", "a"), ("bye", "c")])
+    out = runner.invoke(cli, ["--home", str(tmp_path / "home"), "new-plugin", str(tmp_path / "p"), "--labels", str(good),
+                              "--examples", str(ex)])
+    assert out.exit_code == 1 and "label(s) ['c'] are not in" in out.output and not (tmp_path / "p").exists()
