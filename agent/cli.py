@@ -86,7 +86,11 @@ def make_agent(ctx: click.Context) -> Any:
     """The Agent for this invocation; progress notes go to stderr."""
     from agent.core import Agent
 
-    return Agent(make_settings(ctx), notify=note, device=ctx.obj["device"])
+    agent = Agent(make_settings(ctx), notify=note, device=ctx.obj["device"])
+    for skipped in agent.skipped:
+        if skipped.clash:
+            click.secho(f"warning: {skipped.path} is not used: {skipped.reason}", err=True, fg="yellow")
+    return agent
 
 
 def note(message: str) -> None:

@@ -51,12 +51,12 @@ def index() -> None:
 @click.option("--force", is_flag=True, help="Rebuild even when the saved index is fresh.")
 @click.pass_context
 def index_build(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
-    """Build (or check) the indexes and heads of the named plugins, or of all responders."""
+    """Build (or check) the indexes and heads of the named plugins, or of all of them."""
     agent = make_agent(ctx)
-    known = {m.name: m for m in agent.manifests if m.role == "responder"}
+    known = {m.name: m for m in agent.manifests if m.examples or any(m.labels.values())}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise AgentError(f"no responder plugin named {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+        raise AgentError(f"no plugin with data named {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
     failed = 0
     for name in names or tuple(known):
         if force:
@@ -131,21 +131,33 @@ def new_plugin(ctx: click.Context, folder: Path, role: str, examples: Path | Non
 
     A bare NAME (no '/') goes to the plugins folder of the home, where the agent finds it.
     """
-    from agent.scaffold import scaffold
+    from shlex import quote
+
+    from agent.runtime import example_rows
+    from agent.scaffold import scaffold, slug
 
     settings = make_settings(ctx)
     if len(folder.parts) == 1 and not folder.exists():
-        folder = settings.home / "plugins" / folder
+        folder = settings.home / "plugins" / slug(str(folder))
+    plugin_name = slug(name or folder.name)
+    taken = [m for m in make_agent(ctx).manifests if m.name == plugin_name and m.folder.resolve() != folder.resolve()]
+    if taken:
+        raise AgentError(f"a plugin named '{plugin_name}' already exists ({taken[0].source}); "
+                         "choose another folder name or pass --name")
+    if plugin_name != (name or folder.name):
+        note(f"the plugin is named '{plugin_name}' (letters, digits, '_' and '-' only)")
     manifest = scaffold(folder, role, name, examples, labels, faq, text_column, label_column, force)
     click.echo(f"wrote {short(manifest.parent)}/: {', '.join(sorted(p.name for p in manifest.parent.iterdir()))}")
     if not no_build:
         rt = make_agent(ctx).load_runtime(manifest)
-        click.echo(f"{rt.name}: {len(rt.labels)} labels, {len(rt.examples)} examples, model {rt.model_state}")
+        rows = len(example_rows(rt.manifest))
+        click.echo(f"{rt.name}: {len(rt.labels)} labels, {rows} examples + {len(rt.examples) - rows} label descriptions,"
+                   f" model {rt.model_state}")
     found = any(manifest.parent.resolve().parent == p for p in settings.search_paths())
     env = "" if found else f"AGENT_PLUGINS_PATH={manifest.parent.resolve().parent} "
-    plugin = manifest.parent.name if name is None else name
-    click.echo(f"next: edit {short(manifest)}, then\n  {env}agent plugins\n  {env}agent ask --plugin {plugin} \"...\""
-               f"\n  python -m pytest {short(manifest.parent)}")
+    plugin = plugin_name
+    click.echo(f"next: edit {quote(short(manifest))}, then\n  {env}agent plugins\n  {env}agent ask --plugin {plugin} \"...\""
+               f"\n  python -m pytest {quote(short(manifest.parent))}")
 
 
 def short(path: Path) -> str:

@@ -64,6 +64,10 @@ class Manifest:
         target = (self.folder / rel).resolve()
         if not target.is_relative_to(self.folder.resolve()):
             raise PluginError(f"{self.path}: {key} = {rel!r} points outside the plugin folder; keep data files inside {self.folder}")
+        if not target.is_file():
+            found = sorted(p.name for p in self.folder.glob("*.csv")) + sorted(p.name for p in self.folder.glob("*.jsonl"))
+            raise PluginError(f"{self.path}: {key} = {rel!r}: no such file in {self.folder}; fix the name"
+                              f" (data files there: {', '.join(found) or 'none'})")
         return target
 
 
@@ -95,10 +99,34 @@ class _Reader:
         value = self.get(key, dict, None, "a table")
         if value is None:
             return None
-        unknown = sorted(set(value) - allowed)
-        if unknown:
-            raise PluginError(f"{self.path}: unknown key(s) {unknown} in [{self.prefix}{key}]; expected only {sorted(allowed)}")
+        refuse_unknown(self.path, value, allowed, f" in [{self.prefix}{key}]")
         return _Reader(self.path, value, f"{self.prefix}{key}.")
+
+
+def refuse_unknown(path: Path, table: dict[str, Any], allowed: set[str], where: str = "") -> None:
+    """Refuse keys outside `allowed`, naming the line and the likely intended key."""
+    import difflib
+
+    unknown = sorted(set(table) - allowed)
+    if not unknown:
+        return
+    key = unknown[0]
+    guess = difflib.get_close_matches(key, sorted(allowed), n=1)
+    hint = f"did you mean '{guess[0]}'?" if guess else f"expected only {sorted(allowed)}"
+    raise PluginError(f"{path}{_line_of(path, key)}: unknown key '{key}'{where}; {hint}"
+                      + (f" (also unknown: {unknown[1:]})" if unknown[1:] else ""))
+
+
+def _line_of(path: Path, key: str) -> str:
+    """':LINE' where `key = ...` is written in the file, or '' when it cannot be found."""
+    import re
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+    match = re.search(rf'^[ \t]*"?{re.escape(key)}"?[ \t]*=', text, re.M)
+    return f":{text.count(chr(10), 0, match.start()) + 1}" if match else ""
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -120,9 +148,7 @@ def load_manifest(path: Path) -> Manifest:
 def _build(path: Path, raw: dict[str, Any]) -> Manifest:
     """Turn parsed TOML into a Manifest."""
     r = _Reader(path, raw)
-    unknown = sorted(set(raw) - TOP_KEYS)
-    if unknown:
-        raise PluginError(f"{path}: unknown key(s) {unknown}; expected only {sorted(TOP_KEYS)}")
+    refuse_unknown(path, raw, TOP_KEYS)
     name = r.get("name", str, expected="a string")
     if not name.replace("_", "").replace("-", "").isalnum():
         raise r.fail("name", "letters, digits, '_' or '-'", name)

@@ -25,6 +25,7 @@ class Skipped:
     path: Path
     reason: str
     name: str | None = None
+    clash: bool = False  # another plugin with the same name is used instead: worth a warning everywhere
 
 
 def candidate_folders(settings: Settings) -> list[Path]:
@@ -68,8 +69,8 @@ def _add(manifest: Manifest, loaded: dict[str, Manifest], skipped: list[Skipped]
     if allowed is not None and manifest.name not in allowed:
         skipped.append(Skipped(manifest.folder, f"not loaded: {LOAD_ENV} lists only {', '.join(sorted(allowed))}", manifest.name))
     elif manifest.name in loaded:
-        skipped.append(Skipped(manifest.folder, f"name '{manifest.name}' is already taken by {loaded[manifest.name].source}",
-                               manifest.name))
+        skipped.append(Skipped(manifest.folder, f"name '{manifest.name}' is already taken by {loaded[manifest.name].source}; "
+                               f"rename one of them (the key 'name' in plugin.toml)", manifest.name, clash=True))
     else:
         loaded[manifest.name] = manifest
 

@@ -63,10 +63,11 @@ def example_rows(m: Manifest) -> list[tuple[str, str]]:
     path = m.data_file(m.examples, "data.examples")
     hint = f"rename the columns, or set data.text_column / data.label_column in {m.path}"
     rows = read_rows(path, [m.text_column, m.label_column], hint)
-    for line, row in enumerate(rows, start=2):
-        if m.labels and row[m.label_column] not in m.labels:
-            raise DataError(f"{path}:{line}: label '{row[m.label_column]}' is not declared in [labels] of {m.path}; "
-                            "add it there or fix the row")
+    bad = [(line, row[m.label_column]) for line, row in enumerate(rows, start=2) if m.labels and row[m.label_column] not in m.labels]
+    if bad:
+        lines = ", ".join(f"{line} ('{label}')" for line, label in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise DataError(f"{path}: label(s) not declared in [labels] of {m.path}, line(s) {lines}; "
+                        "add them there or fix the rows")
     return [(r[m.text_column], r[m.label_column]) for r in rows]
 
 

@@ -173,3 +173,17 @@ def test_labels_file_errors_name_the_row(tmp_path: Path) -> None:
     out = runner.invoke(cli, ["--home", str(tmp_path / "home"), "new-plugin", str(tmp_path / "p"), "--labels", str(good),
                               "--examples", str(ex)])
     assert out.exit_code == 1 and "label(s) ['c'] are not in" in out.output and not (tmp_path / "p").exists()
+
+
+def test_new_plugin_refuses_a_taken_name_and_clashes_are_warned(tmp_path: Path) -> None:
+    import shutil
+
+    runner, home = CliRunner(), tmp_path / "home"
+    env = {"AGENT_PLUGINS_PATH": "", "AGENT_LOAD_PLUGINS": "returns"}
+    assert runner.invoke(cli, ["--home", str(home), "new-plugin", "returns", "--no-build"], env=env).exit_code == 0
+    again = runner.invoke(cli, ["--home", str(home), "new-plugin", str(tmp_path / "other" / "returns")], env=env)
+    assert again.exit_code == 1 and "a plugin named 'returns' already exists" in again.output
+    assert not (tmp_path / "other").exists()
+    shutil.copytree(home / "plugins" / "returns", tmp_path / "extra" / "returns")
+    listed = runner.invoke(cli, ["--home", str(home), "plugins"], env={**env, "AGENT_PLUGINS_PATH": str(tmp_path / "extra")})
+    assert f"warning: {home / 'plugins' / 'returns'} is not used: name 'returns' is already taken" in listed.output

@@ -45,10 +45,10 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     ('description = "d"', "missing required key 'name'"),
     ('name = "x"\ndescription = "d"\nrole = "boss"', r"key 'role' must be one of \['responder', 'observer'\], found 'boss'"),
     ('name = "x"\ndescription = "d"\n[thresholds]\nmin_confidence = 3', "key 'thresholds.min_confidence' must be a number from 0 to 1"),
-    ('name = "x"\ndescription = "d"\ncolour = "red"', r"unknown key\(s\) \['colour'\]"),
+    ('name = "x"\ndescription = "d"\ncolour = "red"', r"plugin.toml:3: unknown key 'colour'; expected only \['data'"),
     ('name = "x"\ndescription = "d"\n[retrieval]\ntop_k = 3', "missing required key 'retrieval.corpus'"),
     ('name = "x y"\ndescription = "d"', "key 'name' must be letters"),
-    ('name = "x"\ndescription = "d"\n[thresholds]\nmin_simlarity = 0.9', r"unknown key\(s\) \['min_simlarity'\] in \[thresholds\]"),
+    ('name = "x"\ndescription = "d"\n[thresholds]\nmin_simlarity = 0.9', r"plugin.toml:4: unknown key 'min_simlarity' in \[thresholds\]; did you mean 'min_similarity'\?"),
 ])
 def test_bad_keys_are_named(tmp_path: Path, text: str, pattern: str) -> None:
     with pytest.raises(PluginError, match=pattern):
