@@ -60,7 +60,8 @@ def test_hook_build_reply_changes_only_its_own_plugins_replies(tmp_path: Path, e
     mine = agent.reply("I lost my card", plugin="a")
     other = agent.reply("I lost my card", plugin="b")
     assert mine.text.startswith("[card_lost] ") and mine.text[len("[card_lost] "):] == other.text
-    assert agent.store.turn(mine.turn_id)["reply"] == mine.text
+    stored = agent.store.turn(mine.turn_id)["reply"]  # a hook's reply may echo the message, so it is redacted
+    assert stored == mine.text.replace("0800 000 000", "<PHONE>") if "0800" in mine.text else stored == mine.text
     assert agent.hooks.implemented("a") == ["build_reply"] and agent.hooks.implemented("b") == []
 
 
