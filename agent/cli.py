@@ -118,7 +118,7 @@ def ask(ctx: click.Context, text: tuple[str, ...], plugin: str | None, conversat
     message: str | bytes = sys.stdin.buffer.read() if text == ("-",) else " ".join(text)
     reply = make_agent(ctx).reply(message, conversation, plugin)
     if as_json:
-        click.echo(json.dumps(reply.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(reply.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
         print_reply(console(), reply)
 

@@ -140,9 +140,11 @@ def new_plugin(ctx: click.Context, folder: Path, role: str, examples: Path | Non
     if len(folder.parts) == 1 and not folder.exists():
         folder = settings.home / "plugins" / slug(str(folder))
     plugin_name = slug(name or folder.name)
-    taken = [m for m in make_agent(ctx).manifests if m.name == plugin_name and m.folder.resolve() != folder.resolve()]
+    agent = make_agent(ctx)
+    taken = [m.source for m in agent.manifests if m.name == plugin_name and m.folder.resolve() != folder.resolve()]
+    taken += [str(s.path) for s in agent.skipped if s.name == plugin_name and Path(s.path).resolve() != folder.resolve()]
     if taken:
-        raise AgentError(f"a plugin named '{plugin_name}' already exists ({taken[0].source}); "
+        raise AgentError(f"a plugin named '{plugin_name}' already exists ({taken[0]}); "
                          "choose another folder name or pass --name")
     if plugin_name != (name or folder.name):
         note(f"the plugin is named '{plugin_name}' (letters, digits, '_' and '-' only)")

@@ -6,7 +6,7 @@ import json
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -214,17 +214,17 @@ class Agent:
         hits, best = runtime.retrieve(turn.vector[0], decision.label)
         turn.timings["retrieve"] = _ms(t)
         text = self._answer_text(runtime, decision.label, best, decision.fallback_reason)
-        failed = len(self.hooks.failures)
+        hit_dicts = [h.to_dict() for h in hits]
         custom = self.hooks.call_one(
             runtime.name, "build_reply", plugin=runtime.name, text=turn.text, label=decision.label,
-            confidence=decision.confidence, hits=[h.to_dict() for h in hits], fallback_reason=decision.fallback_reason,
+            confidence=decision.confidence, hits=[dict(h) for h in hit_dicts], fallback_reason=decision.fallback_reason,
             answer=text, conversation_id=turn.conversation_id)
         if custom is not None:
             text, turn.hook_reply = str(custom), True
         return Reply(
-            warnings=[str(f) for f in self.hooks.failures[failed:]],
+            warnings=[str(f) for f in self.hooks.drain()],
             text=text, plugin=runtime.name, label=decision.label, confidence=round(decision.confidence, 4),
-            hits=[h.to_dict() for h in hits], fallback_reason=decision.fallback_reason, timings_ms={},
+            hits=hit_dicts, fallback_reason=decision.fallback_reason, timings_ms={},
             turn_id=None, conversation_id=turn.conversation_id, route_confidence=chosen.confidence,
             predictions=[{"label": lab, "probability": round(p, 4)} for lab, p in decision.top],
         )
@@ -240,15 +240,15 @@ class Agent:
                 continue
             top = int(probs.argmax())
             reply.annotations[name] = {"label": runtime.labels[top], "confidence": round(float(probs[top]), 4)}
-        failed = len(self.hooks.failures)
         for name in self.hooks.names():
-            result = self.hooks.call_one(name, "observe_turn", plugin=name, text=turn.text, reply=reply,
+            seen = replace(reply, annotations=dict(reply.annotations), warnings=list(reply.warnings))  # hooks read a copy
+            result = self.hooks.call_one(name, "observe_turn", plugin=name, text=turn.text, reply=seen,
                                          annotation=reply.annotations.get(name))
             if isinstance(result, dict):
                 reply.annotations[name] = {**reply.annotations.get(name, {}), **result}
             elif result is not None:
                 reply.warnings.append(f"plugin {name}: observe_turn returned {type(result).__name__}, not a dict; ignored")
-        reply.warnings += [str(f) for f in self.hooks.failures[failed:]]
+        reply.warnings += [str(f) for f in self.hooks.drain()]
 
     @staticmethod
     def _answer_text(runtime: "PluginRuntime", label: str, best: "Hit | None", reason: str | None) -> str:
@@ -269,8 +269,7 @@ class Agent:
             "route_confidence": reply.route_confidence, "fallback_reason": reply.fallback_reason,
             "latency_ms": sum(v for k, v in turn.timings.items() if k != "log"), "timings": turn.timings,
             "redactions": turn.redactions,
-            "annotations": guard.redact(json.dumps(reply.annotations, ensure_ascii=False, default=str))[0]
-            if reply.annotations else None,
+            "annotations": json.dumps(guard.redact_tree(reply.annotations), ensure_ascii=False) if reply.annotations else None,
         }
         preds = [(p["label"], p["probability"]) for p in reply.predictions]
         return self.store.log_turn(record, preds, reply.hits)

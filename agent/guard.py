@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 from agent.errors import InputError
 
@@ -73,3 +74,18 @@ def redact(text: str) -> tuple[str, int]:
     sub(_PHONE, "<PHONE>", lambda s: 9 <= len(re.sub(r"\D", "", s)) <= 15 and not s.strip().isdigit())
     sub(_ACCOUNT, "<ACCOUNT>")
     return text, count
+
+
+def redact_tree(value: Any) -> Any:
+    """A JSON-ready copy of `value` with every string (and long number) redacted; other objects become strings."""
+    if isinstance(value, dict):
+        return {str(k): redact_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_tree(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        text = str(value)
+        redacted = redact(text)[0]
+        return value if redacted == text else redacted
+    return redact(str(value))[0]

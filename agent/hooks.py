@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import sys
 import traceback
@@ -38,8 +39,8 @@ class Hooks:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.notify = notify
-        self.failures: list[HookFailure] = []
-        self._callers: dict[tuple[str, str], Any] = {}
+        self.failures: list[HookFailure] = []  # since the last drain()
+        self._impls: dict[tuple[str, str], Any] = {}  # (plugin, hook) -> pluggy HookImpl
 
     def register(self, name: str, obj: object, where: str) -> None:
         """Register one plugin's implementations; bad names or arguments raise PluginError naming `where`."""
@@ -49,19 +50,19 @@ class Hooks:
             raise PluginError(f"{where}: {exc}; hook arguments must be among those in the README's hook table") from exc
         except ValueError as exc:
             raise PluginError(f"{where}: {exc}") from exc
-        unknown = [h for h in self.implemented(name, all_names=True) if h not in hookspecs.HOOKS]
+        callers = self.pm.get_hookcallers(obj) or []
+        unknown = [c.name for c in callers if c.name not in hookspecs.HOOKS]
         if unknown:
             self.pm.unregister(name=name)
             raise PluginError(f"{where}: unknown hook(s) {unknown}; a plugin may implement {list(hookspecs.HOOKS)}")
+        for caller in callers:
+            for impl in caller.get_hookimpls():
+                if impl.plugin_name == name:
+                    self._impls[(name, caller.name)] = impl
 
-    def implemented(self, name: str, all_names: bool = False) -> list[str]:
+    def implemented(self, name: str) -> list[str]:
         """The hooks that plugin `name` implements."""
-        plugin = self.pm.get_plugin(name)
-        if plugin is None:
-            return []
-        callers = self.pm.get_hookcallers(plugin) or []
-        names = [c.name for c in callers]
-        return names if all_names else [h for h in hookspecs.HOOKS if h in names]
+        return [h for h in hookspecs.HOOKS if (name, h) in self._impls]
 
     def names(self) -> list[str]:
         """Plugins with hooks registered, in load order."""
@@ -69,18 +70,19 @@ class Hooks:
 
     def call_one(self, plugin: str, hook: str, /, **kwargs: Any) -> Any:
         """Call `hook` of one plugin; None when it does not implement it or when it raised (recorded)."""
-        if hook not in self.implemented(plugin):
+        impl = self._impls.get((plugin, hook))
+        if impl is None:
             return None
-        key = (hook, plugin)
-        if key not in self._callers:
-            others = [p for n, p in self.pm.list_name_plugin() if n != plugin]
-            self._callers[key] = self.pm.subset_hook_caller(hook, remove_plugins=others)
         try:
-            results = self._callers[key](**kwargs)
+            return impl.function(*[kwargs[arg] for arg in impl.argnames])
         except Exception as exc:  # noqa: BLE001 - a plugin's bug must not end the turn
             self._fail(plugin, hook, exc)
             return None
-        return results[0] if results else None
+
+    def drain(self) -> list[HookFailure]:
+        """The failures since the last call, forgotten here (so a long chat does not accumulate them)."""
+        failures, self.failures = self.failures, []
+        return failures
 
     def call_each(self, hook: str, /, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call `hook` of every plugin that implements it: (plugin, result) for those that did not raise."""
@@ -102,8 +104,11 @@ class Hooks:
         """Register a plugin's hooks (its package module, or hooks.py in its folder); return the hooks found."""
         obj = manifest.hooks_object
         where = manifest.source or str(manifest.folder)
-        if obj is None and (manifest.folder / HOOKS_FILE).is_file():
-            obj, where = import_hooks_file(manifest.folder / HOOKS_FILE, manifest.name), str(manifest.folder / HOOKS_FILE)
+        path = manifest.folder / HOOKS_FILE
+        if obj is None and path.is_file():
+            if not path.resolve().is_relative_to(manifest.folder.resolve()):
+                raise PluginError(f"{path} links outside the plugin folder; hooks are loaded only from the plugin's own folder")
+            obj, where = import_hooks_file(path, manifest.name), str(path)
         if obj is None:
             return []
         self.register(manifest.name, obj, where)
@@ -112,7 +117,8 @@ class Hooks:
 
 def import_hooks_file(path: Path, plugin: str) -> ModuleType:
     """Import a plugin folder's hooks.py as its own module; an error names the file and line."""
-    name = f"agent_plugin_hooks.{plugin}"
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    name = f"agent_plugin_hooks_{plugin.replace('-', '_')}_{digest}"  # one module per hooks file, never shared
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise PluginError(f"{path}: cannot be imported as Python; rename or remove it")

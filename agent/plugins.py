@@ -89,6 +89,9 @@ def _installed(skipped: list[Skipped], allowed: set[str] | None) -> list[Manifes
             continue
         try:
             manifest = _from_entry_point(ep.load(), where)
+            if manifest.name != ep.name:
+                raise PluginError(f"{where}: the entry point is named '{ep.name}' but its plugin.toml says name = "
+                                  f"'{manifest.name}'; make them the same")
         except PluginError as exc:
             skipped.append(Skipped(Path(ep.value), str(exc), ep.name))
             continue

@@ -40,8 +40,9 @@ def _annotation(note: Any) -> str:
     """An observer's note in one line: 'label 0.93' first, other keys after."""
     if not isinstance(note, dict):
         return str(note)
-    head = f"{note['label']} {note['confidence']:.2f}" if {"label", "confidence"} <= set(note) else ""
-    rest = ", ".join(f"{k}={v}" for k, v in note.items() if k not in ("label", "confidence"))
+    conf = note.get("confidence")
+    head = f"{note['label']} {conf:.2f}" if "label" in note and isinstance(conf, (int, float)) else ""
+    rest = ", ".join(f"{k}={v}" for k, v in note.items() if not head or k not in ("label", "confidence"))
     return " ".join(x for x in (head, rest) if x)
 
 

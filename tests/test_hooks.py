@@ -72,6 +72,15 @@ def test_hook_observe_turn_sees_every_turn_and_is_stored(tmp_path: Path, encoder
     assert agent.store.turn(reply.turn_id)["annotations"] == {"a": {"words": 6, "answered_by": "b", "me": "a"}}
 
 
+def test_hook_observe_turn_results_are_redacted_before_they_are_stored(tmp_path: Path, encoder: Encoder) -> None:
+    leaky = "from agent import hookimpl\n\n@hookimpl\ndef observe_turn(text):\n" \
+            "    return {'card': 4111111111111111, 'echo': text, 'n': 3, 'ok': True}\n"
+    agent = Agent(two_plugins(tmp_path, leaky), encoder=encoder)
+    reply = agent.reply("my card 4111 1111 1111 1111 was stolen", plugin="b")
+    stored = agent.store.turn(reply.turn_id)["annotations"]["a"]
+    assert stored == {"card": "<CARD>", "echo": "my card <CARD> was stolen", "n": 3, "ok": True}
+
+
 def test_hook_cli_commands_adds_a_command(tmp_path: Path) -> None:
     hooks = '''
 import click
@@ -147,8 +156,8 @@ def test_hook_that_raises_is_reported_and_the_others_keep_working(tmp_path: Path
     assert any("plugin a: hook observe_turn failed: KeyError" in w for w in reply.warnings)
     assert reply.annotations == {"b": {"words": 5, "answered_by": "a", "me": "b"}}  # b's hook still ran
     assert any("boom" in n for n in notes) and agent.store.turn(reply.turn_id)["reply"] == reply.text
-    assert agent.reply("when are you open", plugin="b").warnings == [w for w in agent.reply("when", plugin="b").warnings
-                                                                       if "build_reply" not in w]
+    warnings = agent.reply("when are you open", plugin="b").warnings  # a's build_reply is not called for b's turns
+    assert len(warnings) == 1 and "plugin a: hook observe_turn failed" in warnings[0]
 
 
 def test_broken_hooks_file_skips_only_that_plugin(tmp_path: Path, encoder: Encoder) -> None:
