@@ -240,7 +240,7 @@ class Agent:
                 continue
             top = int(probs.argmax())
             reply.annotations[name] = {"label": runtime.labels[top], "confidence": round(float(probs[top]), 4)}
-        for name in self.hooks.names():
+        for name in self.hooks.names("observe_turn"):
             seen = replace(reply, annotations=dict(reply.annotations), warnings=list(reply.warnings))  # hooks read a copy
             result = self.hooks.call_one(name, "observe_turn", plugin=name, text=turn.text, reply=seen,
                                          annotation=reply.annotations.get(name))

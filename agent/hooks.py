@@ -64,9 +64,9 @@ class Hooks:
         """The hooks that plugin `name` implements."""
         return [h for h in hookspecs.HOOKS if (name, h) in self._impls]
 
-    def names(self) -> list[str]:
-        """Plugins with hooks registered, in load order."""
-        return [name for name, _ in self.pm.list_name_plugin()]
+    def names(self, hook: str | None = None) -> list[str]:
+        """Plugins with hooks registered (those that implement `hook`, when given), in load order."""
+        return [name for name, _ in self.pm.list_name_plugin() if hook is None or (name, hook) in self._impls]
 
     def call_one(self, plugin: str, hook: str, /, **kwargs: Any) -> Any:
         """Call `hook` of one plugin; None when it does not implement it or when it raised (recorded)."""
