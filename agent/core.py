@@ -8,14 +8,14 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from agent import guard
-from agent.errors import InputError, ModelError, PluginError
+from agent.errors import AgentError, InputError, ModelError, PluginError
 from agent.hooks import Hooks
 from agent.manifest import Manifest, load_manifest
 from agent.plugins import Skipped, discover
-from agent.router import Route, parse_use, route
+from agent.router import Route, parse_use, route_many
 from agent.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,6 +24,15 @@ if TYPE_CHECKING:
     from agent.encoder import Encoder
     from agent.runtime import Hit, PluginRuntime
     from agent.store import Store
+
+
+@dataclass
+class Message:
+    """One message to answer: its text, its conversation, and a plugin to force (or None to route)."""
+
+    text: str | bytes
+    conversation_id: str | None = None
+    plugin: str | None = None
 
 
 @dataclass
@@ -38,6 +47,7 @@ class Turn:
     vector: "np.ndarray | None" = None
     hook_reply: bool = False  # a build_reply hook wrote the reply: it may echo the message, so redact it too
     timings: dict[str, float] = field(default_factory=dict)
+    reply: "Reply" = None  # type: ignore[assignment]  # set once answered
 
 
 @dataclass
@@ -57,6 +67,7 @@ class Reply:
     predictions: list[dict[str, Any]] = field(default_factory=list)
     annotations: dict[str, Any] = field(default_factory=dict)  # observers' labels and hook results, by plugin
     warnings: list[str] = field(default_factory=list)  # plugin hooks that failed during this turn
+    answer_id: str | None = None  # the corpus entry the answer came from, when it came from one
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -156,28 +167,86 @@ class Agent:
     # ---- the turn ---------------------------------------------------------------------------
     def reply(self, text: str | bytes, conversation_id: str | None = None, plugin: str | None = None) -> Reply:
         """Answer one message: guard, encode once, route, classify, retrieve, log."""
+        result = self.replies([Message(text, conversation_id, plugin)])[0]
+        if isinstance(result, AgentError):
+            raise result
+        return result
+
+    def replies(self, messages: Sequence["Message"], log: bool = True) -> list["Reply | AgentError"]:
+        """Answer messages in order as one batch (one encoder call for all); a bad message yields its error.
+
+        Turns of one conversation see each other's `/use`; with `log=False` nothing is stored.
+        Batched stages (encode, route, classify) are timed for the batch and shared out evenly.
+        """
         runtimes, encoder, _ = self.runtimes, self.encoder, self.observers  # loaded once, outside the turn's timings
         self.refresh()
         start = time.perf_counter()
-        turn = self._begin(text, conversation_id, plugin)
-        if not turn.text:  # a bare "/use NAME" only switches plugin
-            return self._switched(turn)
+        out: list[Reply | AgentError | Turn] = [self._begin_or_error(m) for m in messages]
+        turns = [t for t in out if isinstance(t, Turn)]
+        if turns:
+            self._run(turns, runtimes, encoder, log)
+        total = _ms(start) / max(len(out), 1)
+        for item in out:
+            if isinstance(item, Turn):
+                item.reply.timings_ms = {**{k: round(v, 3) for k, v in item.timings.items()}, "total": round(total, 3)}
+        return [item.reply if isinstance(item, Turn) else item for item in out]  # type: ignore[misc]
+
+    def _begin_or_error(self, message: "Message") -> "Turn | Reply | AgentError":
+        """A Turn to answer, the reply to a bare '/use NAME', or the message's error."""
+        try:
+            turn = self._begin(message.text, message.conversation_id, message.plugin)
+        except AgentError as exc:
+            return exc
+        return turn if turn.text else self._switched(turn)
+
+    def _run(self, turns: list[Turn], runtimes: dict[str, "PluginRuntime"], encoder: "Encoder", log: bool) -> None:
+        """Encode all turns at once, route and classify them in batches, then answer, observe and log each."""
+        share = 1.0 / len(turns)
         t = time.perf_counter()
-        turn.vector = encoder.encode([turn.text])
-        turn.timings["encode"] = _ms(t)
+        vectors = encoder.encode([turn.text for turn in turns])
+        _spread(turns, "encode", _ms(t) * share)
+        for i, turn in enumerate(turns):
+            turn.vector = vectors[i : i + 1]
         t = time.perf_counter()
-        chosen = route(turn.vector[0], runtimes, turn.forced)
-        turn.timings["route"] = _ms(t)
-        reply = self._answer(turn, runtimes[chosen.plugin], chosen)
+        routes = route_many(vectors, runtimes, [turn.forced for turn in turns])
+        _spread(turns, "route", _ms(t) * share)
         t = time.perf_counter()
-        self._observe(turn, reply)
-        turn.timings["observe"] = _ms(t)
+        probs = self._classify(turns, routes, runtimes)
+        _spread(turns, "classify", _ms(t) * share)
+        for turn, chosen, p in zip(turns, routes, probs):
+            turn.reply = self._answer(turn, runtimes[chosen.plugin], chosen, p)
         t = time.perf_counter()
-        reply.turn_id = self._log(turn, reply)
-        turn.timings["log"] = _ms(t)
-        turn.timings["total"] = _ms(start)
-        reply.timings_ms = {k: round(v, 3) for k, v in turn.timings.items()}
-        return reply
+        self._observe(turns)
+        _spread(turns, "observe", _ms(t) * share)
+        t = time.perf_counter()
+        ids = self._log(turns) if log else [None] * len(turns)
+        _spread(turns, "log", _ms(t) * share)
+        for turn, turn_id in zip(turns, ids):
+            turn.reply.turn_id = turn_id
+
+    @staticmethod
+    def _classify(turns: list[Turn], routes: list[Route], runtimes: dict[str, "PluginRuntime"]) -> list["np.ndarray"]:
+        """Each turn's label probabilities from its chosen plugin, one classifier call per plugin."""
+        import numpy as np
+
+        out: list[Any] = [None] * len(turns)
+        for name in dict.fromkeys(r.plugin for r in routes):
+            idx = [i for i, r in enumerate(routes) if r.plugin == name]
+            vectors = np.concatenate([turns[i].vector for i in idx])  # type: ignore[misc]
+            for i, p in zip(idx, runtimes[name].classify(vectors, [turns[i].text for i in idx])):
+                out[i] = p
+        return out
+
+    def force(self, conversation_id: str, plugin: str) -> bool:
+        """Route a conversation to this responder from now on, as '/use NAME' does; False if it is not loaded."""
+        if plugin not in self.runtimes:
+            return False
+        self._forced[conversation_id] = plugin
+        return True
+
+    def responder_names(self) -> list[str]:
+        """Names of the discovered responder plugins (no model is loaded)."""
+        return [m.name for m in self.manifests if m.role == "responder"]
 
     def _begin(self, text: str | bytes, conversation_id: str | None, plugin: str | None) -> Turn:
         """Clean the text, handle '/use NAME', and start a Turn."""
@@ -204,13 +273,11 @@ class Agent:
         name = self._forced[turn.conversation_id]
         return Reply(f"Now using {name}.", name, None, None, [], None, {}, None, turn.conversation_id)
 
-    def _answer(self, turn: Turn, runtime: "PluginRuntime", chosen: Route) -> Reply:
-        """Classify with the shared embedding, then answer from the corpus or fall back."""
+    def _answer(self, turn: Turn, runtime: "PluginRuntime", chosen: Route, probs: "np.ndarray") -> Reply:
+        """Decide on the label from its probabilities, then answer from the corpus or fall back."""
         assert turn.vector is not None
         t = time.perf_counter()
-        decision = runtime.decide(runtime.classify(turn.vector, [turn.text])[0], chosen.similarity)
-        turn.timings["classify"] = _ms(t)
-        t = time.perf_counter()
+        decision = runtime.decide(probs, chosen.similarity)
         hits, best = runtime.retrieve(turn.vector[0], decision.label)
         turn.timings["retrieve"] = _ms(t)
         text = self._answer_text(runtime, decision.label, best, decision.fallback_reason)
@@ -227,21 +294,33 @@ class Agent:
             hits=hit_dicts, fallback_reason=decision.fallback_reason, timings_ms={},
             turn_id=None, conversation_id=turn.conversation_id, route_confidence=chosen.confidence,
             predictions=[{"label": lab, "probability": round(p, 4)} for lab, p in decision.top],
+            answer_id=best.id if best is not None and decision.fallback_reason is None and custom is None else None,
         )
 
-    def _observe(self, turn: Turn, reply: Reply) -> None:
-        """Observers label the turn with the shared embedding; `observe_turn` hooks add their results."""
-        assert turn.vector is not None
+    def _observe(self, turns: list[Turn]) -> None:
+        """Observers label the turns with the shared embeddings; `observe_turn` hooks add their results."""
+        import numpy as np
+
+        vectors = np.concatenate([turn.vector for turn in turns])  # type: ignore[misc]
         for name, runtime in self.observers.items():
             try:
-                probs = runtime.classify(turn.vector, [turn.text])[0]
+                probs = runtime.classify(vectors, [turn.text for turn in turns])
             except ModelError as exc:
-                reply.warnings.append(f"plugin {name}: {exc}")
+                for turn in turns:
+                    turn.reply.warnings.append(f"plugin {name}: {exc}")
                 continue
-            top = int(probs.argmax())
-            reply.annotations[name] = {"label": runtime.labels[top], "confidence": round(float(probs[top]), 4)}
-        for name in self.hooks.names("observe_turn"):
-            seen = replace(reply, annotations=dict(reply.annotations), warnings=list(reply.warnings))  # hooks read a copy
+            for turn, p in zip(turns, probs):
+                top = int(p.argmax())
+                turn.reply.annotations[name] = {"label": runtime.labels[top], "confidence": round(float(p[top]), 4)}
+        observing = self.hooks.names("observe_turn")
+        for turn in turns:
+            if observing:
+                self._observe_hooks(turn, turn.reply, observing)
+
+    def _observe_hooks(self, turn: Turn, reply: Reply, names: list[str]) -> None:
+        """Run the `observe_turn` hooks on one turn; each reads a copy of the reply."""
+        for name in names:
+            seen = replace(reply, annotations=dict(reply.annotations), warnings=list(reply.warnings))
             result = self.hooks.call_one(name, "observe_turn", plugin=name, text=turn.text, reply=seen,
                                          annotation=reply.annotations.get(name))
             if isinstance(result, dict):
@@ -260,19 +339,24 @@ class Agent:
             return best.answer
         return f"I understand this is about: {runtime.describe(label)}."
 
-    def _log(self, turn: Turn, reply: Reply) -> int:
-        """Store the turn (with redacted text), its predictions and hits."""
-        record = {
+    def _log(self, turns: list[Turn]) -> list[int]:
+        """Store the turns (with redacted text), their predictions and hits, in one transaction."""
+        return self.store.log_turns([self._record(turn, turn.reply) for turn in turns])
+
+    @staticmethod
+    def _record(turn: Turn, reply: Reply) -> tuple[dict[str, Any], list[tuple[str, float]], list[dict[str, Any]]]:
+        """What the log keeps of a turn: its row, its top predictions and its hits."""
+        row = {
             "conversation_id": turn.conversation_id, "text": turn.stored_text,
             "reply": guard.redact(reply.text)[0] if turn.hook_reply else reply.text,
             "plugin": reply.plugin, "label": reply.label, "confidence": reply.confidence,
             "route_confidence": reply.route_confidence, "fallback_reason": reply.fallback_reason,
+            "answer_id": reply.answer_id,
             "latency_ms": sum(v for k, v in turn.timings.items() if k != "log"), "timings": turn.timings,
             "redactions": turn.redactions,
             "annotations": json.dumps(guard.redact_tree(reply.annotations), ensure_ascii=False) if reply.annotations else None,
         }
-        preds = [(p["label"], p["probability"]) for p in reply.predictions]
-        return self.store.log_turn(record, preds, reply.hits)
+        return row, [(p["label"], p["probability"]) for p in reply.predictions], reply.hits
 
     # ---- feedback ---------------------------------------------------------------------------
     def feedback(self, turn_id: int, label: str | None = None, rating: str | None = None, note: str | None = None,
@@ -309,6 +393,12 @@ class Agent:
 
 
 _LABEL = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def _spread(turns: list[Turn], stage: str, ms: float) -> None:
+    """Give each turn its share of a batched stage's time."""
+    for turn in turns:
+        turn.timings[stage] = ms
 
 
 def _ms(since: float) -> float:

@@ -29,12 +29,22 @@ class Route:
 
 def route(vector: "np.ndarray", runtimes: dict[str, "PluginRuntime"], forced: str | None = None) -> Route:
     """Score every responder by its nearest example; confidence is a softmax over those scores."""
+    return route_many(vector.reshape(1, -1), runtimes, [forced])[0]
+
+
+def route_many(vectors: "np.ndarray", runtimes: dict[str, "PluginRuntime"], forced: list[str | None]) -> list[Route]:
+    """Route each row of `vectors` (one nearest-example search per plugin for the whole batch)."""
     if not runtimes:
         raise InputError("no responder plugin is loaded; run `agent plugins` to see why")
-    if forced is not None and forced not in runtimes:
-        raise InputError(f"no responder plugin named '{forced}'; choose one of {sorted(runtimes)} (see `agent plugins`)")
-    query = vector.reshape(1, -1)
-    scores = {name: float(rt.similarity(query)[0]) for name, rt in runtimes.items()}
+    for name in forced:
+        if name is not None and name not in runtimes:
+            raise InputError(f"no responder plugin named '{name}'; choose one of {sorted(runtimes)} (see `agent plugins`)")
+    similarity = {name: rt.similarity(vectors) for name, rt in runtimes.items()}
+    return [_choose({name: float(s[i]) for name, s in similarity.items()}, f) for i, f in enumerate(forced)]
+
+
+def _choose(scores: dict[str, float], forced: str | None) -> Route:
+    """The forced plugin or the best-scoring one, with a softmax confidence."""
     chosen = forced or max(scores, key=scores.__getitem__)
     top = max(scores.values())
     weights = {name: math.exp((s - top) / TEMPERATURE) for name, s in scores.items()}

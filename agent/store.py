@@ -67,6 +67,18 @@ def m004_turn_annotations(db: Any) -> None:
     db["turns"].add_column("annotations", str)
 
 
+@migration
+def m005_replay_runs(db: Any) -> None:
+    """The corpus entry each turn was answered from; one row per `agent replay` run."""
+    db["turns"].add_column("answer_id", str)
+    db["replay_runs"].create(
+        {"id": int, "started_at": str, "finished_at": str, "status": str, "source": str, "engine": str,
+         "dry_run": int, "turns": int, "conversations": int, "bad_lines": int, "errors": int, "expected": int,
+         "accuracy": float, "compared": int, "changed": int, "seconds": float, "turns_per_s": float, "report": str},
+        pk="id",
+    )
+
+
 def now() -> str:
     """UTC timestamp, ISO 8601."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -119,22 +131,14 @@ class Store:
 
     def log_turn(self, turn: dict[str, Any], predictions: list[tuple[str, float]], hits: list[dict[str, Any]]) -> int:
         """Store a turn with its predictions and hits in one transaction; return the turn id."""
+        return self.log_turns([(turn, predictions, hits)])[0]
 
-        def write(conn: sqlite3.Connection) -> int:
+    def log_turns(self, records: list[tuple[dict[str, Any], list[tuple[str, float]], list[dict[str, Any]]]]) -> list[int]:
+        """Store turns (row, predictions, hits) in one transaction; return their ids in order."""
+
+        def write(conn: sqlite3.Connection) -> list[int]:
             stamp = now()
-            conn.execute("INSERT OR IGNORE INTO conversations (id, started_at, last_at) VALUES (?, ?, ?)",
-                         (turn["conversation_id"], stamp, stamp))
-            conn.execute("UPDATE conversations SET last_at = ? WHERE id = ?", (stamp, turn["conversation_id"]))
-            cols = ["conversation_id", "created_at", *TURN_COLUMNS]
-            row = {**turn, "created_at": stamp, "timings": json.dumps(turn.get("timings", {}))}
-            cur = conn.execute(f"INSERT INTO turns ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                               [row.get(c) for c in cols])
-            turn_id = int(cur.lastrowid)
-            conn.executemany("INSERT INTO predictions (turn_id, rank, label, probability) VALUES (?, ?, ?, ?)",
-                             [(turn_id, i, label, p) for i, (label, p) in enumerate(predictions)])
-            conn.executemany("INSERT INTO hits (turn_id, rank, corpus_id, score, text) VALUES (?, ?, ?, ?, ?)",
-                             [(turn_id, i, h["id"], h["score"], h["text"]) for i, h in enumerate(hits)])
-            return turn_id
+            return [_insert_turn(conn, stamp, *record) for record in records]
 
         return self._write(write)
 
@@ -179,6 +183,33 @@ class Store:
         """Recent fine-tune runs, newest first."""
         where, args = ("WHERE plugin = ?", [plugin]) if plugin else ("", [])
         return list(self._query(f"SELECT * FROM finetune_runs {where} ORDER BY id DESC LIMIT {int(limit)}", args))
+
+    def start_replay_run(self, source: str, engine: str, dry_run: bool) -> int:
+        """Record that a replay began; return its run id."""
+
+        def write(conn: sqlite3.Connection) -> int:
+            cur = conn.execute("INSERT INTO replay_runs (started_at, status, source, engine, dry_run) VALUES (?, ?, ?, ?, ?)",
+                               (now(), "running", source, engine, int(dry_run)))
+            return int(cur.lastrowid)
+
+        return self._write(write)
+
+    def finish_replay_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        """Store a replay's outcome and its summary (JSON)."""
+        cols = ["turns", "conversations", "bad_lines", "errors", "expected", "accuracy", "compared", "changed",
+                "seconds", "turns_per_s"]
+        values = [summary.get(c) for c in cols]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(f"UPDATE replay_runs SET finished_at = ?, status = ?, report = ?, "
+                         f"{', '.join(c + ' = ?' for c in cols)} WHERE id = ?",
+                         [now(), status, json.dumps(summary, ensure_ascii=False), *values, run_id])
+
+        self._write(write)
+
+    def replay_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Recent replay runs, newest first."""
+        return list(self._query(f"SELECT * FROM replay_runs ORDER BY id DESC LIMIT {int(limit)}", []))
 
     def turn(self, turn_id: int) -> dict[str, Any] | None:
         """One turn with its predictions, hits and feedback, or None."""
@@ -227,8 +258,26 @@ class Store:
         self.db.conn.close()
 
 
+def _insert_turn(conn: sqlite3.Connection, stamp: str, turn: dict[str, Any], predictions: list[tuple[str, float]],
+                 hits: list[dict[str, Any]]) -> int:
+    """Insert one turn with its predictions and hits (inside the caller's transaction)."""
+    conn.execute("INSERT OR IGNORE INTO conversations (id, started_at, last_at) VALUES (?, ?, ?)",
+                 (turn["conversation_id"], stamp, stamp))
+    conn.execute("UPDATE conversations SET last_at = ? WHERE id = ?", (stamp, turn["conversation_id"]))
+    cols = ["conversation_id", "created_at", *TURN_COLUMNS]
+    row = {**turn, "created_at": stamp, "timings": json.dumps(turn.get("timings", {}))}
+    cur = conn.execute(f"INSERT INTO turns ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                       [row.get(c) for c in cols])
+    turn_id = int(cur.lastrowid)
+    conn.executemany("INSERT INTO predictions (turn_id, rank, label, probability) VALUES (?, ?, ?, ?)",
+                     [(turn_id, i, label, p) for i, (label, p) in enumerate(predictions)])
+    conn.executemany("INSERT INTO hits (turn_id, rank, corpus_id, score, text) VALUES (?, ?, ?, ?, ?)",
+                     [(turn_id, i, h["id"], h["score"], h["text"]) for i, h in enumerate(hits)])
+    return turn_id
+
+
 TURN_COLUMNS = ["text", "reply", "plugin", "label", "confidence", "route_confidence", "fallback_reason",
-                "latency_ms", "timings", "redactions", "annotations"]
+                "latency_ms", "timings", "redactions", "annotations", "answer_id"]
 
 FINETUNE_COLUMNS = ["plugin", "version", "started_at", "finished_at", "status", "mode", "device", "epochs", "seconds",
                     "train_rows", "holdout_rows", "accuracy", "current_accuracy", "macro_f1", "current_version", "report"]
