@@ -63,8 +63,11 @@ def _run_with_progress(agent: Any, opts: Any) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from agent.replay.inputs import check_source, detect_format
     from agent.replay.run import count_lines, replay
 
+    check_source(opts.source)
+    detect_format(opts.source, opts.fmt)
     err = Console(stderr=True)
     total = count_lines(opts.source)
     columns = [TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("lines"), TimeElapsedColumn()]

@@ -57,10 +57,15 @@ def detect_format(path: str, given: str | None) -> str:
                      f"name it .jsonl, .csv or .yaml, or pass --format {'|'.join(FORMATS)}")
 
 
-def read_entries(path: str, fmt: str) -> Iterator[Entry]:
-    """Stream the turns (and bad lines) of a replay input; '-' reads stdin."""
+def check_source(path: str) -> None:
+    """Refuse a replay input that is not a readable file ('-' is stdin)."""
     if path != "-" and not Path(path).is_file():
         raise InputError(f"{path}: file not found; give a JSONL export, a script (.jsonl/.yaml) or a CSV of messages")
+
+
+def read_entries(path: str, fmt: str) -> Iterator[Entry]:
+    """Stream the turns (and bad lines) of a replay input; '-' reads stdin."""
+    check_source(path)
     raw = sys.stdin.buffer if path == "-" else open(path, "rb")
     try:
         if fmt == "jsonl":
@@ -293,9 +298,12 @@ def _line_loader() -> type:
             mapping["__line__"] = node.start_mark.line + 1
             return mapping
 
-        def construct_sequence(self, node: Any, deep: bool = False) -> list[Any]:
-            items = _LinedList(super().construct_sequence(node, deep=deep))
+        def construct_lined_seq(self, node: Any) -> Iterator[list[Any]]:
+            items = _LinedList()
             items.lines = [child.start_mark.line + 1 for child in node.value]
-            return items
+            yield items
+            items.extend(self.construct_sequence(node))
+
+    LineLoader.add_constructor("tag:yaml.org,2002:seq", LineLoader.construct_lined_seq)
 
     return LineLoader

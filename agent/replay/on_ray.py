@@ -99,7 +99,7 @@ def _results(ray: Any, agent: "Agent", spool: Path, prefix: str, log: bool, work
     settings = agent.settings
     args = {"home": str(settings.home), "device": agent.device, "prefix": prefix, "log": log, "threads": cpus,
             "plugin_paths": [str(p) for p in settings.plugin_paths] if settings.plugin_paths is not None else None}
-    ds = ray.data.read_text(str(spool)).map_batches(
+    ds = ray.data.read_text(str(spool), num_cpus=0).map_batches(  # reading needs no CPU slot
         BatchWorker, fn_constructor_kwargs=args, batch_size=1, concurrency=workers, num_cpus=cpus)
     for row in ds.iter_rows():
         yield json.loads(row["results"])
