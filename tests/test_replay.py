@@ -259,3 +259,18 @@ def test_ray_engine_gives_the_same_results(run, tmp_path: Path) -> None:
     conf = lambda p: [json.loads(line)["confidence"] for line in p.read_text().splitlines()]
     assert conf(local) == pytest.approx(conf(on_ray), abs=1e-4)
     assert db(tmp_path).replay_runs()[0]["engine"] == "ray"
+
+
+def test_the_readme_script_passes_on_the_bundled_plugins(tmp_path: Path, encoder: Encoder) -> None:
+    import re
+    import textwrap
+
+    readme = (PACKAGE_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Replaying conversations"):]
+    script = tmp_path / "readme.yaml"
+    script.write_text(textwrap.dedent(re.search(r"```yaml\n(.*?)```", section, re.S).group(1)))
+    env = {"AGENT_HOME": str(tmp_path / "home"), "AGENT_PLUGINS_PATH": "", "AGENT_LOAD_PLUGINS": "customer_service,order_tracking"}
+    result = CliRunner().invoke(cli, ["--device", "cpu", "replay", str(script), "--dry-run", "--fail-under", "1", "--json", "-"], env=env)
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.stdout)["summary"]
+    assert (s["turns"], s["expected"], s["passed"]) == (5, 3, 3)

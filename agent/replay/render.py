@@ -56,9 +56,9 @@ def render_rich(report: Report, show: int) -> list[Any]:
         for r in labels[:show]:
             t.add_row(r["plugin"], r["label"], str(r["turns"]), f"{r['accuracy']:.3f}")
         out.append(t)
-    for title, rows in (("turns that missed their expectations", report.mismatches), ("turns that changed against the log", report.changed)):
+    for title, rows, head in diffs(report):
         if rows:
-            out.append(_diff_table(title, rows, show))
+            out.append(_diff_table(title.lower(), rows, show, head))
     for title, rows, key in (("bad lines (skipped)", report.bad_lines, "reason"), ("turns that failed", report.errors, "error")):
         if rows:
             t = Table("line", key, title=f"{title}: {len(rows)}", title_justify="left")
@@ -68,12 +68,18 @@ def render_rich(report: Report, show: int) -> list[Any]:
     return out
 
 
-def _diff_table(title: str, rows: list[dict[str, Any]], show: int) -> Any:
+def diffs(report: Report) -> list[tuple[str, list[dict[str, Any]], str]]:
+    """(title, rows, column head) of the two kinds of differing turns."""
+    return [("Turns that missed their expectations", report.mismatches, "expected → got"),
+            ("Turns that changed against the log", report.changed, "logged → now")]
+
+
+def _diff_table(title: str, rows: list[dict[str, Any]], show: int, head: str) -> Any:
     """A table of turns with what differs."""
     from rich.table import Table
 
     more = f" (first {show} shown; all in --json / --markdown)" if len(rows) > show else ""
-    t = Table("line", "conversation", "message", "before → now", title=f"{title}: {len(rows)}{more}", title_justify="left")
+    t = Table("line", "conversation", "message", head, title=f"{title}: {len(rows)}{more}", title_justify="left")
     for r in rows[:show]:
         t.add_row(str(r["line"]), _short(r["conversation"], 20), _short(r["text"], 40), diff_text(r["fields"]))
     return t
@@ -89,9 +95,9 @@ def render_markdown(report: Report) -> str:
         lines += [f"| {r['plugin']} | {r['turns']} | {r['accuracy']:.3f} |" for r in report.plugin_rows()]
         lines += ["", "## Accuracy per label (worst first)", "", "| plugin | label | turns | accuracy |", "|---|---|---|---|"]
         lines += [f"| {r['plugin']} | {r['label']} | {r['turns']} | {r['accuracy']:.3f} |" for r in labels]
-    for title, rows in (("Turns that missed their expectations", report.mismatches), ("Turns that changed against the log", report.changed)):
+    for title, rows, head in diffs(report):
         if rows:
-            lines += ["", f"## {title}: {len(rows)}", "", "| line | conversation | message | before → now |", "|---|---|---|---|"]
+            lines += ["", f"## {title}: {len(rows)}", "", f"| line | conversation | message | {head} |", "|---|---|---|---|"]
             lines += [f"| {r['line']} | {_md(r['conversation'])} | {_md(r['text'])} | {_md(diff_text(r['fields']))} |" for r in rows]
     for title, rows, key in (("Bad lines (skipped)", report.bad_lines, "reason"), ("Turns that failed", report.errors, "error")):
         if rows:
