@@ -49,13 +49,25 @@ def replay(ctx: click.Context, source: str | None, list_runs: bool, json_out: st
     if source is None:
         raise click.UsageError("give the file to replay (or '-' for stdin), or --runs")
     opts = ReplayOptions(source=source, **kw)
+    _refuse_overwriting(source, [json_out, str(markdown) if markdown else None, opts.results])
     report = _run_with_progress(agent, opts)
     _write_reports(report, json_out, markdown, show)
+    if not report.turns:
+        click.secho(f"warning: no turn in {source} could be replayed", err=True, fg="yellow")
     failures = gates(report, fail_under, max_changed)
     for failure in failures:
         click.secho(f"FAILED: {failure}", err=True, fg="red", bold=True)
     if failures:
         ctx.exit(EXIT_GATE)
+
+
+def _refuse_overwriting(source: str, outputs: list[str | None]) -> None:
+    """An output file must not be the input: it would be emptied before it is read."""
+    if source == "-" or not Path(source).exists():
+        return
+    for out in outputs:
+        if out and out != "-" and Path(out).exists() and Path(out).resolve() == Path(source).resolve():
+            raise click.UsageError(f"{out} is the file being replayed; write the report or results to another file")
 
 
 def _run_with_progress(agent: Any, opts: Any) -> Any:

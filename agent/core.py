@@ -278,6 +278,8 @@ class Agent:
         assert turn.vector is not None
         t = time.perf_counter()
         decision = runtime.decide(probs, chosen.similarity)
+        turn.timings["classify"] += _ms(t)  # the batched classifier's share, plus deciding on this turn
+        t = time.perf_counter()
         hits, best = runtime.retrieve(turn.vector[0], decision.label)
         turn.timings["retrieve"] = _ms(t)
         text = self._answer_text(runtime, decision.label, best, decision.fallback_reason)
@@ -351,7 +353,7 @@ class Agent:
             "reply": guard.redact(reply.text)[0] if turn.hook_reply else reply.text,
             "plugin": reply.plugin, "label": reply.label, "confidence": reply.confidence,
             "route_confidence": reply.route_confidence, "fallback_reason": reply.fallback_reason,
-            "answer_id": reply.answer_id,
+            "answer_id": reply.answer_id, "forced": turn.forced,
             "latency_ms": sum(v for k, v in turn.timings.items() if k != "log"), "timings": turn.timings,
             "redactions": turn.redactions,
             "annotations": json.dumps(guard.redact_tree(reply.annotations), ensure_ascii=False) if reply.annotations else None,

@@ -69,8 +69,9 @@ def m004_turn_annotations(db: Any) -> None:
 
 @migration
 def m005_replay_runs(db: Any) -> None:
-    """The corpus entry each turn was answered from; one row per `agent replay` run."""
+    """The corpus entry each turn was answered from, the plugin it was forced to; one row per `agent replay` run."""
     db["turns"].add_column("answer_id", str)
+    db["turns"].add_column("forced", str)
     db["replay_runs"].create(
         {"id": int, "started_at": str, "finished_at": str, "status": str, "source": str, "engine": str,
          "dry_run": int, "turns": int, "conversations": int, "bad_lines": int, "errors": int, "expected": int,
@@ -277,7 +278,7 @@ def _insert_turn(conn: sqlite3.Connection, stamp: str, turn: dict[str, Any], pre
 
 
 TURN_COLUMNS = ["text", "reply", "plugin", "label", "confidence", "route_confidence", "fallback_reason",
-                "latency_ms", "timings", "redactions", "annotations", "answer_id"]
+                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced"]
 
 FINETUNE_COLUMNS = ["plugin", "version", "started_at", "finished_at", "status", "mode", "device", "epochs", "seconds",
                     "train_rows", "holdout_rows", "accuracy", "current_accuracy", "macro_f1", "current_version", "report"]

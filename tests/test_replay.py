@@ -241,9 +241,9 @@ def test_unknown_suffix_and_missing_file_are_clear(run, tmp_path: Path) -> None:
     odd = tmp_path / "log.txt"
     odd.write_text("hi\n")
     result = run("replay", str(odd))
-    assert result.exit_code == 1 and "--format" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 1 and "--format" in result.output and isinstance(result.exception, SystemExit)
     missing = run("replay", str(tmp_path / "nope.jsonl"))
-    assert missing.exit_code == 1 and "file not found" in missing.output
+    assert missing.exit_code == 1 and "file not found" in missing.output and isinstance(missing.exception, SystemExit)
 
 
 def test_ray_engine_gives_the_same_results(run, tmp_path: Path) -> None:
@@ -274,3 +274,85 @@ def test_the_readme_script_passes_on_the_bundled_plugins(tmp_path: Path, encoder
     assert result.exit_code == 0, result.output
     s = json.loads(result.stdout)["summary"]
     assert (s["turns"], s["expected"], s["passed"]) == (5, 3, 3)
+
+
+def test_odd_lines_are_bad_lines_not_crashes(tmp_path: Path) -> None:
+    path = tmp_path / "odd.jsonl"
+    deep = "[" * 100_000 + "]" * 100_000
+    path.write_text("\n".join([
+        '{"conversation_id": "c", "text": "t", "reply": "r", "feedback": 5}',
+        '{"text": "hi", "expect": {"label": ["a", "b"]}}',
+        '{"text": "hi", "expect": {"fallback": null}}',
+        deep,
+        '{"text": null}',
+    ]) + "\n")
+    got = list(read_entries(str(path), "jsonl"))
+    assert [type(e).__name__ for e in got] == ["BadLine", "BadLine", "ReplayTurn", "BadLine", "BadLine"]
+    assert "feedback" in got[0].reason and "single value" in got[1].reason and got[2].expect == {}
+    csv_path = tmp_path / "odd.csv"
+    csv_path.write_text("text,fallback\nhello,\nbye,maybe\n")
+    rows = list(read_entries(str(csv_path), "csv"))
+    assert rows[0] == ReplayTurn(2, "line-2", "hello", {}) and isinstance(rows[1], BadLine) and rows[1].line == 3
+    yaml_path = tmp_path / "odd.yaml"
+    yaml_path.write_text("- conversation: a\n  turns: [hi]\n- 5\n- text: alone\n")
+    entries = list(read_entries(str(yaml_path), "yaml"))
+    assert [(type(e).__name__, e.line) for e in entries] == [("ReplayTurn", 2), ("BadLine", 3), ("ReplayTurn", 4)]
+
+
+def test_use_state_within_and_across_local_batches(run, tmp_path: Path) -> None:
+    script = tmp_path / "script.yaml"
+    script.write_text(SCRIPT)
+    for size in ("2", "1024"):
+        result = run("replay", str(script), "--dry-run", "--batch-size", size, "--fail-under", "1", "--json", "-")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["summary"]["passed"] == 5
+
+
+def test_forced_turns_replay_forced_from_an_export(run, tmp_path: Path) -> None:
+    assert run("ask", "I lost my card", "--plugin", "order_tracking").exit_code == 0
+    assert run("ask", "I lost my card").exit_code == 0
+    export = tmp_path / "log.jsonl"
+    assert run("logs", "export", str(export)).exit_code == 0
+    logged = [json.loads(line) for line in export.read_text().splitlines()]
+    assert [t["forced"] for t in sorted(logged, key=lambda t: t["id"])] == ["order_tracking", None]
+    result = run("replay", str(export), "--dry-run", "--max-changed", "0")
+    assert result.exit_code == 0, result.output
+
+
+def test_turns_logged_without_an_answer_id_are_compared_by_reply(run, tmp_path: Path) -> None:
+    assert run("ask", "I lost my card", "--plugin", "shop").exit_code == 0
+    export = tmp_path / "log.jsonl"
+    assert run("logs", "export", str(export)).exit_code == 0
+    old = {**json.loads(export.read_text()), "answer_id": None}
+    export.write_text(json.dumps(old) + "\n")
+    assert run("replay", str(export), "--dry-run", "--max-changed", "0").exit_code == 0
+    export.write_text(json.dumps({**old, "reply": "something else"}) + "\n")
+    changed = run("replay", str(export), "--dry-run", "--max-changed", "0")
+    assert changed.exit_code == 1 and "reply:" in changed.output
+
+
+def test_markup_in_messages_is_shown_as_text(run, tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text('text,label\n"lost card [/b][x]",refund\n')
+    md = tmp_path / "m.md"
+    result = run("replay", str(path), "--dry-run", "--markdown", str(md))
+    assert result.exit_code == 0, result.output
+    assert "[/b][x]" in result.output and "[/b][x]" in md.read_text()
+
+
+def test_outputs_may_not_overwrite_the_input_and_stdin_works(run, tmp_path: Path) -> None:
+    script = tmp_path / "in.jsonl"
+    script.write_text('{"text": "I lost my card", "label": "card_lost"}\n')
+    refused = run("replay", str(script), "--results", str(script))
+    assert refused.exit_code == 2 and "is the file being replayed" in refused.output
+    assert script.read_text().startswith('{"text"')
+    piped = run("replay", "-", "--dry-run", "--fail-under", "1", input=script.read_text())
+    assert piped.exit_code == 0, piped.output
+
+
+def test_nothing_to_replay_warns(run, tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_text("text,label\n")
+    result = run("replay", str(path), "--dry-run")
+    assert result.exit_code == 0 and "no turn in" in result.output
+    assert run("replay", str(path), "--dry-run", "--fail-under", "0.5").exit_code == 1

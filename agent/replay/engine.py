@@ -79,10 +79,26 @@ def replay_batch(agent: "Agent", batch: Batch, prefix: str, log: bool) -> list[d
 
     for conversation, plugin in batch.state.items():
         agent.force(prefix + conversation, plugin)
+    messages = [Message(t.text, prefix + t.conversation, t.forced) for t in batch.turns]
     start = time.perf_counter()
-    replies = agent.replies([Message(t.text, prefix + t.conversation) for t in batch.turns], log=log)
+    try:
+        replies: list[Any] = agent.replies(messages, log=log)
+    except AgentError:
+        raise  # no plugin, a locked database: every turn would fail the same way
+    except Exception:  # one turn broke the batch: answer one by one so only that turn fails
+        replies = [_one(agent, m, log) for m in messages]
     batch_ms = (time.perf_counter() - start) * 1000.0
     return [outcome(t, r, batch_ms) for t, r in zip(batch.turns, replies)]
+
+
+def _one(agent: "Agent", message: Any, log: bool) -> Any:
+    """One message's reply, or its error as an AgentError."""
+    try:
+        return agent.replies([message], log=log)[0]
+    except AgentError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001  (reported on the turn, the replay goes on)
+        return AgentError(f"{type(exc).__name__}: {exc}")
 
 
 def outcome(turn: ReplayTurn, reply: Any, batch_ms: float) -> dict[str, Any]:

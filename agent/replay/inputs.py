@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator
 from agent.errors import InputError
 
 EXPECT_KEYS = ("plugin", "label", "answer", "fallback")
+csv.field_size_limit(10_000_000)
 FORMATS = ("jsonl", "csv", "yaml")
 
 
@@ -29,6 +30,7 @@ class ReplayTurn:
     text: str
     expect: dict[str, str] = field(default_factory=dict)
     logged: dict[str, Any] | None = None
+    forced: str | None = None  # the plugin the logged turn was forced to (`/use`, `--plugin`)
 
 
 @dataclass
@@ -104,6 +106,9 @@ def _jsonl(lines: Iterable[tuple[int, str | None]]) -> Iterator[Entry]:
         except json.JSONDecodeError as exc:
             yield BadLine(n, f"invalid JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object")
             continue
+        except RecursionError:
+            yield BadLine(n, "JSON nested too deeply; each line must be one flat JSON object")
+            continue
         yield from entry_from_object(obj, n)
 
 
@@ -152,7 +157,10 @@ def _single(obj: dict[str, Any], line: int) -> Entry:
         expect = _expectations({"expect": obj.get("expect") or {}}, line)
         if isinstance(expect, BadLine):
             return expect
-        return ReplayTurn(line, conv, obj["text"], {**expect, **_corrections(obj)}, _logged(obj))
+        if not isinstance(obj.get("feedback") or [], list):
+            return BadLine(line, "'feedback' must be a list of {kind, label} objects")
+        forced = obj.get("forced") if isinstance(obj.get("forced"), str) and obj.get("forced") else None
+        return ReplayTurn(line, conv, obj["text"], {**expect, **_corrections(obj)}, _logged(obj), forced)
     expect = _expectations(obj, line)
     return expect if isinstance(expect, BadLine) else ReplayTurn(line, conv, obj["text"], expect)
 
@@ -173,9 +181,13 @@ def _expectations(obj: dict[str, Any], line: int) -> dict[str, str] | BadLine:
     unknown = [k for k in expect if k not in EXPECT_KEYS and k != "__line__"]
     if unknown:
         return BadLine(line, f"unknown expectation(s) {unknown}; use {list(EXPECT_KEYS)}")
+    expect = {k: v for k, v in expect.items() if k in EXPECT_KEYS and v not in (None, "")}
+    odd = [k for k, v in expect.items() if isinstance(v, (list, dict))]
+    if odd:
+        return BadLine(line, f"expectation(s) {odd} must be a single value, not a list or object")
     if "fallback" in expect and str(expect["fallback"]).lower() not in ("true", "false", "yes", "no", "1", "0"):
         return BadLine(line, f"'fallback' must be true or false, found {expect['fallback']!r}")
-    return {k: _flag(v) if k == "fallback" else str(v) for k, v in expect.items() if k in EXPECT_KEYS and v not in (None, "")}
+    return {k: _flag(v) if k == "fallback" else str(v) for k, v in expect.items()}
 
 
 def _flag(value: Any) -> str:
@@ -229,7 +241,15 @@ def _csv(lines: Iterable[tuple[int, str | None]], delimiter: str) -> Iterator[En
     header = [c.strip().lower() for c in next(reader, [])]
     columns = _csv_columns(header, reader.line_num)
     last = reader.line_num
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            first, last = last + 1, reader.line_num
+            yield BadLine(first, f"unreadable CSV ({exc}); check its quotes")
+            continue
         n, first, last = reader.line_num, last + 1, reader.line_num
         if undecodable.intersection(range(first, n + 1)):
             yield BadLine(first, "not UTF-8 text; re-save the file as UTF-8")
@@ -272,8 +292,9 @@ def _yaml(raw: io.BufferedReader | Any) -> Iterator[Entry]:
             if not isinstance(items, list):
                 yield BadLine(_line_of(doc, 1), "a YAML document must be a conversation or a list of them")
                 continue
-            for item in items:
-                yield from entry_from_object(item, _line_of(item, _line_of(doc, 1)))
+            lines = getattr(items, "lines", None) or [_line_of(doc, 1)] * len(items)
+            for item, line in zip(items, lines):
+                yield from entry_from_object(item, _line_of(item, line))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0

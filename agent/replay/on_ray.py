@@ -70,7 +70,7 @@ def _import_ray() -> Any:
         import ray
         import ray.data  # noqa: F401
     except ImportError as exc:
-        raise AgentError("--engine ray needs Ray Data: pip install 'agent[ray]' (or pip install 'ray[data]')") from exc
+        raise AgentError("--engine ray needs Ray Data: pip install 'ray[data]' (or, in a checkout, pip install -e '.[ray]')") from exc
     return ray
 
 
@@ -95,11 +95,17 @@ def _results(ray: Any, agent: "Agent", spool: Path, prefix: str, log: bool, work
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, workers))
+    total = int(ray.cluster_resources().get("CPU", 1))
+    if workers > total:
+        raise AgentError(f"--workers {workers} is more than the {total} CPUs Ray has; use --workers {total} or fewer")
+    cpus = max(1, total // workers)
     settings = agent.settings
     args = {"home": str(settings.home), "device": agent.device, "prefix": prefix, "log": log, "threads": cpus,
             "plugin_paths": [str(p) for p in settings.plugin_paths] if settings.plugin_paths is not None else None}
     ds = ray.data.read_text(str(spool), num_cpus=0).map_batches(  # reading needs no CPU slot
         BatchWorker, fn_constructor_kwargs=args, batch_size=1, concurrency=workers, num_cpus=cpus)
-    for row in ds.iter_rows():
-        yield json.loads(row["results"])
+    try:
+        for row in ds.iter_rows():
+            yield json.loads(row["results"])
+    except ray.exceptions.RayError as exc:
+        raise AgentError(f"a Ray worker failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc

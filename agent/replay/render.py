@@ -19,7 +19,7 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
         ("changed", f"{s['changed']} of {s['compared']} turns compared with the log" if s["compared"] else "-"),
         ("bad lines / errors", f"{s['bad_lines']} / {s['errors']}"),
         ("speed", f"{s['turns_per_s'] or 0:.1f} turns/s ({s['seconds']:.1f} s)"),
-        ("latency per turn", _pct(lat)),
+        ("latency per turn (batch time shared out)", _pct(lat)),
         ("latency per batch", _pct(batch)),
         ("peak memory", f"{s['peak_rss_mb']:.0f} MB"),
     ]
@@ -46,15 +46,15 @@ def render_rich(report: Report, show: int) -> list[Any]:
     from rich.table import Table
 
     out: list[Any] = []
-    table = Table(title=f"replay of {report.source}", show_header=False, title_justify="left")
+    table = Table(title=f"replay of {_esc(report.source)}", show_header=False, title_justify="left")
     for what, value in summary_rows(report):
-        table.add_row(what, value)
+        table.add_row(what, _esc(value))
     out.append(table)
     labels = report.label_rows()
     if labels:
         t = Table("plugin", "expected label", "turns", "accuracy", title="accuracy per label (worst first)", title_justify="left")
         for r in labels[:show]:
-            t.add_row(r["plugin"], r["label"], str(r["turns"]), f"{r['accuracy']:.3f}")
+            t.add_row(_esc(r["plugin"]), _esc(r["label"]), str(r["turns"]), f"{r['accuracy']:.3f}")
         out.append(t)
     for title, rows, head in diffs(report):
         if rows:
@@ -63,7 +63,7 @@ def render_rich(report: Report, show: int) -> list[Any]:
         if rows:
             t = Table("line", key, title=f"{title}: {len(rows)}", title_justify="left")
             for r in rows[:show]:
-                t.add_row(str(r["line"]), r[key])
+                t.add_row(str(r["line"]), _esc(r[key]))
             out.append(t)
     return out
 
@@ -81,8 +81,15 @@ def _diff_table(title: str, rows: list[dict[str, Any]], show: int, head: str) ->
     more = f" (first {show} shown; all in --json / --markdown)" if len(rows) > show else ""
     t = Table("line", "conversation", "message", head, title=f"{title}: {len(rows)}{more}", title_justify="left")
     for r in rows[:show]:
-        t.add_row(str(r["line"]), _short(r["conversation"], 20), _short(r["text"], 40), diff_text(r["fields"]))
+        t.add_row(str(r["line"]), _esc(_short(r["conversation"], 20)), _esc(_short(r["text"], 40)), _esc(diff_text(r["fields"])))
     return t
+
+
+def _esc(text: Any) -> str:
+    """Data shown inside rich markup: brackets in messages are text, not styles."""
+    from rich.markup import escape
+
+    return escape(str(text))
 
 
 def render_markdown(report: Report) -> str:

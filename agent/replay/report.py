@@ -49,7 +49,8 @@ class Report:
             if r["error"]:
                 self.errors.append({"line": r["line"], "conversation": r["conversation"], "error": r["error"]})
                 continue
-            self.latencies.append(r["latency_ms"] or 0.0)
+            if r["latency_ms"] is not None:  # a bare '/use NAME' is not timed
+                self.latencies.append(r["latency_ms"])
             self.got[(r["plugin"] or "", r["label"] or "")] += 1
             self.fallbacks += r["fallback_reason"] is not None
             if r["expect"]:
@@ -76,7 +77,7 @@ class Report:
         logged = r["logged"]
         self.compared += 1
         fields = {k: (_value(logged, k), _value(r, k)) for k, key in LOGGED.items() if key in logged}
-        if "answer_id" in logged:
+        if logged.get("answer_id") is not None:  # turns logged before answer ids were kept have none
             fields["answer"] = (logged["answer_id"], r["answer_id"])
         if "reply" in logged:
             fields["reply"] = (guard.redact(logged["reply"] or "")[0], guard.redact(r["reply"] or "")[0])

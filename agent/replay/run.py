@@ -36,10 +36,11 @@ def replay(agent: "Agent", opts: ReplayOptions, progress: Callable[[int], None] 
     report = Report(opts.source, opts.engine, opts.dry_run)
     report.run_id = agent.store.start_replay_run(str(opts.source), opts.engine, opts.dry_run)
     prefix = f"replay{report.run_id}:"
-    if opts.engine == "local":
-        agent.runtimes, agent.observers, agent.encoder  # load models and indexes before the clock starts
     status, start = "interrupted", time.perf_counter()
     try:
+        if opts.engine == "local":
+            agent.runtimes, agent.observers, agent.encoder  # load models and indexes before the clock starts
+            start = time.perf_counter()
         stream = batches(_turns(entries, report), opts.batch_size, agent.responder_names())
         with _results_file(opts.results) as sink:
             for results in _engine(agent, opts, stream, prefix):
