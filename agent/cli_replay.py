@@ -21,7 +21,7 @@ EXIT_GATE = 1  # a --fail-under / --max-changed gate failed (errors in the comma
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=1024, show_default=True,
               help="Turns answered per batch (larger batches pad less).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: in this process; ray: Ray Data actors (pip install 'agent[ray]').")
+              help="local: in this process; ray: Ray Data actors (pip install 'ray[data]').")
 @click.option("--address", help="Ray cluster address for --engine ray (default: a local Ray).")
 @click.option("--workers", type=click.IntRange(1, 1024), default=1, show_default=True, help="Ray actors for --engine ray.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True), help="Write the full report as JSON ('-' for stdout).")
