@@ -117,7 +117,8 @@ def _print_runs(runs: list[dict[str, Any]]) -> None:
     t = Table("run", "started", "source", "engine", "status", "turns", "accuracy", "changed", "turns/s")
     for r in runs:
         acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
-        t.add_row(str(r["id"]), (r["started_at"] or "")[:19], r["source"] or "", r["engine"] + (" (dry)" if r["dry_run"] else ""),
+        t.add_row(str(r["id"]), (r["started_at"] or "")[5:16].replace("T", " "), Path(r["source"] or "").name,
+                  r["engine"] + (" (dry)" if r["dry_run"] else ""),
                   (r["status"] or "")[:40], str(r["turns"] or 0), acc, f"{r['changed'] or 0}/{r['compared'] or 0}",
                   f"{r['turns_per_s'] or 0:.0f}")
     console().print(t if runs else "no replay runs yet")
