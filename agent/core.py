@@ -357,6 +357,7 @@ class Agent:
             "latency_ms": sum(v for k, v in turn.timings.items() if k != "log"), "timings": turn.timings,
             "redactions": turn.redactions,
             "annotations": json.dumps(guard.redact_tree(reply.annotations), ensure_ascii=False) if reply.annotations else None,
+            "warnings": json.dumps(guard.redact_tree(reply.warnings), ensure_ascii=False) if reply.warnings else None,
         }
         return row, [(p["label"], p["probability"]) for p in reply.predictions], reply.hits
 

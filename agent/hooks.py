@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
+import queue
 import sys
+import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +22,70 @@ from agent.errors import PluginError
 from agent.manifest import Manifest
 
 HOOKS_FILE = "hooks.py"
+DEFAULT_TIMEOUT = 2.0  # seconds a hook may take before it is cut off (AGENT_HOOK_TIMEOUT)
+IMPORT_TIMEOUT = 10.0  # seconds importing a hooks.py may take
+
+
+def hook_timeout() -> float:
+    """The hook time limit from AGENT_HOOK_TIMEOUT (seconds), else the default."""
+    raw = os.environ.get("AGENT_HOOK_TIMEOUT", "")
+    try:
+        value = float(raw) if raw.strip() else DEFAULT_TIMEOUT
+    except ValueError as exc:
+        raise PluginError(f"AGENT_HOOK_TIMEOUT={raw!r} is not a number of seconds; set e.g. AGENT_HOOK_TIMEOUT=2") from exc
+    if not value > 0:
+        raise PluginError(f"AGENT_HOOK_TIMEOUT={raw!r} must be more than 0 seconds")
+    return value
+
+
+class HookTimeout(Exception):
+    """A hook ran past its time limit, or an earlier call of the plugin's hooks still has not returned."""
+
+
+class Runner:
+    """One daemon thread that runs a plugin's hook calls, so that a call that hangs can be abandoned.
+
+    A call that does not return within the limit is left running; until it returns, the plugin's
+    later calls are refused at once, so a hung plugin costs one thread, never one per turn.
+    """
+
+    def __init__(self, plugin: str) -> None:
+        self.plugin = plugin
+        self.busy_since: float | None = None  # set while a call runs
+        self._gate = threading.Lock()  # callers from several threads take turns
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], dict[str, Any], threading.Event]] = queue.SimpleQueue()
+        threading.Thread(target=self._loop, name=f"hooks-{plugin}", daemon=True).start()
+
+    def _loop(self) -> None:
+        """Run jobs one after another for ever (the thread dies with the process)."""
+        while True:
+            fn, box, done = self._jobs.get()
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                box["error"] = exc
+            finally:
+                self.busy_since = None
+                done.set()
+
+    def call(self, fn: Callable[[], Any], timeout: float) -> Any:
+        """fn() on the plugin's thread: its value, its exception, or HookTimeout after `timeout` seconds."""
+        with self._gate:
+            if self.busy_since is not None:
+                raise HookTimeout(f"skipped: an earlier call has been running for {time.monotonic() - self.busy_since:.1f} s "
+                                  "and has not returned")
+            box: dict[str, Any] = {}
+            done = threading.Event()
+            self.busy_since = time.monotonic()
+            self._jobs.put((fn, box, done))
+            if not done.wait(timeout):
+                raise HookTimeout(f"timed out after {timeout:g} s and was cut off")
+        error = box.get("error")
+        if error is not None and not isinstance(error, Exception):  # sys.exit() in a plugin must not end the agent
+            raise RuntimeError(f"{type(error).__name__} raised inside the plugin ({error})")
+        if error is not None:
+            raise error
+        return box.get("value")
 
 
 @dataclass
@@ -35,8 +103,10 @@ class HookFailure:
 class Hooks:
     """The loaded plugins' hook implementations, called per plugin with failures caught and reported."""
 
-    def __init__(self, notify: Callable[[str], None] | None = None) -> None:
+    def __init__(self, notify: Callable[[str], None] | None = None, timeout: float | None = None) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.timeout = timeout if timeout is not None else hook_timeout()
+        self._runners: dict[str, Runner] = {}
         self.pm.add_hookspecs(hookspecs)
         self.notify = notify
         self.failures: list[HookFailure] = []  # since the last drain()
@@ -69,15 +139,20 @@ class Hooks:
         return [name for name, _ in self.pm.list_name_plugin() if hook is None or (name, hook) in self._impls]
 
     def call_one(self, plugin: str, hook: str, /, **kwargs: Any) -> Any:
-        """Call `hook` of one plugin; None when it does not implement it or when it raised (recorded)."""
+        """Call `hook` of one plugin on its own thread; None when it does not implement it, or when it
+        raised or ran past the time limit (recorded)."""
         impl = self._impls.get((plugin, hook))
         if impl is None:
             return None
+        runner = self._runners.get(plugin) or self._runners.setdefault(plugin, Runner(plugin))
+        args = [kwargs[arg] for arg in impl.argnames]
         try:
-            return impl.function(*[kwargs[arg] for arg in impl.argnames])
+            return runner.call(lambda: impl.function(*args), self.timeout)
+        except HookTimeout as exc:
+            self._fail(plugin, hook, HookTimeout(f"{exc} (AGENT_HOOK_TIMEOUT sets the limit)"), describe=False)
         except Exception as exc:  # noqa: BLE001 - a plugin's bug must not end the turn
             self._fail(plugin, hook, exc)
-            return None
+        return None
 
     def drain(self) -> list[HookFailure]:
         """The failures since the last call, forgotten here (so a long chat does not accumulate them)."""
@@ -93,9 +168,9 @@ class Hooks:
                 out.append((name, result))
         return out
 
-    def _fail(self, plugin: str, hook: str, exc: BaseException) -> None:
-        """Record and report a hook that raised."""
-        failure = HookFailure(plugin, hook, _describe(exc))
+    def _fail(self, plugin: str, hook: str, exc: BaseException, describe: bool = True) -> None:
+        """Record and report a hook that raised or timed out."""
+        failure = HookFailure(plugin, hook, _describe(exc) if describe else str(exc))
         self.failures.append(failure)
         if self.notify:
             self.notify(str(failure))
@@ -125,7 +200,10 @@ def import_hooks_file(path: Path, plugin: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        Runner(f"import-{plugin}").call(lambda: spec.loader.exec_module(module), IMPORT_TIMEOUT)  # type: ignore[union-attr]
+    except HookTimeout as exc:
+        sys.modules.pop(name, None)
+        raise PluginError(f"{path}: importing it {exc}; remove whatever blocks at import time (loops, network calls)") from exc
     except Exception as exc:  # noqa: BLE001 - any error in user code becomes a clear message
         sys.modules.pop(name, None)
         raise PluginError(f"{path}{_line_in(exc, path)}: importing it failed: {_describe(exc)}; fix the file or remove it") from exc

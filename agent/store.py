@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import random
 import sqlite3
 import threading
 import time
@@ -12,7 +14,8 @@ from typing import Any, Callable, Iterator
 
 from agent.errors import StoreError
 
-BUSY_MS = 5000  # how long a writer waits for another one before giving up
+BUSY_MS = 5000  # one wait of SQLite's busy handler
+BUSY_SECONDS = float(os.environ.get("AGENT_BUSY_SECONDS", "60"))  # how long a writer keeps retrying in all
 MIGRATIONS: list[tuple[str, Callable[[Any], None]]] = []
 
 
@@ -80,6 +83,12 @@ def m005_replay_runs(db: Any) -> None:
     )
 
 
+@migration
+def m006_turn_warnings(db: Any) -> None:
+    """What went wrong inside a turn without ending it (a plugin hook that raised or timed out), as JSON."""
+    db["turns"].add_column("warnings", str)
+
+
 def now() -> str:
     """UTC timestamp, ISO 8601."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -94,41 +103,55 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        try:
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_MS / 1000, check_same_thread=False)
+        try:  # autocommit mode: every write below opens its own BEGIN IMMEDIATE transaction
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_MS / 1000, check_same_thread=False, isolation_level=None)
             self.db = sqlite_utils.Database(conn)
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
-            self.db.enable_wal()
+            _retry(self.path, lambda: self.db.execute("PRAGMA journal_mode = WAL").fetchall())
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise _explain(self.path, exc) from exc
 
-    def _migrate(self) -> None:
-        """Apply the migrations this file has not seen yet."""
-        with self._lock:
-            done = {r["name"] for r in self.db["_migrations"].rows} if self.db["_migrations"].exists() else set()
-            for name, fn in MIGRATIONS:
-                if name in done:
-                    continue
-                with self.db.conn:
-                    fn(self.db)
-                    self.db["_migrations"].insert({"name": name, "applied_at": now()}, pk="name")
+    def _pending(self) -> list[tuple[str, Callable[[Any], None]]]:
+        """Migrations this file has not seen yet."""
+        done = {r["name"] for r in self.db["_migrations"].rows} if self.db["_migrations"].exists() else set()
+        return [(name, fn) for name, fn in MIGRATIONS if name not in done]
 
-    def _write(self, fn: Callable[[sqlite3.Connection], Any], attempts: int = 2) -> Any:
-        """Run fn in one transaction, retrying while another process holds the lock."""
-        for attempt in range(attempts):
-            try:
-                with self._lock, self.db.conn as conn:
-                    return fn(conn)
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or attempt == attempts - 1:
-                    raise _explain(self.path, exc) from exc
-                time.sleep(0.05 * 2**attempt)
-            except sqlite3.DatabaseError as exc:
-                raise _explain(self.path, exc) from exc
-        raise AssertionError("unreachable")
+    def _migrate(self) -> None:
+        """Apply pending migrations, one process at a time (a lock file beside the database)."""
+        if not _retry(self.path, self._pending):
+            return
+        import fcntl
+
+        with self._lock, open(self.path.with_name(self.path.name + ".migrate-lock"), "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # another process may be migrating the same file right now
+            for name, fn in _retry(self.path, self._pending):
+                def apply(conn: sqlite3.Connection, fn: Callable[[Any], None] = fn, name: str = name) -> None:
+                    fn(self.db)
+                    conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, now()))
+
+                self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+                self._write(apply)
+
+    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run fn in one BEGIN IMMEDIATE transaction, retrying while other writers hold the database."""
+
+        def attempt() -> Any:
+            with self._lock:
+                conn = self.db.conn
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                return result
+
+        return _retry(self.path, attempt)
 
     def log_turn(self, turn: dict[str, Any], predictions: list[tuple[str, float]], hits: list[dict[str, Any]]) -> int:
         """Store a turn with its predictions and hits in one transaction; return the turn id."""
@@ -223,6 +246,7 @@ class Store:
         row["feedback"] = list(self._query("SELECT kind, label, note, created_at FROM feedback WHERE turn_id = ? ORDER BY id", [turn_id]))
         row["timings"] = json.loads(row["timings"] or "{}")
         row["annotations"] = json.loads(row.get("annotations") or "{}")
+        row["warnings"] = json.loads(row.get("warnings") or "[]")
         return row
 
     def turns(self, query: str | None = None, conversation: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
@@ -278,10 +302,31 @@ def _insert_turn(conn: sqlite3.Connection, stamp: str, turn: dict[str, Any], pre
 
 
 TURN_COLUMNS = ["text", "reply", "plugin", "label", "confidence", "route_confidence", "fallback_reason",
-                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced"]
+                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced", "warnings"]
 
 FINETUNE_COLUMNS = ["plugin", "version", "started_at", "finished_at", "status", "mode", "device", "epochs", "seconds",
                     "train_rows", "holdout_rows", "accuracy", "current_accuracy", "macro_f1", "current_version", "report"]
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether an error means another connection holds the lock (worth waiting for)."""
+    msg = str(exc)
+    return "locked" in msg or "busy" in msg
+
+
+def _retry(path: Path, fn: Callable[[], Any]) -> Any:
+    """Call fn, retrying with jittered back-off while the database is locked, for up to BUSY_SECONDS."""
+    deadline, delay = time.monotonic() + BUSY_SECONDS, 0.01
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() + delay > deadline:
+                raise _explain(path, exc) from exc
+        except sqlite3.DatabaseError as exc:
+            raise _explain(path, exc) from exc
+        time.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 2, 0.5)
 
 
 def _fts_query(text: str) -> str:
@@ -294,7 +339,7 @@ def _explain(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
     """Turn a sqlite error into a message that says what to do."""
     msg = str(exc)
     if "locked" in msg or "busy" in msg:
-        return StoreError(f"{path} is locked by another process (waited {BUSY_MS // 1000} s, twice); "
+        return StoreError(f"{path} is locked by another process (waited {BUSY_SECONDS:g} s); "
                           "try again, or close the other program that holds it")
     if "not a database" in msg or "malformed" in msg or "corrupt" in msg:
         return StoreError(f"{path} is damaged ({msg}); move it aside (mv {path} {path}.bad) and run again to start a new log")
