@@ -40,8 +40,6 @@ class Turn:
     """One incoming message on its way through the agent; the embedding is computed once, here."""
 
     text: str
-    stored_text: str
-    redactions: int
     conversation_id: str
     forced: str | None = None
     vector: "np.ndarray | None" = None
@@ -255,9 +253,8 @@ class Agent:
         use, cleaned = parse_use(cleaned)
         if use is not None:
             self._forced[conversation_id] = self._responder(use)
-        stored, count = guard.redact(cleaned)
         forced = self._forced.get(conversation_id) or (self._responder(plugin) if plugin else None)
-        return Turn(cleaned, stored, count, conversation_id, forced)
+        return Turn(cleaned, conversation_id, forced)
 
     def _responder(self, name: str) -> str:
         """A loaded responder's name, or an error that says why it is not available."""
@@ -345,17 +342,22 @@ class Agent:
         """Store the turns (with redacted text), their predictions and hits, in one transaction."""
         return self.store.log_turns([self._record(turn, turn.reply) for turn in turns])
 
-    @staticmethod
-    def _record(turn: Turn, reply: Reply) -> tuple[dict[str, Any], list[tuple[str, float]], list[dict[str, Any]]]:
-        """What the log keeps of a turn: its row, its top predictions and its hits."""
+    def privacy(self, plugin: str | None) -> Any:
+        """The `[privacy]` settings of a discovered plugin (None: the defaults, everything redacted)."""
+        return next((m.privacy for m in self.manifests if m.name == plugin), None)
+
+    def _record(self, turn: Turn, reply: Reply) -> tuple[dict[str, Any], list[tuple[str, float]], list[dict[str, Any]]]:
+        """What the log keeps of a turn: its row (text redacted as its plugin says), top predictions and hits."""
+        privacy = self.privacy(reply.plugin)
+        stored, redactions = guard.redact_for(turn.text, privacy)
         row = {
-            "conversation_id": turn.conversation_id, "text": turn.stored_text,
-            "reply": guard.redact(reply.text)[0] if turn.hook_reply else reply.text,
+            "conversation_id": turn.conversation_id, "text": stored,
+            "reply": guard.redact_for(reply.text, privacy)[0] if turn.hook_reply else reply.text,
             "plugin": reply.plugin, "label": reply.label, "confidence": reply.confidence,
             "route_confidence": reply.route_confidence, "fallback_reason": reply.fallback_reason,
             "answer_id": reply.answer_id, "forced": turn.forced,
             "latency_ms": sum(v for k, v in turn.timings.items() if k != "log"), "timings": turn.timings,
-            "redactions": turn.redactions,
+            "redactions": redactions,
             "annotations": json.dumps(guard.redact_tree(reply.annotations), ensure_ascii=False) if reply.annotations else None,
             "warnings": json.dumps(guard.redact_tree(reply.warnings), ensure_ascii=False) if reply.warnings else None,
         }

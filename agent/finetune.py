@@ -132,7 +132,7 @@ def _training_data(manifest: Manifest, versions: Versions, store: "Store", holdo
     labels = label_list(manifest, examples)
     labels += [lab for lab in versions.current_labels() if lab not in labels]
     logged = trainset.logged_rows(store, manifest.name)
-    data = trainset.build(examples, logged, labels, holdout)
+    data = trainset.build(examples, logged, labels, holdout, manifest.privacy.redact)
     trained = {r.label for r in data.train}
     data.dropped_labels = [lab for lab in data.labels if lab not in trained]
     data.labels = [lab for lab in data.labels if lab in trained]

@@ -10,7 +10,8 @@ from typing import Any
 from agent.errors import PluginError
 
 ROLES = ("responder", "observer")
-TOP_KEYS = {"name", "description", "role", "version", "labels", "data", "retrieval", "thresholds", "fallback"}
+TOP_KEYS = {"name", "description", "role", "version", "labels", "data", "retrieval", "thresholds", "fallback", "privacy"}
+PII_KINDS = ("email", "iban", "card", "account", "phone")  # agent.guard.KINDS, without importing it here
 
 
 @dataclass
@@ -35,6 +36,14 @@ class Retrieval:
 
 
 @dataclass
+class Privacy:
+    """What is redacted from this plugin's turns before they are stored or trained on."""
+
+    redact: tuple[str, ...] = PII_KINDS
+    store_raw: bool = False  # True writes messages unredacted: only for plugins that never see customer data
+
+
+@dataclass
 class Manifest:
     """A plugin's declared name, role, labels, data, corpus and thresholds."""
 
@@ -49,6 +58,7 @@ class Manifest:
     label_column: str = "label"
     retrieval: Retrieval | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
+    privacy: Privacy = field(default_factory=Privacy)
     fallback_message: str = "I'm not sure I understood that, so I'd rather not guess."
     handoff: str = "Would you like me to pass you to a person?"
     source: str = ""  # where discovery found it: a folder, or "package DIST VERSION (entry point NAME)"
@@ -160,6 +170,7 @@ def _build(path: Path, raw: dict[str, Any]) -> Manifest:
     _data(r, m)
     m.retrieval = _retrieval(r)
     m.thresholds = _thresholds(r)
+    m.privacy = _privacy(r)
     if fb := r.sub("fallback", {"message", "handoff"}):
         m.fallback_message = fb.get("message", str, m.fallback_message)
         m.handoff = fb.get("handoff", str, m.handoff)
@@ -217,3 +228,14 @@ def _thresholds(r: _Reader) -> Thresholds:
                 raise t.fail(key, "a number from 0 to 1", value)
             setattr(th, key, value)
     return th
+
+
+def _privacy(r: _Reader) -> Privacy:
+    """The [privacy] table: which kinds of personal data are redacted, and whether raw text may be stored."""
+    privacy = Privacy()
+    if t := r.sub("privacy", {"redact", "store_raw"}):
+        kinds = t.get("redact", list, list(PII_KINDS), f"a list drawn from {list(PII_KINDS)}")
+        if not all(k in PII_KINDS for k in kinds):
+            raise t.fail("redact", f"a list drawn from {list(PII_KINDS)}", kinds)
+        privacy = Privacy(tuple(kinds), t.get("store_raw", bool, False, "true or false"))
+    return privacy

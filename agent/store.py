@@ -171,6 +171,11 @@ class Store:
         if self.turn(turn_id) is None:
             raise StoreError(f"no turn {turn_id} in {self.path}; list turns with: agent logs")
 
+        if note is not None:  # a free-text note may repeat what the customer wrote
+            from agent.guard import redact
+
+            note = redact(note)[0]
+
         def write(conn: sqlite3.Connection) -> int:
             cur = conn.execute("INSERT INTO feedback (turn_id, created_at, kind, label, note) VALUES (?, ?, ?, ?, ?)",
                                (turn_id, now(), kind, label, note))

@@ -94,16 +94,17 @@ def _resolve_feedback(turn: dict[str, Any]) -> str | None:
     return None
 
 
-def build(examples: list[tuple[str, str]], logged: list[Row], labels: list[str], holdout: float = 0.1) -> TrainSet:
-    """Merge, redact, deduplicate and split."""
+def build(examples: list[tuple[str, str]], logged: list[Row], labels: list[str], holdout: float = 0.1,
+          redact: tuple[str, ...] = guard.KINDS) -> TrainSet:
+    """Merge, redact (the kinds of personal data named), deduplicate and split."""
     redactions = 0
     rows: list[Row] = []
     for text, label in examples:
-        clean, n = guard.redact(text)
+        clean, n = guard.redact(text, redact)
         redactions += n
         rows.append(Row(clean, label, "examples"))
     for r in logged:
-        clean, n = guard.redact(r.text)
+        clean, n = guard.redact(r.text, redact)
         redactions += n
         rows.append(Row(clean, r.label, r.source))
     merged, duplicates, conflicts = _dedupe(rows)
