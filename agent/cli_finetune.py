@@ -26,6 +26,8 @@ from agent.cli import cli, console, escape, make_settings, note
               help="Share of the examples held out to compare versions on (chosen by text hash, stable).")
 @click.option("--tolerance", type=click.FloatRange(0.0, 1.0), default=0.01, show_default=True,
               help="How much lower held-out accuracy may be and still promote.")
+@click.option("--noise", type=click.FloatRange(0.0, 0.5), default=0.0, show_default=True,
+              help="Also train on a copy of each row with this share of characters perturbed (typos, casing).")
 @click.option("--force", is_flag=True, help="Promote even when the candidate is worse.")
 @click.option("--rollback", is_flag=True, help="Switch back to the previously promoted version and exit.")
 @click.option("--versions", "list_versions", is_flag=True, help="List the versions and exit.")

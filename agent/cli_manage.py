@@ -175,8 +175,12 @@ def short(path: Path) -> str:
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True), help="Write the report as JSON.")
+@click.option("--noise", type=click.FloatRange(0.0, 0.5), default=0.0, show_default=True,
+              help="Also evaluate on a copy of the data with this share of characters perturbed (typos, casing).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise.")
 @click.pass_context
-def eval_cmd(ctx: click.Context, folder: Path, data: Path, text_column: str, label_column: str, json_out: str | None) -> None:
+def eval_cmd(ctx: click.Context, folder: Path, data: Path, text_column: str, label_column: str, json_out: str | None,
+             noise: float, seed: int) -> None:
     """Evaluate the plugin in FOLDER on labelled data: accuracy, macro-F1, per-label scores, confusions."""
     from agent.data import read_rows
     from agent.evaluate import evaluate
@@ -192,8 +196,14 @@ def eval_cmd(ctx: click.Context, folder: Path, data: Path, text_column: str, lab
     foreign = sorted({r[label_column] for r in rows} - set(runtime.labels) - {"oos"})
     if foreign:
         note(f"labels in {data} that the plugin does not have (always counted wrong): {', '.join(foreign)}")
-    report = evaluate(runtime, [r[text_column] for r in rows], [r[label_column] for r in rows])
+    texts, gold = [r[text_column] for r in rows], [r[label_column] for r in rows]
+    report = evaluate(runtime, texts, gold)
     report.update({"plugin": runtime.name, "data": str(data)})
+    if noise:
+        from agent.noise import noisy
+
+        noisy_report = evaluate(runtime, noisy(texts, noise, seed), gold)
+        report["noisy"] = {"noise": noise, "seed": seed, **{k: noisy_report[k] for k in ("n", "accuracy", "macro_f1")}}
     if json_out:
         with click.open_file(json_out, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(report, indent=2) + "\n")

@@ -70,6 +70,7 @@ class Options:
     tolerance: float = TOLERANCE
     holdout: float = 0.1
     lr: float | None = None
+    noise: float = 0.0  # add a copy of each training row with this share of characters perturbed (agent.noise)
 
 
 def finetune(plugin_dir: Path, settings: Settings | None = None, options: Options | None = None, *,
@@ -88,7 +89,7 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
         for name in versions.clean_partials():
             say(f"removed {name}, left by a run that did not finish")
         store = store or _store(settings)
-        data = _training_data(manifest, versions, store, opts.holdout)
+        data = _training_data(manifest, versions, store, opts)
         encoder = encoder or _encoder(opts.device)
         plan = choose_plan(data, opts, say)
         version, partial = versions.start()
@@ -126,8 +127,9 @@ def rollback(plugin_dir: Path) -> tuple[str | None, str]:
 
 
 # ---- data ---------------------------------------------------------------------------------------
-def _training_data(manifest: Manifest, versions: Versions, store: "Store", holdout: float) -> trainset.TrainSet:
-    """Examples + labelled turns, with labels learned by earlier versions kept."""
+def _training_data(manifest: Manifest, versions: Versions, store: "Store", opts: Options) -> trainset.TrainSet:
+    """Examples + labelled turns, with labels learned by earlier versions kept (and noisy copies, if asked)."""
+    holdout = opts.holdout
     examples = read_examples(manifest)
     labels = label_list(manifest, examples)
     labels += [lab for lab in versions.current_labels() if lab not in labels]
@@ -138,6 +140,8 @@ def _training_data(manifest: Manifest, versions: Versions, store: "Store", holdo
     data.labels = [lab for lab in data.labels if lab in trained]
     if len(data.labels) < 2:
         raise InputError(f"{manifest.path}: fine-tuning needs examples of at least 2 labels; found {data.labels}")
+    if opts.noise:
+        data.add_noise(opts.noise, opts.seed)
     return data
 
 
@@ -169,9 +173,9 @@ def choose_plan(data: trainset.TrainSet, opts: Options, say: Callable[[str], Non
         return plan
     for mode in ("full", "lora"):
         plan.mode = mode
-        per_step = time_step([r.text for r in data.train], plan)
-        budget = 0.85 * plan.max_seconds - 0.02 * len(data.train) - 10  # room for encoding and evaluation
-        fits = budget / (per_step * math.ceil(len(data.train) / plan.batch_size))
+        per_step = time_step([r.text for r in data.fit_rows], plan)
+        budget = 0.85 * plan.max_seconds - 0.02 * len(data.fit_rows) - 10  # room for encoding and evaluation
+        fits = budget / (per_step * math.ceil(len(data.fit_rows) / plan.batch_size))
         if fits >= min(1.0, plan.epochs):
             if fits < plan.epochs and not opts.epochs:
                 plan.epochs = round(fits, 2)
@@ -221,7 +225,7 @@ def _better_of(tuned: TunedClassifier, cand: tuple[list[str], list[float]], prob
 def _fit(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", progress: ProgressFn | None,
          cancel: CancelFn | None, say: Callable[[str], None]) -> tuple[TunedClassifier, dict[str, Any], Any]:
     """The linear probe on frozen embeddings, then (unless mode head) the encoder training from it."""
-    texts, labels = [r.text for r in data.train], [r.label for r in data.train]
+    texts, labels = [r.text for r in data.fit_rows], [r.label for r in data.fit_rows]
     vectors = _encode(encoder, texts, "train", progress, plan, cancel)
     probe = fit_head(vectors, labels, data.labels, encoder.fingerprint)
     if plan.mode == "head":
@@ -240,7 +244,7 @@ def is_main_process() -> bool:
 def _worker(manifest: Manifest, versions: Versions, store: "Store", opts: Options, encoder: "Encoder",
             progress: ProgressFn | None, cancel: CancelFn | None) -> FinetuneResult:
     """A non-main process of a multi-GPU run: the same data and plan, its share of each batch, no writes."""
-    data = _training_data(manifest, versions, store, opts.holdout)
+    data = _training_data(manifest, versions, store, opts)
     plan = choose_plan(data, opts, lambda _msg: None)
     _fit(data, plan, encoder, progress, cancel, lambda _msg: None)
     return FinetuneResult(manifest.name, None, "worker", _plan_dict(plan))

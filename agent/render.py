@@ -104,6 +104,9 @@ def eval_tables(report: dict[str, Any], worst: int = 15) -> list[Any]:
                 "seconds", "rows_per_second", "model"):
         if key in report:
             summary.add_row(*cells(key, report[key]))
+    if "noisy" in report:
+        for key in ("accuracy", "macro_f1"):
+            summary.add_row(*cells(f"{key} with {report['noisy']['noise']:.0%} noise", report["noisy"][key]))
     labels = Table(title=f"per label (weakest {worst} by F1)")
     for col in ("label", "precision", "recall", "f1", "support"):
         labels.add_column(col, justify="left" if col == "label" else "right")

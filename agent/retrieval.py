@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,17 +18,49 @@ if TYPE_CHECKING:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file and rename it over the target, so readers never see half a file."""
+    """Write to a temporary file and rename it over the target, so readers never see half a file.
+
+    The temporary file is named `.NAME.PID.RANDOM.tmp`; one left by a killed process is removed by
+    `clean_stale` once that process is gone.
+    """
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.chmod(tmp, 0o644)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (ours included)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(folder: Path) -> list[str]:
+    """Remove temporary files that killed processes left in `folder`; return their names."""
+    removed = []
+    for p in Path(folder).glob(".*.tmp") if Path(folder).is_dir() else []:
+        match = _TMP.match(p.name)
+        if match and not pid_alive(int(match.group(1))):
+            try:
+                p.unlink(missing_ok=True)
+            except OSError:  # a read-only plugin folder: nothing to clean there
+                continue
+            removed.append(p.name)
+    return removed
+
+
+_TMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
 
 
 @dataclass
@@ -107,6 +140,7 @@ def ensure_index(
     notify: Callable[[str], None] | None = None,
 ) -> VectorIndex:
     """Load a fresh index, or build and save a new one when missing or stale."""
+    clean_stale(folder)
     found = VectorIndex.load(folder, stem, expect)
     if found is not None:
         return found

@@ -93,6 +93,7 @@ class PluginRuntime:
         self.examples_index = self._ensure_examples_index()
         self.corpus_index = self._ensure_corpus_index() if self.corpus else None
         self.versions = Versions(manifest.folder)
+        self.versions.clean_partials(dead_only=True)  # what a killed fine-tune left behind
         self.learned: VectorIndex | None = None
         self._stamp = self.versions.stamp()
         self.classifier, self.model_state = self._load_classifier()

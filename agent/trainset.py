@@ -49,6 +49,21 @@ class TrainSet:
     redactions: int = 0
     log_rows: int = 0
     dropped_labels: list[str] = field(default_factory=list)
+    augmented: list[Row] = field(default_factory=list)  # noisy copies of training rows, trained on but not "learned"
+    noise: float = 0.0
+
+    @property
+    def fit_rows(self) -> list[Row]:
+        """What the model is trained on: the training rows and their noisy copies."""
+        return self.train + self.augmented
+
+    def add_noise(self, rate: float, seed: int) -> None:
+        """Add one copy of every training row with `rate` of its characters perturbed (agent.noise)."""
+        from agent.noise import noisy
+
+        self.noise = rate
+        texts = noisy([r.text for r in self.train], rate, seed)
+        self.augmented = [Row(t, r.label, "noise") for t, r in zip(texts, self.train)]
 
     def holdout_hash(self) -> str:
         """Identifies the held-out rows, so reports can tell when two versions were measured differently."""
@@ -59,7 +74,7 @@ class TrainSet:
         return {"train_rows": len(self.train), "holdout_rows": len(self.holdout), "labels": len(self.labels),
                 "new_labels": self.new_labels, "log_rows": self.log_rows, "duplicates_merged": self.duplicates,
                 "conflicts": self.conflicts, "redactions": self.redactions, "holdout_hash": self.holdout_hash(),
-                "dropped_labels": self.dropped_labels}
+                "dropped_labels": self.dropped_labels, "noise": self.noise, "noisy_rows": len(self.augmented)}
 
 
 def key(text: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from agent.errors import ModelError
-from agent.retrieval import atomic_write
+from agent.retrieval import atomic_write, clean_stale, pid_alive
 
 KEEP = 3  # finished versions kept besides the current one and the one before it
 _VERSION = re.compile(r"^v(\d+)$")
@@ -90,18 +90,20 @@ class Versions:
         return self.root / version
 
     # ---- writing --------------------------------------------------------------------------
-    def clean_partials(self) -> list[str]:
-        """Remove folders of runs that died before finishing (call with the lock held); return their names."""
+    def clean_partials(self, dead_only: bool = False) -> list[str]:
+        """Remove folders and temporary files of runs that died before finishing; return their names.
+
+        With the fine-tune lock held every partial folder is dead; without it (`dead_only`), only
+        those whose process is gone are removed, so a run in progress elsewhere is left alone.
+        """
         removed: list[str] = []
         if not self.root.is_dir():
             return removed
         for p in self.root.iterdir():
-            if _PARTIAL.match(p.name):
+            if (m := _PARTIAL.match(p.name)) and not (dead_only and pid_alive(int(m.group(2)))):
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p.name)
-        for p in self.root.glob(".*.tmp"):  # atomic_write leftovers
-            p.unlink(missing_ok=True)
-        return removed
+        return removed + clean_stale(self.root)  # atomic_write leftovers
 
     def start(self) -> tuple[str, Path]:
         """Reserve the next version number and create its partial folder."""
