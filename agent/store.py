@@ -211,7 +211,7 @@ class Store:
     def finetune_runs(self, plugin: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Recent fine-tune runs, newest first."""
         where, args = ("WHERE plugin = ?", [plugin]) if plugin else ("", [])
-        return list(self._query(f"SELECT * FROM finetune_runs {where} ORDER BY id DESC LIMIT {int(limit)}", args))
+        return list(self._query(f"SELECT * FROM finetune_runs {where} ORDER BY id DESC LIMIT ?", [*args, int(limit)]))
 
     def start_replay_run(self, source: str, engine: str, dry_run: bool) -> int:
         """Record that a replay began; return its run id."""
@@ -238,7 +238,7 @@ class Store:
 
     def replay_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """Recent replay runs, newest first."""
-        return list(self._query(f"SELECT * FROM replay_runs ORDER BY id DESC LIMIT {int(limit)}", []))
+        return list(self._query("SELECT * FROM replay_runs ORDER BY id DESC LIMIT ?", [int(limit)]))
 
     def turn(self, turn_id: int) -> dict[str, Any] | None:
         """One turn with its predictions, hits and feedback, or None."""
@@ -265,7 +265,8 @@ class Store:
             args.append(conversation)
         sql = "SELECT * FROM turns" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC"
         if limit:
-            sql += f" LIMIT {int(limit)}"
+            sql += " LIMIT ?"
+            args.append(int(limit))
         return [{**r, "timings": json.loads(r["timings"] or "{}")} for r in self._query(sql, args)]
 
     def export(self) -> Iterator[dict[str, Any]]:
