@@ -4,6 +4,7 @@ cli_manage; finetune in cli_finetune."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,13 @@ class Group(click.Group):
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}; check the path and its permissions") from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug still gets a one-line message, not a traceback
+            if os.environ.get("AGENT_DEBUG"):
+                raise
+            raise click.ClickException(f"unexpected error: {type(exc).__name__}: {exc}. This is a bug in the agent or "
+                                       "a plugin; run again with AGENT_DEBUG=1 to see the traceback") from exc
 
 
 @click.group(cls=Group)

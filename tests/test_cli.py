@@ -135,3 +135,13 @@ def test_csv_row_with_extra_fields_is_named(run, tmp_path: Path) -> None:
     src.write_text("text,label\nhello there,greet\nhello, world,greet\n")
     result = run("new-plugin", str(tmp_path / "x"), "--examples", str(src))
     assert result.exit_code == 1 and "ex.csv:3: more fields than the header" in result.output
+
+
+def test_an_unexpected_error_is_one_line_not_a_traceback(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: object, **_kw: object) -> None:
+        raise TypeError("something nobody expected")
+
+    monkeypatch.setattr("agent.core.Agent.reply", broken)
+    result = run("ask", "I lost my card")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "unexpected error: TypeError: something nobody expected" in result.output and "AGENT_DEBUG=1" in result.output
