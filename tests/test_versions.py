@@ -93,3 +93,32 @@ def test_resolve_feedback_rules() -> None:
     assert trainset._resolve_feedback({**turn, "feedback": [{"kind": "bad", "label": None}]}) is None
     fixed = [{"kind": "label", "label": "b"}, {"kind": "bad", "label": None}, {"kind": "label", "label": "c"}]
     assert trainset._resolve_feedback({**turn, "feedback": fixed}) == "c"
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftovers_of_dead_processes_are_cleaned_and_live_ones_kept(tmp_path: Path) -> None:
+    import os
+
+    from agent.retrieval import clean_stale
+
+    v = Versions(tmp_path)
+    v.promote(finished(v))
+    gone = dead_pid()
+    dead_dir, live_dir = v.root / f".partial-v7-{gone}", v.root / f".partial-v8-{os.getpid()}"
+    dead_tmp, live_tmp = v.root / f".current.{gone}.ab12cd34.tmp", v.root / f".current.{os.getpid()}.zz99yy88.tmp"
+    for d in (dead_dir, live_dir):
+        d.mkdir()
+    for f in (dead_tmp, live_tmp):
+        f.write_bytes(b"half")
+    assert sorted(v.clean_partials(dead_only=True)) == sorted([dead_dir.name, dead_tmp.name])
+    assert live_dir.exists() and live_tmp.exists() and not dead_dir.exists() and not dead_tmp.exists()
+    assert clean_stale(v.root) == [] and v.current() == "v1"
