@@ -249,7 +249,7 @@ class Agent:
     def _begin(self, text: str | bytes, conversation_id: str | None, plugin: str | None) -> Turn:
         """Clean the text, handle '/use NAME', and start a Turn."""
         cleaned = guard.clean(text, self.settings.max_chars)
-        conversation_id = conversation_id or uuid.uuid4().hex[:12]
+        conversation_id = guard.conversation_id(conversation_id) or uuid.uuid4().hex[:12]
         use, cleaned = parse_use(cleaned)
         if use is not None:
             self._forced[conversation_id] = self._responder(use)

@@ -77,6 +77,10 @@ def _iter_jsonl(path: Path, required: list[str]) -> Iterator[dict[str, str]]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{n}: invalid JSON ({exc.msg}); each line must be one JSON object") from exc
+        except RecursionError as exc:
+            raise DataError(f"{path}:{n}: JSON nested too deeply; each line must be one flat JSON object") from exc
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+            raise DataError(f"{path}:{n}: invalid JSON ({str(exc)[:120]}); each line must be one JSON object") from exc
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{n}: expected a JSON object with keys {required}, found {type(obj).__name__}")
         missing = [c for c in required if c not in obj]

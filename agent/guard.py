@@ -39,6 +39,16 @@ def clean(text: bytes | str, max_chars: int) -> str:
     return text
 
 
+def conversation_id(value: Any) -> str | None:
+    """A conversation id as stored: valid UTF-8, no control characters, at most 200 characters (None if empty)."""
+    if value is None:
+        return None
+    text = " ".join(_CONTROL.sub(" ", decode(value if isinstance(value, (str, bytes)) else str(value))).split())
+    if len(text) > 200:
+        raise InputError(f"the conversation id is {len(text):,} characters; the limit is 200")
+    return text or None
+
+
 def redact_for(text: str, privacy: Any) -> tuple[str, int]:
     """`text` as a plugin's `[privacy]` table says it may be stored: raw, or redacted for its kinds."""
     if privacy is not None and privacy.store_raw:

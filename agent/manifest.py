@@ -89,7 +89,7 @@ class _Reader:
 
     def fail(self, key: str, expected: str, found: Any) -> PluginError:
         """An error naming file and key."""
-        return PluginError(f"{self.path}: key '{self.prefix}{key}' must be {expected}, found {found!r}; fix it in the file")
+        return PluginError(f"{self.path}: key '{self.prefix}{key}' must be {expected}, found {_show(found)}; fix it in the file")
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., expected: str = "") -> Any:
         """The value at key, of the given kind, or the default; missing required keys fail."""
@@ -99,7 +99,10 @@ class _Reader:
             return default
         value = self.table[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise self.fail(key, expected or "a number", value) from None
         if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
             raise self.fail(key, expected or getattr(kind, "__name__", str(kind)), value)
         return value
@@ -111,6 +114,15 @@ class _Reader:
             return None
         refuse_unknown(self.path, value, allowed, f" in [{self.prefix}{key}]")
         return _Reader(self.path, value, f"{self.prefix}{key}.")
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A short repr of a value for an error message (huge numbers and long strings are cut)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        text = f"<an integer of more than {limit} digits>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def refuse_unknown(path: Path, table: dict[str, Any], allowed: set[str], where: str = "") -> None:
@@ -152,6 +164,10 @@ def load_manifest(path: Path) -> Manifest:
         raise PluginError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
         raise PluginError(f"{path}: invalid TOML: {exc}; fix the syntax at that line") from exc
+    except RecursionError as exc:
+        raise PluginError(f"{path}: invalid TOML: arrays or tables nested too deeply; simplify the file") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise PluginError(f"{path}: invalid TOML: {str(exc)[:120]}; fix the value") from exc
     return _build(path, raw)
 
 

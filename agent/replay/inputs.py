@@ -109,6 +109,9 @@ def _jsonl(lines: Iterable[tuple[int, str | None]]) -> Iterator[Entry]:
         except RecursionError:
             yield BadLine(n, "JSON nested too deeply; each line must be one flat JSON object")
             continue
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+            yield BadLine(n, f"invalid JSON ({str(exc)[:120]}); each line must be one JSON object")
+            continue
         yield from entry_from_object(obj, n)
 
 
@@ -215,8 +218,9 @@ def _corrections(obj: dict[str, Any]) -> dict[str, str]:
 
 
 def _line_of(value: Any, default: int) -> int:
-    """The source line a YAML mapping came from (JSON lines carry their own)."""
-    return int(value.get("__line__", default)) if isinstance(value, dict) else default
+    """The source line a YAML mapping came from (JSON lines carry their own); a line a user wrote is ignored."""
+    line = value.get("__line__") if isinstance(value, dict) else None
+    return line if type(line) is int and line > 0 else max(default, 1)
 
 
 # ---- CSV ------------------------------------------------------------------------------------------
@@ -238,7 +242,12 @@ def _csv(lines: Iterable[tuple[int, str | None]], delimiter: str) -> Iterator[En
             yield text
 
     reader = csv.reader(text_lines(), delimiter=delimiter)
-    header = [c.strip().lower() for c in next(reader, [])]
+    try:
+        header = [c.strip().lower() for c in next(reader, [])]
+    except csv.Error as exc:
+        yield BadLine(max(reader.line_num, 1), f"the header row cannot be read ({exc}); save the file as CSV with "
+                                               "one header line (text,...) and plain line endings")
+        return
     columns = _csv_columns(header, reader.line_num)
     last = reader.line_num
     while True:
@@ -297,10 +306,15 @@ def _yaml(raw: io.BufferedReader | Any) -> Iterator[Entry]:
                 yield from entry_from_object(item, _line_of(item, line))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
+        line = mark.line + 1 if mark is not None else 1
         yield BadLine(line, f"YAML error ({getattr(exc, 'problem', None) or exc}); the rest of the file is not read")
-    except UnicodeDecodeError:
-        yield BadLine(0, "not UTF-8 text; re-save the file as UTF-8")
+    except UnicodeDecodeError as exc:
+        yield BadLine(1, f"not UTF-8 text (byte {exc.start}); re-save the file as UTF-8")
+    except RecursionError:
+        yield BadLine(1, "YAML nested too deeply; the rest of the file is not read")
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:  # a value PyYAML cannot build (a bad date, a huge int)
+        yield BadLine(1, f"a YAML value cannot be read ({type(exc).__name__}: {str(exc)[:120]}); quote it as a "
+                         "string; the rest of the file is not read")
 
 
 class _LinedList(list):  # type: ignore[type-arg]
