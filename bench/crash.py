@@ -62,7 +62,7 @@ def victim(target: str, rng: random.Random, home: Path, plugin: Path, replay: Pa
     mode = rng.choice(["head", "full"])
     extra = ["--epochs", "1"] if mode == "full" else []
     cmd = [*agent, "finetune", str(plugin), "--mode", mode, "--force", *extra]
-    return cmd, f"mode {mode}", rng.uniform(0, 6 if mode == "full" else 1.5)
+    return cmd, "partial", rng.uniform(0, 8 if mode == "full" else 1.5)  # its notes reach stderr only at the end
 
 
 def turn_count(home: Path) -> int:
@@ -77,11 +77,20 @@ def turn_count(home: Path) -> int:
         return 0
 
 
-def wait_for(proc: subprocess.Popen, sign: str, home: Path, stderr: Path, limit: float = 120) -> float:
-    """Wait until the process shows `sign` (a note on stderr, or new turns); return the seconds waited."""
+def wait_for(proc: subprocess.Popen, sign: str, home: Path, stderr: Path, plugin: Path, limit: float = 120) -> float:
+    """Wait until the process shows `sign` (new turns, a partial version folder, or a note on stderr);
+    return the seconds waited."""
     start, before = time.perf_counter(), turn_count(home)
+
+    def shown() -> bool:
+        if sign == "turns":
+            return turn_count(home) > before
+        if sign == "partial":
+            return any((plugin / "model").glob(".partial-*"))
+        return sign in stderr.read_text(errors="replace")
+
     while proc.poll() is None and time.perf_counter() - start < limit:
-        if sign == "turns" and turn_count(home) > before or sign != "turns" and sign in stderr.read_text(errors="replace"):
+        if shown():
             break
         time.sleep(0.05)
     return time.perf_counter() - start
@@ -135,7 +144,7 @@ def main() -> None:
         cmd, sign, after = victim(target, rng, home, plugin, replay)
         with open(scratch / "stderr.txt", "w") as err:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
-            waited = wait_for(proc, sign, home, scratch / "stderr.txt")
+            waited = wait_for(proc, sign, home, scratch / "stderr.txt", plugin)
             time.sleep(after)
             after += waited
             finished = proc.poll() is not None
