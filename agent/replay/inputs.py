@@ -312,7 +312,7 @@ def _yaml(raw: io.BufferedReader | Any) -> Iterator[Entry]:
         yield BadLine(1, f"not UTF-8 text (byte {exc.start}); re-save the file as UTF-8")
     except RecursionError:
         yield BadLine(1, "YAML nested too deeply; the rest of the file is not read")
-    except (ValueError, TypeError, AttributeError, OverflowError) as exc:  # a value PyYAML cannot build (a bad date, a huge int)
+    except Exception as exc:  # noqa: BLE001 - a value PyYAML cannot build (a bad date, a huge int, an empty !!float)
         yield BadLine(1, f"a YAML value cannot be read ({type(exc).__name__}: {str(exc)[:120]}); quote it as a "
                          "string; the rest of the file is not read")
 
