@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Callable
+from typing import Any
 
 from agent.errors import InputError
 
