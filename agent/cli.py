@@ -220,7 +220,7 @@ def escape(text: str) -> str:
 
 def main() -> None:
     """Console-script entry point."""
-    from agent import cli_finetune, cli_manage, cli_replay  # noqa: F401  (register the remaining commands)
+    from agent import cli_finetune, cli_manage, cli_monitor, cli_replay  # noqa: F401  (register the remaining commands)
 
     cli(prog_name="agent")
 

@@ -66,6 +66,7 @@ class Reply:
     annotations: dict[str, Any] = field(default_factory=dict)  # observers' labels and hook results, by plugin
     warnings: list[str] = field(default_factory=list)  # plugin hooks that failed during this turn
     answer_id: str | None = None  # the corpus entry the answer came from, when it came from one
+    flags: list[dict[str, Any]] = field(default_factory=list)  # observers' flags, e.g. a strongly negative customer
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -87,6 +88,7 @@ class Agent:
         self._runtimes: dict[str, PluginRuntime] | None = None
         self._observers: dict[str, PluginRuntime] | None = None
         self._forced: dict[str, str] = {}
+        self._topics: dict[str, Any] = {}  # observer name -> its TopicIndex in the shared encoder's space (or None)
 
     def _load_hooks(self, manifest: Manifest) -> bool:
         """Register a plugin's hooks; a plugin whose hooks do not load is skipped with the reason."""
@@ -308,13 +310,40 @@ class Agent:
                 for turn in turns:
                     turn.reply.warnings.append(f"plugin {name}: {exc}")
                 continue
-            for turn, p in zip(turns, probs):
+            topics = self._topic_index(name, runtime)
+            assigned = topics.assign(vectors) if topics is not None else [None] * len(turns)
+            for turn, p, topic in zip(turns, probs, assigned):
                 top = int(p.argmax())
-                turn.reply.annotations[name] = {"label": runtime.labels[top], "confidence": round(float(p[top]), 4)}
+                note = {"label": runtime.labels[top], "confidence": round(float(p[top]), 4)}
+                if topic is not None:
+                    note["topic"] = topic[0]
+                turn.reply.annotations[name] = note
+                self._flag(turn.reply, runtime.manifest, note)
         observing = self.hooks.names("observe_turn")
         for turn in turns:
             if observing:
                 self._observe_hooks(turn, turn.reply, observing)
+
+    def _topic_index(self, name: str, runtime: "PluginRuntime") -> Any:
+        """An observer's topic centroids (built on first use), or None when it declares no [topics]."""
+        from agent.monitor.chat import chat_topics
+
+        if name not in self._topics:
+            self._topics[name] = chat_topics(runtime.manifest, self.encoder)
+        return self._topics[name]
+
+    def _flag(self, reply: Reply, observer: Manifest, note: dict[str, Any]) -> None:
+        """Flag a turn its observer finds strongly negative; the reply then offers a person, if so configured."""
+        from agent.monitor.chat import flag, with_handoff
+
+        found = flag(observer, note)
+        if found is None:
+            return
+        reply.flags.append(found)
+        note["flag"] = found["flag"]
+        responder = next((m for m in self.manifests if m.name == reply.plugin), None)
+        if found["offer_human"] and responder is not None:
+            reply.text = with_handoff(reply.text, responder.handoff)
 
     def _observe_hooks(self, turn: Turn, reply: Reply, names: list[str]) -> None:
         """Run the `observe_turn` hooks on one turn; each reads a copy of the reply."""

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import PluginError
+from agent.monitor.config import MonitorConfig, parse_monitor, parse_topics
 
 ROLES = ("responder", "observer")
-TOP_KEYS = {"name", "description", "role", "version", "labels", "data", "retrieval", "thresholds", "fallback", "privacy"}
+TOP_KEYS = {"name", "description", "role", "version", "labels", "data", "retrieval", "thresholds", "fallback", "privacy",
+            "topics", "monitor"}
 PII_KINDS = ("email", "iban", "card", "account", "phone")  # agent.guard.KINDS, without importing it here
 
 
@@ -59,6 +61,8 @@ class Manifest:
     retrieval: Retrieval | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     privacy: Privacy = field(default_factory=Privacy)
+    topics: dict[str, str] = field(default_factory=dict)  # [topics] name = description (the sentiment monitor)
+    monitor: MonitorConfig | None = None  # [monitor]: windows, baseline and spike test, chat flags
     fallback_message: str = "I'm not sure I understood that, so I'd rather not guess."
     handoff: str = "Would you like me to pass you to a person?"
     source: str = ""  # where discovery found it: a folder, or "package DIST VERSION (entry point NAME)"
@@ -187,6 +191,8 @@ def _build(path: Path, raw: dict[str, Any]) -> Manifest:
     m.retrieval = _retrieval(r)
     m.thresholds = _thresholds(r)
     m.privacy = _privacy(r)
+    m.topics = parse_topics(r)
+    m.monitor = parse_monitor(r, m.labels)
     if fb := r.sub("fallback", {"message", "handoff"}):
         m.fallback_message = fb.get("message", str, m.fallback_message)
         m.handoff = fb.get("handoff", str, m.handoff)

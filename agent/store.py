@@ -89,6 +89,25 @@ def m006_turn_warnings(db: Any) -> None:
     db["turns"].add_column("warnings", str)
 
 
+@migration
+def m007_monitor(db: Any) -> None:
+    """The sentiment monitor: its runs, every scored feed item, each judged window, and the alerts raised."""
+    db["monitor_runs"].create(
+        {"id": int, "plugin": str, "label": str, "source": str, "started_at": str, "finished_at": str, "status": str, "items": int,
+         "bad_lines": int, "alerts": int, "seconds": float, "items_per_s": float, "report": str}, pk="id")
+    db["feed_items"].create(
+        {"id": int, "run_id": int, "plugin": str, "source": str, "line": int, "ts": float, "text": str, "label": str,
+         "confidence": float, "watched": float, "topic": str, "topic_score": float}, pk="id")
+    db["feed_items"].create_index(["plugin", "topic", "ts"])
+    db["monitor_windows"].create(
+        {"id": int, "run_id": int, "plugin": str, "topic": str, "start": float, "end": float, "n": int, "hits": int,
+         "share": float, "baseline": float, "z": float, "state": str}, pk="id")
+    db["monitor_windows"].create_index(["plugin", "topic", "start"])
+    db["alerts"].create(
+        {"id": int, "run_id": int, "plugin": str, "topic": str, "label": str, "raised_at": str, "window_start": float,
+         "window_end": float, "n": int, "hits": int, "share": float, "baseline": float, "z": float, "message": str}, pk="id")
+
+
 def now() -> str:
     """UTC timestamp, ISO 8601."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -239,6 +258,30 @@ class Store:
     def replay_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """Recent replay runs, newest first."""
         return list(self._query("SELECT * FROM replay_runs ORDER BY id DESC LIMIT ?", [int(limit)]))
+
+    def insert(self, table: str, rows: list[dict[str, Any]], ids: bool = False) -> list[int]:
+        """Insert rows (all with the same keys) into a table in one transaction; their ids when asked."""
+        if not rows:
+            return []
+        cols = list(rows[0])
+        sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+
+        def write(conn: sqlite3.Connection) -> list[int]:
+            if not ids:
+                conn.executemany(sql, ([row[c] for c in cols] for row in rows))
+                return []
+            return [int(conn.execute(sql, [row[c] for c in cols]).lastrowid) for row in rows]
+
+        return self._write(write)
+
+    def update(self, table: str, row_id: int, values: dict[str, Any]) -> None:
+        """Set columns of one row."""
+        sql = f"UPDATE {table} SET {', '.join(c + ' = ?' for c in values)} WHERE id = ?"
+        self._write(lambda conn: conn.execute(sql, [*values.values(), row_id]))
+
+    def query(self, sql: str, args: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Rows of a read-only query as dicts."""
+        return list(self._query(sql, args or []))
 
     def turn(self, turn_id: int) -> dict[str, Any] | None:
         """One turn with its predictions, hits and feedback, or None."""

@@ -1,0 +1,120 @@
+"""`agent monitor`: score a feed (file, stdin, or a file followed as it grows), raise spike alerts, report trends."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agent.cli import cli, console, make_agent
+from agent.errors import InputError
+
+
+@cli.command()
+@click.argument("feed", required=False, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--plugin", "-p", "plugin_name", help="The monitoring plugin (default: the one with a [monitor] table).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto", show_default=True,
+              help="Feed format (auto: by file name, else by the first line).")
+@click.option("--follow", "-f", is_flag=True, help="Keep reading as the file grows, like tail -f (Ctrl-C stops).")
+@click.option("--idle-exit", type=click.FloatRange(0.1), help="With --follow: stop after this many seconds without new lines.")
+@click.option("--report", is_flag=True, help="Print per-topic trends and alerts of a run (the latest, or --run) and exit.")
+@click.option("--run", "run_id", type=int, help="With --report: which run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's summary (or the report) as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only alerts and the summary.")
+@click.pass_context
+def monitor(ctx: click.Context, feed: Path | None, plugin_name: str | None, fmt: str, follow: bool,
+            idle_exit: float | None, report: bool, run_id: int | None, as_json: bool, quiet: bool) -> None:
+    """Score FEED (JSONL or CSV with text[,timestamp,source,topic]; '-' for stdin) and raise spike alerts.
+
+    Every item is stored with its label, confidence and topic; each topic's windows are tested
+    against its baseline and an alert is printed (and stored) once per episode. Malformed lines are
+    reported with their line numbers and skipped.
+    """
+    agent = make_agent(ctx)
+    if report:
+        _report(agent, plugin_name, run_id, as_json)
+        return
+    if feed is None:
+        raise click.UsageError("give a FEED file (or - for stdin), or --report")
+    if idle_exit is not None and not follow:
+        raise click.UsageError("--idle-exit only applies with --follow")
+    runtime = _runtime(agent, plugin_name)
+    summary = _watch(agent, runtime, feed, fmt, follow, idle_exit, quiet)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_summary(summary)
+
+
+def _runtime(agent: Any, name: str | None) -> Any:
+    """The runtime of the named plugin, or of the only plugin with a [monitor] table."""
+    candidates = [m for m in agent.manifests if (m.name == name if name else m.monitor is not None)]
+    if not candidates:
+        if name:
+            raise InputError(f"no plugin named '{name}'; see `agent plugins`")
+        raise InputError("no plugin has a [monitor] table; name one with --plugin, or add plugins/sentiment_monitor")
+    if len(candidates) > 1:
+        raise InputError(f"several plugins can monitor ({', '.join(m.name for m in candidates)}); choose one with --plugin")
+    manifest = candidates[0]
+    return agent.observers.get(manifest.name) or agent.runtimes.get(manifest.name) or agent.load_runtime(manifest)
+
+
+def _watch(agent: Any, runtime: Any, feed: Path, fmt: str, follow: bool, idle_exit: float | None, quiet: bool) -> Any:
+    """Run the monitor on a file or stdin, printing bad lines and alerts as they come."""
+    from agent.monitor.run import watch
+
+    def on_bad(bad: Any) -> None:
+        click.secho(f"{where}:{bad.line}: {bad.reason}; skipped", err=True, fg="yellow")
+
+    def on_alert(alert: dict[str, Any]) -> None:
+        click.secho(f"ALERT {alert['id']}: {alert['message']}", fg="red", bold=True)
+
+    def on_batch(summary: Any) -> None:
+        if not quiet and sys.stderr.isatty():
+            click.echo(f"\r… {summary.items:,} items, {summary.bad_lines} bad lines, {len(summary.alerts)} alerts, "
+                       f"{summary.items_per_s:,.0f} items/s", err=True, nl=False)
+
+    stdin = str(feed) == "-"
+    where = "stdin" if stdin else str(feed)
+    if follow and stdin:
+        raise click.UsageError("--follow needs a file; stdin is read until it closes anyway")
+    settings = agent.settings
+    fh = sys.stdin.buffer if stdin else open(feed, "rb")
+    try:
+        summary = watch(runtime, agent.store, fh, None if stdin else feed, fmt=fmt, max_chars=settings.max_chars,
+                        follow=follow, idle_exit=idle_exit, on_bad=on_bad, on_alert=on_alert, on_batch=on_batch)
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+        raise click.exceptions.Exit(130) from None
+    finally:
+        if not stdin:
+            fh.close()
+        if not quiet and sys.stderr.isatty():
+            click.echo("", err=True)
+    return summary
+
+
+def _print_summary(summary: Any) -> None:
+    """One line of totals, then label and topic counts."""
+    c = console()
+    c.print(f"{summary.plugin}: {summary.items:,} items from {summary.source} in {summary.seconds:.1f} s "
+            f"({summary.items_per_s:,.0f} items/s), {summary.bad_lines} bad lines skipped, {summary.windows} windows, "
+            f"{len(summary.alerts)} alert(s); run {summary.run_id} (agent monitor --report --run {summary.run_id})")
+    if summary.items:
+        c.print("labels: " + ", ".join(f"{k} {v:,}" for k, v in summary.labels.most_common()))
+        c.print("topics: " + ", ".join(f"{k} {v:,}" for k, v in summary.topics.most_common()))
+
+
+def _report(agent: Any, plugin: str | None, run_id: int | None, as_json: bool) -> None:
+    """The trends report of a run, as rich tables or JSON."""
+    from agent.monitor import report
+
+    if as_json:
+        run = report.run_row(agent.store, plugin, run_id)
+        data = {"run": run, "topics": report.trends(agent.store, run["id"]), "alerts": report.alerts(agent.store, run["id"])}
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    report.print_report(console(), agent.store, plugin, run_id)

@@ -1,0 +1,36 @@
+"""What a monitoring observer adds to a chat turn: the topic, and a flag on strongly negative customers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agent.monitor.scorer import TopicIndex, topic_texts
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from agent.encoder import Encoder
+    from agent.manifest import Manifest
+
+
+def chat_topics(manifest: "Manifest", encoder: "Encoder") -> TopicIndex | None:
+    """Topic centroids in the shared encoder's space, for a plugin with [topics] (None without)."""
+    if not manifest.topics:
+        return None
+    column = manifest.monitor.topic_column if manifest.monitor else "topic"
+    threshold = manifest.monitor.min_topic_similarity if manifest.monitor else 0.15
+    return TopicIndex(topic_texts(manifest, column), encoder, threshold)
+
+
+def flag(manifest: "Manifest", note: dict[str, Any]) -> dict[str, Any] | None:
+    """A flag for a turn whose label is the watched one with at least `flag_confidence`, else None."""
+    config = manifest.monitor
+    if config is None or note.get("label") != config.label or note.get("confidence", 0.0) < config.flag_confidence:
+        return None
+    return {"plugin": manifest.name, "flag": f"strong_{config.label}", "confidence": note["confidence"],
+            "offer_human": config.offer_human}
+
+
+def with_handoff(text: str, handoff: str) -> str:
+    """The reply with the hand-off line added, once."""
+    return text if not handoff or handoff in text else f"{text} {handoff}"

@@ -1,0 +1,89 @@
+"""The [topics] and [monitor] tables of a plugin.toml (parsed here, called from agent.manifest)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MONITOR_KEYS = {"label", "topic_column", "min_topic_similarity", "window", "alpha", "z", "consecutive", "min_items",
+                "min_rise", "warmup", "clear_windows", "flag_confidence", "offer_human"}
+OTHER = "other"  # the topic of an item close to none of the declared ones
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_TOPIC = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+@dataclass
+class MonitorConfig:
+    """How a sentiment plugin watches its label: windows, baseline, spike test, and chat flags."""
+
+    label: str = "negative"  # the label whose share in each window is watched
+    topic_column: str = "topic"  # column of the examples file naming each row's topic
+    min_topic_similarity: float = 0.15  # an item closer than this to no topic gets topic 'other'
+    window: float = 3600.0  # window length, seconds
+    alpha: float = 0.1  # EWMA weight of the newest quiet window in the baseline
+    z: float = 3.0  # a window is hot when its share is this many standard errors above the baseline
+    consecutive: int = 2  # hot windows in a row that raise an alert
+    min_items: int = 10  # windows with fewer items in a topic are not judged
+    min_rise: float = 0.10  # and its share must exceed the baseline by at least this much
+    warmup: int = 3  # judged windows that form the first baseline before any test
+    clear_windows: int = 2  # quiet windows in a row that end an episode
+    flag_confidence: float = 0.80  # a chat turn with the label at or above this confidence is flagged
+    offer_human: bool = True  # a flagged turn's reply gets the answering plugin's hand-off line
+
+
+def parse_window(value: Any) -> float:
+    """'15m', '1h', '30s', '1d' or a number of seconds -> seconds; ValueError when it is neither."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", str(value))
+        if not match:
+            raise ValueError(value)
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not 1 <= seconds <= 366 * 86400:
+        raise ValueError(value)
+    return seconds
+
+
+def parse_topics(r: Any) -> dict[str, str]:
+    """[topics] name = "description": lowercase names, one-line descriptions."""
+    value = r.get("topics", dict, {}, "a table of name = description")
+    for name, desc in value.items():
+        if not _TOPIC.fullmatch(name) or name == OTHER:
+            raise r.fail(f"topics.{name}", f"a lowercase name of letters, digits and '_' (not '{OTHER}')", name)
+        if not isinstance(desc, str) or not desc.strip():
+            raise r.fail(f"topics.{name}", "a non-empty description string", desc)
+    return dict(value)
+
+
+def parse_monitor(r: Any, labels: dict[str, str]) -> MonitorConfig | None:
+    """[monitor]: each key checked for type and range; `label` must be one of the plugin's labels."""
+    t = r.sub("monitor", MONITOR_KEYS)
+    if t is None:
+        return None
+    c = MonitorConfig()
+    c.label = t.get("label", str, c.label, "a label name")
+    if labels and c.label not in labels:
+        raise t.fail("label", f"one of the plugin's labels {sorted(labels)}", c.label)
+    c.topic_column = t.get("topic_column", str, c.topic_column, "a column name")
+    for key in ("min_topic_similarity", "alpha", "min_rise", "flag_confidence"):
+        value = t.get(key, float, getattr(c, key), "a number from 0 to 1")
+        if not 0.0 <= value <= 1.0 or key == "alpha" and value == 0.0:
+            raise t.fail(key, "a number from 0 to 1" + (" (above 0)" if key == "alpha" else ""), value)
+        setattr(c, key, value)
+    c.z = t.get("z", float, c.z, "a number from 0.5 to 10")
+    if not 0.5 <= c.z <= 10:
+        raise t.fail("z", "a number from 0.5 to 10", c.z)
+    for key, high in (("consecutive", 20), ("min_items", 100_000), ("warmup", 1000), ("clear_windows", 100)):
+        value = t.get(key, int, getattr(c, key), f"a whole number from 1 to {high}")
+        if not 1 <= value <= high:
+            raise t.fail(key, f"a whole number from 1 to {high}", value)
+        setattr(c, key, value)
+    raw = t.get("window", (str, int, float), "1h", "a length like '15m', '1h', '1d' or seconds")
+    try:
+        c.window = parse_window(raw)
+    except ValueError:
+        raise t.fail("window", "a length like '30s', '15m', '1h', '1d' (1 s to 366 days)", raw) from None
+    c.offer_human = t.get("offer_human", bool, c.offer_human, "true or false")
+    return c

@@ -1,0 +1,116 @@
+"""Scores for feed items and chat turns: label probabilities and a topic, from one encoder pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+from agent.data import read_rows
+from agent.errors import DataError
+from agent.monitor.config import OTHER, MonitorConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from agent.encoder import Encoder
+    from agent.manifest import Manifest
+    from agent.runtime import PluginRuntime
+
+
+@dataclass
+class Score:
+    """What the monitor makes of one text."""
+
+    label: str
+    confidence: float
+    watched: float  # probability of the watched label (e.g. negative)
+    topic: str
+    topic_score: float
+
+
+def topic_texts(m: "Manifest", column: str) -> dict[str, list[str]]:
+    """Per topic: its description, then the examples whose `column` names it (rows naming no known topic are refused)."""
+    out = {name: [desc] for name, desc in m.topics.items()}
+    if not m.examples or not out:
+        return out
+    path = m.data_file(m.examples, "data.examples")
+    rows = read_rows(path, [m.text_column])
+    if rows and column not in rows[0]:
+        return out
+    bad = [(i, r[column]) for i, r in enumerate(rows, start=2) if r.get(column) and r[column] not in out]
+    if bad:
+        shown = ", ".join(f"{line} ('{t}')" for line, t in bad[:10])
+        raise DataError(f"{path}: topic(s) not declared in [topics] of {m.path}, line(s) {shown}; add them there or fix the rows")
+    for r in rows:
+        if r.get(column):
+            out[r[column]].append(r[m.text_column])
+    return out
+
+
+class TopicIndex:
+    """One unit centroid per topic (its description and examples, embedded by one encoder); nearest wins."""
+
+    def __init__(self, texts: dict[str, list[str]], encoder: "Encoder", min_similarity: float) -> None:
+        import numpy as np
+
+        self.names = list(texts)
+        self.min_similarity = min_similarity
+        rows = [encoder.encode(texts[name]).mean(axis=0) for name in self.names]
+        centroids = np.array(rows, dtype=np.float32).reshape(len(self.names), -1)
+        norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+        self.centroids = centroids / np.maximum(norms, 1e-9)
+
+    def assign(self, vectors: "np.ndarray") -> list[tuple[str, float]]:
+        """(topic, cosine) per row; 'other' when no topic is close enough or none is declared."""
+        if not self.names:
+            return [(OTHER, 0.0)] * len(vectors)
+        sims = vectors @ self.centroids.T
+        best = sims.argmax(axis=1)
+        return [(self.names[j] if sims[i, j] >= self.min_similarity else OTHER, round(float(sims[i, j]), 4))
+                for i, j in enumerate(best)]
+
+
+class Scorer:
+    """Encodes a batch once with the plugin's model (tuned encoder if it has one) and scores it."""
+
+    def __init__(self, runtime: "PluginRuntime") -> None:
+        self.runtime = runtime
+        self.config = runtime.manifest.monitor or MonitorConfig()
+        if self.config.label not in runtime.labels:
+            raise DataError(f"{runtime.manifest.path}: [monitor] label '{self.config.label}' is not one of the plugin's "
+                            f"labels {runtime.labels}; set it to the label to watch")
+        self._topics: TopicIndex | None = None
+        self._topics_for: object = None
+
+    @property
+    def encoder(self) -> "Encoder":
+        """The encoder whose embeddings the classifier reads: the tuned one, else the shared one."""
+        return self.runtime.classifier.encoder or self.runtime.encoder
+
+    @property
+    def topics(self) -> TopicIndex:
+        """Topic centroids in the current encoder's space (rebuilt when a new model is picked up)."""
+        if self._topics is None or self._topics_for is not self.encoder:
+            texts = topic_texts(self.runtime.manifest, self.config.topic_column)
+            self._topics = TopicIndex(texts, self.encoder, self.config.min_topic_similarity)
+            self._topics_for = self.encoder
+        return self._topics
+
+    def score(self, texts: Sequence[str], topics: Sequence[str | None] | None = None) -> list[Score]:
+        """One Score per text; a given topic (from the feed) is kept, otherwise the nearest is assigned."""
+        vectors = self.encoder.encode(list(texts), batch_size=64)
+        probs = self.runtime.classifier.head.predict_proba(vectors)
+        return self.scores(probs, vectors, topics)
+
+    def scores(self, probs: "np.ndarray", vectors: "np.ndarray", topics: Sequence[str | None] | None = None) -> list[Score]:
+        """Scores from label probabilities (in the classifier's label order) and the embeddings topics are read from."""
+        labels = self.runtime.classifier.labels
+        watched = labels.index(self.config.label) if self.config.label in labels else None
+        assigned = self.topics.assign(vectors)
+        out = []
+        for i, p in enumerate(probs):
+            top = int(p.argmax())
+            topic, sim = (topics[i], 1.0) if topics and topics[i] else assigned[i]
+            out.append(Score(labels[top], round(float(p[top]), 4), round(float(p[watched]), 4) if watched is not None else 0.0,
+                             topic, sim))
+        return out

@@ -1,0 +1,134 @@
+"""Windows per topic, an EWMA baseline of the watched label's share, and the spike test.
+
+The method, per topic:
+  * Items fall into fixed windows of `window` seconds (by their timestamp). A window is judged
+    when a later item shows that it is over (or at the end of a feed), if it holds `min_items`.
+  * The baseline is the pooled share of the first `warmup` judged windows, then an EWMA
+    (weight `alpha`) of the quiet windows only: hot windows and episodes never raise it.
+  * A window is hot when its share is at least `min_rise` above the baseline and significantly so:
+    z = (share - p0 - 1/(2n)) / sqrt(p0 (1 - p0) / n * (1 + alpha / (2 - alpha))) >= `z`, with the
+    baseline p0 kept within [0.01, 0.99], a continuity correction, and the EWMA's own variance.
+  * `consecutive` hot windows in a row raise one alert and open an episode. The episode ends after
+    `clear_windows` windows in a row with z < z/2; until then no other alert is raised for the topic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+from agent.monitor.config import MonitorConfig
+
+
+@dataclass
+class Window:
+    """One closed window of one topic, with what the test made of it."""
+
+    topic: str
+    start: float  # epoch seconds
+    end: float
+    n: int
+    hits: int  # items with the watched label
+    baseline: float | None = None
+    z: float | None = None
+    state: str = "warmup"  # warmup, quiet, hot, alert, episode, cleared, thin (too few items to judge)
+
+    @property
+    def share(self) -> float:
+        """The watched label's share of the window's items."""
+        return self.hits / self.n if self.n else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON- and database-ready form."""
+        return {**asdict(self), "share": round(self.share, 4)}
+
+
+@dataclass
+class _Topic:
+    """The running state of one topic's test."""
+
+    warm: list[Window] = field(default_factory=list)
+    baseline: float | None = None
+    run: int = 0  # hot windows in a row
+    episode: bool = False
+    quiet: int = 0  # quiet windows in a row during an episode
+
+
+class SpikeDetector:
+    """Judges each topic's closed windows; `judge` says whether one raises an alert."""
+
+    def __init__(self, config: MonitorConfig) -> None:
+        self.config = config
+        self.topics: dict[str, _Topic] = {}
+
+    def judge(self, w: Window) -> bool:
+        """Fill in the window's baseline, z and state; True when it raises an alert."""
+        c, t = self.config, self.topics.setdefault(w.topic, _Topic())
+        if w.n < c.min_items:
+            w.state, w.baseline = "thin", t.baseline
+            return False
+        if t.baseline is None:
+            t.warm.append(w)
+            if len(t.warm) >= c.warmup:
+                t.baseline = sum(x.hits for x in t.warm) / sum(x.n for x in t.warm)
+            return False
+        w.baseline, w.z = round(t.baseline, 4), round(self.zscore(w.share, t.baseline, w.n), 3)
+        hot = w.z >= c.z and w.share - t.baseline >= c.min_rise
+        if t.episode:
+            t.quiet = t.quiet + 1 if w.z < c.z / 2 else 0
+            t.episode = t.quiet < c.clear_windows
+            w.state = "episode" if t.episode else "cleared"
+            t.run = 0
+            return False
+        if not hot:
+            t.run, w.state = 0, "quiet"
+            t.baseline = (1 - c.alpha) * t.baseline + c.alpha * w.share
+            return False
+        t.run += 1
+        if t.run < c.consecutive:
+            w.state = "hot"
+            return False
+        t.episode, t.quiet, t.run, w.state = True, 0, 0, "alert"
+        return True
+
+    def zscore(self, share: float, baseline: float, n: int) -> float:
+        """Standard errors by which a window's share exceeds the baseline (continuity-corrected)."""
+        p0 = min(max(baseline, 0.01), 0.99)
+        alpha = self.config.alpha
+        sd = math.sqrt(p0 * (1 - p0) / n * (1 + alpha / (2 - alpha)))
+        return (share - p0 - 0.5 / n) / sd
+
+
+class Windower:
+    """Counts items per topic in the current window; yields the windows a newer item closes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.index: int | None = None
+        self.counts: dict[str, list[int]] = {}  # topic -> [n, hits]
+        self.late = 0  # items older than the current window, counted in it
+
+    def add(self, timestamp: float, topic: str, hit: bool) -> Iterator[Window]:
+        """Count one item; first yield the windows it closes (every topic's, in name order)."""
+        index = int(timestamp // self.seconds)
+        if self.index is None:
+            self.index = index
+        elif index > self.index:
+            yield from self.flush()
+            self.index = index
+        elif index < self.index:
+            self.late += 1
+        n_hits = self.counts.setdefault(topic, [0, 0])
+        n_hits[0] += 1
+        n_hits[1] += int(hit)
+
+    def flush(self) -> Iterator[Window]:
+        """Close the current window (at the end of a feed, or when a newer item arrives)."""
+        if self.index is None:
+            return
+        start = self.index * self.seconds
+        for topic in sorted(self.counts):
+            n, hits = self.counts[topic]
+            yield Window(topic, start, start + self.seconds, n, hits)
+        self.counts = {}
