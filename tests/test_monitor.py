@@ -1,0 +1,181 @@
+"""The monitor's parts without a model: the spike test, windows, feed parsing and following, [monitor] settings."""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.errors import PluginError
+from agent.manifest import load_manifest
+from agent.monitor.config import MonitorConfig, parse_window
+from agent.monitor.feed import MAX_LINE_BYTES, BadLine, FeedError, FeedItem, Parser, parse_time, raw_lines
+from agent.monitor.trends import SpikeDetector, Window, Windower
+
+
+def stream(detector: SpikeDetector, shares: list[float], n: int = 40, seed: int = 0, topic: str = "app") -> list[int]:
+    """Judge one window per share (items drawn at that share); the indexes of windows that raised an alert."""
+    rng, fired = random.Random(seed), []
+    for i, p in enumerate(shares):
+        hits = sum(rng.random() < p for _ in range(n))
+        if detector.judge(Window(topic, i * 3600.0, (i + 1) * 3600.0, n, hits)):
+            fired.append(i)
+    return fired
+
+
+def test_noise_alone_raises_almost_no_alerts() -> None:
+    fired = stream(SpikeDetector(MonitorConfig()), [0.2] * 3000, seed=1)
+    assert len(fired) <= 2, fired
+
+
+def test_an_injected_spike_raises_one_alert_within_one_window() -> None:
+    shares = [0.2] * 50 + [0.6] * 6 + [0.2] * 50
+    fired = stream(SpikeDetector(MonitorConfig()), shares, seed=2)
+    assert fired == [51]  # the spike starts at window 50; two hot windows in a row fire at 51
+
+
+def test_one_alert_per_episode_and_a_new_episode_after_it_clears() -> None:
+    shares = [0.15] * 30 + [0.7] * 20 + [0.15] * 20 + [0.7] * 5 + [0.15] * 10
+    fired = stream(SpikeDetector(MonitorConfig()), shares, seed=3)
+    assert fired == [31, 71]
+
+
+def test_a_single_hot_window_does_not_alert_nor_move_the_baseline() -> None:
+    d = SpikeDetector(MonitorConfig())
+    for i in range(5):
+        d.judge(Window("app", i, i + 1, 50, 10))
+    before = d.topics["app"].baseline
+    w = Window("app", 5, 6, 50, 35)
+    assert d.judge(w) is False and w.state == "hot"
+    assert d.topics["app"].baseline == before
+    assert d.judge(Window("app", 6, 7, 50, 10)) is False
+
+
+def test_thin_windows_are_not_judged() -> None:
+    d = SpikeDetector(MonitorConfig(min_items=10))
+    for i in range(5):
+        d.judge(Window("app", i, i + 1, 50, 10))
+    for i in range(5, 10):
+        w = Window("app", i, i + 1, 5, 5)
+        assert d.judge(w) is False and w.state == "thin"
+
+
+def test_topics_are_judged_apart() -> None:
+    d = SpikeDetector(MonitorConfig())
+    assert stream(d, [0.1] * 20 + [0.8] * 3, topic="fees") == [21]
+    assert stream(d, [0.1] * 23, topic="cards") == []
+
+
+def test_windower_closes_windows_when_a_later_item_arrives() -> None:
+    w = Windower(60)
+    assert list(w.add(0, "app", True)) == []
+    assert list(w.add(30, "fees", False)) == []
+    closed = list(w.add(61, "app", False))
+    assert [(x.topic, x.n, x.hits, x.start) for x in closed] == [("app", 1, 1, 0.0), ("fees", 1, 0, 0.0)]
+    assert list(w.add(10, "app", True)) == [] and w.late == 1  # a late item counts in the current window
+    assert [(x.topic, x.n, x.hits) for x in w.flush()] == [("app", 2, 1)]
+
+
+def parse_all(fmt: str, data: bytes, topics: set[str] | None = None) -> list[FeedItem | BadLine]:
+    """Every parsed line of a feed held in memory."""
+    parser = Parser(fmt, "feed", 5000, topics, clock=lambda: 123.0)
+    out = [parser.parse(n, raw) for n, raw in raw_lines(io.BytesIO(data))]
+    return [x for x in out if x is not None]
+
+
+def test_jsonl_bad_lines_are_reported_with_their_numbers() -> None:
+    data = (b'{"text": "good one", "timestamp": "2026-11-23T10:00:00Z", "source": "x"}\n'
+            b'not json\n'
+            b'\n'
+            b'[1, 2]\n'
+            b'{"text": 5}\n'
+            b'{"text": "  "}\n'
+            b'{"text": "bad time", "timestamp": "soon"}\n'
+            b'{"text": "\xff\xfe broken"}\n'
+            b'{"text": "unknown topic", "topic": "weather"}\n'
+            b'{"text": "no newline at the end", "ts": 1700000000000}')
+    out = parse_all("jsonl", data, {"app", "fees"})
+    good = [x for x in out if isinstance(x, FeedItem)]
+    bad = {x.line: x.reason for x in out if isinstance(x, BadLine)}
+    assert [(g.line, g.text, g.source) for g in good] == [(1, "good one", "x"), (10, "no newline at the end", "feed")]
+    assert good[0].timestamp == 1795428000.0 and good[1].timestamp == 1700000000.0
+    assert sorted(bad) == [2, 4, 5, 6, 7, 8, 9]
+    assert "JSON" in bad[2] and "object" in bad[4] and "string" in bad[5] and "empty" in bad[6]
+    assert "ISO 8601" in bad[7] and "UTF-8" in bad[8] and "weather" in bad[9] and "app, fees" in bad[9]
+
+
+def test_csv_feed_with_header_and_a_broken_row() -> None:
+    data = b'text,timestamp,source\n"fees up again, awful",2026-11-23T10:00:00,forum\nonly,two\nfine thanks,1795428000,\n'
+    out = parse_all("csv", data)
+    assert [(x.line, x.text, x.source) for x in out if isinstance(x, FeedItem)] == [
+        (2, "fees up again, awful", "forum"), (4, "fine thanks", "feed")]
+    assert [(x.line, "2 fields" in x.reason) for x in out if isinstance(x, BadLine)] == [(3, True)]
+
+
+def test_csv_without_a_text_column_is_refused_with_the_fix() -> None:
+    with pytest.raises(FeedError, match=r"feed:1: .*no 'text' column.*text,timestamp"):
+        parse_all("csv", b"message,when\nhello,1\n")
+
+
+def test_an_over_long_line_is_skipped_without_holding_it() -> None:
+    data = b'{"text": "a"}\n' + b"x" * (MAX_LINE_BYTES + 10) + b'\n{"text": "after"}\n'
+    out = parse_all("jsonl", data)
+    assert [(x.line, type(x).__name__) for x in out] == [(1, "FeedItem"), (2, "BadLine"), (3, "FeedItem")]
+
+
+def test_missing_timestamp_means_the_time_it_was_read() -> None:
+    (item,) = parse_all("jsonl", b'{"text": "hello there"}\n')
+    assert item.timestamp == 123.0
+
+
+@pytest.mark.parametrize("value,expected", [("2026-11-23T10:00:00Z", 1795428000.0), ("2026-11-23T11:00:00+01:00", 1795428000.0),
+                                            ("2026-11-23 10:00:00", 1795428000.0), (1795428000, 1795428000.0),
+                                            ("1795428000.5", 1795428000.5), (1795428000000, 1795428000.0)])
+def test_timestamps(value: object, expected: float) -> None:
+    assert parse_time(value, "timestamp") == expected
+
+
+def test_following_a_growing_file_holds_a_half_written_line(tmp_path: Path) -> None:
+    path = tmp_path / "feed.jsonl"
+    path.write_bytes(b'{"text": "one"}\n{"text": "tw')
+
+    def grow() -> None:
+        time.sleep(0.5)
+        with open(path, "ab") as fh:
+            fh.write(b'o"}\n{"text": "three"}\n')
+
+    threading.Thread(target=grow).start()
+    with open(path, "rb") as fh:
+        lines = list(raw_lines(fh, follow=True, idle_exit=1.5))
+    assert lines == [(1, b'{"text": "one"}\n'), (2, b'{"text": "two"}\n'), (3, b'{"text": "three"}\n')]
+
+
+@pytest.mark.parametrize("value,seconds", [("30s", 30), ("15m", 900), ("1h", 3600), ("2d", 172800), (90, 90), ("1.5h", 5400)])
+def test_window_lengths(value: object, seconds: float) -> None:
+    assert parse_window(value) == seconds
+
+
+@pytest.mark.parametrize("table,message", [
+    ('[monitor]\nwindow = "5x"\n', "monitor.window"),
+    ('[monitor]\nlabel = "angry"\n', "monitor.label.*one of the plugin's labels"),
+    ('[monitor]\nz = 100\n', "monitor.z"),
+    ('[monitor]\nconsecutive = 0\n', "monitor.consecutive"),
+    ('[monitor]\nwindw = "1h"\n', "did you mean 'window'"),
+    ('[topics]\nOther = "x"\n', "topics.Other"),
+    ('[topics]\ncards = 3\n', "topics.cards"),
+])
+def test_bad_monitor_settings_name_the_key(tmp_path: Path, table: str, message: str) -> None:
+    (tmp_path / "plugin.toml").write_text('name = "s"\ndescription = "d"\nrole = "observer"\n'
+                                          'labels = ["positive", "neutral", "negative"]\n' + table)
+    with pytest.raises(PluginError, match=message):
+        load_manifest(tmp_path)
+
+
+def test_the_bundled_plugin_declares_topics_and_a_monitor() -> None:
+    m = load_manifest(Path(__file__).resolve().parent.parent / "plugins" / "sentiment_monitor")
+    assert m.role == "observer" and set(m.labels) == {"positive", "neutral", "negative"}
+    assert len(m.topics) >= 6 and m.monitor is not None and m.monitor.label == "negative"

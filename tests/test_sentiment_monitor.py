@@ -1,0 +1,148 @@
+"""The sentiment monitor end to end: the bundled plugin and its own data, feeds through the real encoder,
+spike alerts in the database, chat flags, and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agent import cli_monitor  # noqa: F401  (registers `agent monitor`)
+from agent.cli import cli
+from agent.core import Agent
+from agent.encoder import Encoder
+from agent.monitor.run import watch
+from agent.monitor.scorer import Scorer
+from agent.settings import Settings
+from conftest import REPO, make_plugin
+
+PLUGIN = REPO / "plugins" / "sentiment_monitor"
+T0 = 1795392000.0  # 2026-11-23T00:00:00Z
+
+
+def rows(name: str) -> list[dict[str, str]]:
+    """Rows of one of the plugin's CSV files."""
+    with open(PLUGIN / name, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture
+def plugins(tmp_path: Path) -> Path:
+    """The bundled sentiment_monitor (without any fine-tuned model) beside the tiny shop responder."""
+    root = tmp_path / "plugins"
+    shutil.copytree(PLUGIN, root / "sentiment_monitor", ignore=shutil.ignore_patterns("model", "__pycache__"))
+    make_plugin(root)
+    return root
+
+
+@pytest.fixture
+def monitor_agent(tmp_path: Path, plugins: Path, encoder: Encoder) -> Agent:
+    """An agent over the copy, with a temporary home."""
+    return Agent(Settings(home=tmp_path / "home", plugin_paths=[plugins]), encoder=encoder)
+
+
+def test_own_sentences_are_balanced_and_teach_held_out_labels_and_topics(monitor_agent: Agent) -> None:
+    train = rows("sentences.csv")
+    assert len(train) >= 300
+    counts: dict[tuple[str, str], int] = {}
+    for r in train:
+        counts[r["label"], r["topic"]] = counts.get((r["label"], r["topic"]), 0) + 1
+    assert len(counts) == 3 * 8 and len(set(counts.values())) == 1
+    held = rows("heldout.csv")
+    assert not {r["text"] for r in held} & {r["text"] for r in train}
+    scores = Scorer(monitor_agent.observers["sentiment_monitor"]).score([r["text"] for r in held])
+    label_acc = sum(s.label == r["label"] for s, r in zip(scores, held)) / len(held)
+    topic_acc = sum(s.topic == r["topic"] for s, r in zip(scores, held)) / len(held)
+    assert label_acc >= 0.78 and topic_acc >= 0.80, (label_acc, topic_acc)
+
+
+def spike_feed(windows: int = 16, spike: range = range(10, 14), per_window: int = 14, seed: int = 0) -> list[str]:
+    """JSONL lines: 'app' and 'cards' items each window, negative about 15% of the time, 75% for 'app' in `spike`."""
+    rng = random.Random(seed)
+    pool: dict[tuple[str, bool], list[str]] = {}
+    for r in rows("sentences.csv"):
+        pool.setdefault((r["topic"], r["label"] == "negative"), []).append(r["text"])
+    lines = []
+    for w in range(windows):
+        for i in range(per_window):
+            for topic in ("app", "cards"):
+                share = 0.75 if topic == "app" and w in spike else 0.15
+                text = rng.choice(pool[topic, rng.random() < share])
+                stamp = T0 + w * 3600 + i * 3600 / per_window
+                lines.append(json.dumps({"text": text, "timestamp": stamp, "source": "synthetic"}))
+    return lines
+
+
+def test_an_injected_spike_raises_exactly_one_alert_within_a_window(monitor_agent: Agent) -> None:
+    lines = spike_feed()
+    lines.insert(4, "{broken json")
+    lines.insert(100, '{"text": ""}')
+    bad, alerts = [], []
+    data = io.BytesIO(("\n".join(lines) + "\n").encode())
+    summary = watch(monitor_agent.observers["sentiment_monitor"], monitor_agent.store, data, Path("spike.jsonl"),
+                    on_bad=bad.append, on_alert=alerts.append, batch_size=64)
+    assert [b.line for b in bad] == [5, 101]
+    assert summary.items == len(lines) - 2 and summary.status == "done"
+    assert len(alerts) == 1 and alerts[0]["topic"] == "app", [a["message"] for a in alerts]
+    assert 0 <= alerts[0]["window_start"] - (T0 + 10 * 3600) <= 3600
+    stored = monitor_agent.store.query("SELECT topic, window_start FROM alerts WHERE run_id = ?", [summary.run_id])
+    assert stored == [{"topic": "app", "window_start": alerts[0]["window_start"]}]
+    items = monitor_agent.store.query("SELECT COUNT(*) AS n, COUNT(DISTINCT topic) AS t FROM feed_items WHERE run_id = ?",
+                                      [summary.run_id])
+    assert items == [{"n": summary.items, "t": items[0]["t"]}] and items[0]["t"] >= 2
+
+
+def test_a_feed_without_a_spike_raises_no_alert(monitor_agent: Agent) -> None:
+    data = io.BytesIO(("\n".join(spike_feed(spike=range(0))) + "\n").encode())
+    summary = watch(monitor_agent.observers["sentiment_monitor"], monitor_agent.store, data, Path("calm.jsonl"))
+    assert summary.alerts == [] and summary.windows >= 16
+
+
+def test_feed_text_is_stored_redacted(monitor_agent: Agent) -> None:
+    line = json.dumps({"text": "my card 4111 1111 1111 1111 was charged twice, furious", "timestamp": T0})
+    summary = watch(monitor_agent.observers["sentiment_monitor"], monitor_agent.store, io.BytesIO(line.encode()), None)
+    (row,) = monitor_agent.store.query("SELECT text, label FROM feed_items WHERE run_id = ?", [summary.run_id])
+    assert "4111" not in row["text"] and "<CARD>" in row["text"] and row["label"] == "negative"
+
+
+def test_a_strongly_negative_chat_turn_is_flagged_and_offered_a_person(monitor_agent: Agent) -> None:
+    angry = monitor_agent.reply("I lost my card and your bank is useless, worst service ever, I am furious")
+    note = angry.annotations["sentiment_monitor"]
+    assert note["label"] == "negative" and note["topic"] == "cards" and note["flag"] == "strong_negative"
+    assert angry.flags and angry.flags[0]["plugin"] == "sentiment_monitor"
+    assert angry.plugin == "shop" and angry.text.endswith("Would you like me to pass you to a person?")
+    calm = monitor_agent.reply("what are your opening hours on saturday?")
+    assert calm.flags == [] and "flag" not in calm.annotations["sentiment_monitor"]
+    assert "pass you to a person" not in calm.text
+    stored = monitor_agent.store.turn(angry.turn_id)
+    assert stored["annotations"]["sentiment_monitor"]["flag"] == "strong_negative"
+
+
+def test_cli_reads_stdin_reports_bad_lines_and_prints_the_report(tmp_path: Path, plugins: Path) -> None:
+    env = {"AGENT_HOME": str(tmp_path / "home"), "AGENT_PLUGINS_PATH": str(plugins), "AGENT_LOAD_PLUGINS": "sentiment_monitor"}
+    feed = "text,timestamp\n" + "\n".join(json.loads(x)["text"].replace(",", "") + f",{json.loads(x)['timestamp']}"
+                                          for x in spike_feed()) + "\nhello,there,extra\n"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["monitor", "-", "--json"], input=feed, env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert summary["items"] == len(spike_feed()) and summary["bad_lines"] == 1
+    assert [a["topic"] for a in summary["alerts"]] == ["app"]
+    assert f":{len(spike_feed()) + 2}: 3 fields where the header has 2" in result.stderr
+    report = runner.invoke(cli, ["monitor", "--report"], env={**env, "COLUMNS": "100"})
+    assert report.exit_code == 0, report.output
+    assert "app" in report.stdout and "cards" in report.stdout and "alerts (newest first)" in report.stdout
+
+
+def test_cli_needs_a_feed_or_report(tmp_path: Path, plugins: Path) -> None:
+    env = {"AGENT_HOME": str(tmp_path / "home"), "AGENT_PLUGINS_PATH": str(plugins), "AGENT_LOAD_PLUGINS": "sentiment_monitor"}
+    result = CliRunner().invoke(cli, ["monitor"], env=env)
+    assert result.exit_code == 2 and "FEED" in result.output
+    result = CliRunner().invoke(cli, ["monitor", "--report"], env=env)
+    assert result.exit_code == 1 and "agent monitor FEED.jsonl" in result.output
