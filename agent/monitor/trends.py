@@ -4,10 +4,12 @@ The method, per topic:
   * Items fall into fixed windows of `window` seconds (by their timestamp). A window is judged
     when a later item shows that it is over (or at the end of a feed), if it holds `min_items`.
   * The baseline is the pooled share of the first `warmup` judged windows, then an EWMA
-    (weight `alpha`) of the quiet windows only: hot windows and episodes never raise it.
+    (weight `alpha`) of the calm windows only (z < z/2): a spike, even one too weak to alert
+    on, and an episode never raise it.
   * A window is hot when its share is at least `min_rise` above the baseline and significantly so:
-    z = (share - p0 - 1/(2n)) / sqrt(p0 (1 - p0) / n * (1 + alpha / (2 - alpha))) >= `z`, with the
-    baseline p0 kept within [0.01, 0.99], a continuity correction, and the EWMA's own variance.
+    a one-sided exact binomial test of its count of the label among its n items against the
+    baseline share p0 (kept within [0.01, 0.99]); its p-value, written as a normal quantile z,
+    must reach `z` (z = 3 is p <= 0.00135). Exact, because windows are often small and p0 low.
   * `consecutive` hot windows in a row raise one alert and open an episode. The episode ends after
     `clear_windows` windows in a row with z < z/2; until then no other alert is raised for the topic.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
 from typing import Any, Iterator
 
 from agent.monitor.config import MonitorConfig
@@ -83,7 +86,8 @@ class SpikeDetector:
             return False
         if not hot:
             t.run, w.state = 0, "quiet"
-            t.baseline = (1 - c.alpha) * t.baseline + c.alpha * w.share
+            if w.z < c.z / 2:
+                t.baseline = (1 - c.alpha) * t.baseline + c.alpha * w.share
             return False
         t.run += 1
         if t.run < c.consecutive:
@@ -92,12 +96,24 @@ class SpikeDetector:
         t.episode, t.quiet, t.run, w.state = True, 0, 0, "alert"
         return True
 
-    def zscore(self, share: float, baseline: float, n: int) -> float:
-        """Standard errors by which a window's share exceeds the baseline (continuity-corrected)."""
+    @staticmethod
+    def zscore(share: float, baseline: float, n: int) -> float:
+        """The exact one-sided binomial p-value of the window's count, as a normal quantile (capped at 30)."""
         p0 = min(max(baseline, 0.01), 0.99)
-        alpha = self.config.alpha
-        sd = math.sqrt(p0 * (1 - p0) / n * (1 + alpha / (2 - alpha)))
-        return (share - p0 - 0.5 / n) / sd
+        p_value = binom_sf(round(share * n), n, p0)
+        return min(30.0, -NormalDist().inv_cdf(min(max(p_value, 1e-300), 1 - 1e-16)))
+
+
+def binom_sf(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), summed exactly in log space."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p)
+            for i in range(k, n + 1)]
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(x - top) for x in logs))
 
 
 class Windower:
