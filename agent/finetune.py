@@ -30,7 +30,7 @@ from agent.retrieval import atomic_write
 from agent.runtime import label_list, read_examples
 from agent.settings import Settings
 from agent.trainer import Cancelled, CancelFn, Plan, Progress, ProgressFn, fit_head, steps_for, time_step, train_encoder
-from agent.tuned import TunedClassifier
+from agent.tuned import PROBE_WEIGHTS, TUNED_WEIGHT, TunedClassifier, combine
 from agent.versions import Versions
 
 if TYPE_CHECKING:
@@ -202,11 +202,30 @@ def _train_and_score(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", ve
     held_texts, gold = [r.text for r in data.holdout], [r.label for r in data.holdout]
     held = _encode(encoder, held_texts, "held-out", progress, plan, cancel)
     tuned, stats, probe = _fit(data, plan, encoder, progress, cancel, say)
+    if tuned.probe is not None and gold:
+        _choose_probe_weight(tuned, held_texts, held, gold, plan)
     cand = _predict(tuned, held_texts, held)
     if auto_mode and plan.mode != "head" and gold:
         tuned, cand = _better_of(tuned, cand, probe, held_texts, held, gold, plan, say)
     cur_version, cur = _current_predictions(versions, encoder, held_texts, held, probe)
     return tuned, stats, gold, cand, cur, cur_version
+
+
+def _choose_probe_weight(tuned: TunedClassifier, texts: list[str], vectors: "np.ndarray", gold: list[str],
+                         plan: Plan) -> None:
+    """Weight of the tuned head against the frozen-encoder probe: the best of PROBE_WEIGHTS on the held-out rows."""
+    tuned_probs = tuned.head.predict_proba(tuned.embed(texts, vectors))
+    probe_probs = tuned.probe.predict_proba(vectors)  # type: ignore[union-attr]
+    scores = {w: _accuracy(combine(tuned_probs, probe_probs, w), tuned.labels, gold) for w in PROBE_WEIGHTS}
+    best = max(scores, key=lambda w: (scores[w], -abs(w - TUNED_WEIGHT)))
+    tuned.head.config["tuned_weight"] = best
+    plan.notes.append("weight of the tuned head against the probe: " + ", ".join(f"{w:g} {a:.4f}" for w, a in scores.items())
+                      + f" on the held-out rows; chose {best:g}")
+
+
+def _accuracy(probs: "np.ndarray", labels: list[str], gold: list[str]) -> float:
+    """Share of rows whose most probable label is the gold one."""
+    return sum(labels[int(i)] == g for i, g in zip(probs.argmax(axis=1), gold)) / max(len(gold), 1)
 
 
 def _better_of(tuned: TunedClassifier, cand: tuple[list[str], list[float]], probe: Any, texts: list[str],

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 ENCODER_DIR, ADAPTER_DIR, PROBE_DIR = "encoder", "adapter", "probe"
 TUNED_WEIGHT = 0.6  # chosen on BANKING77's held-out rows (0.3 to 1.0 tried), never on its test set
+PROBE_WEIGHTS = (0.6, 0.8, 1.0)  # a fine-tune picks one on its own held-out rows (config "tuned_weight")
 
 
 @dataclass
@@ -66,17 +67,23 @@ class TunedClassifier:
 
         A tuned encoder's head is combined with the frozen-encoder probe, which reads the shared
         embedding the turn already has: two views of the text that err differently, for no extra pass.
-        The combination is a weighted geometric mean (TUNED_WEIGHT on the tuned head).
+        The combination is a weighted geometric mean, `tuned_weight` on the tuned head (chosen by the
+        fine-tune on its held-out rows; TUNED_WEIGHT for older versions). At 1.0 the probe is unused.
         """
-        import numpy as np
-
         probs = self.head.predict_proba(self.embed(texts, vectors))
-        if self.probe is None or vectors is None or self.probe.labels != self.head.labels:
+        if not self.uses_probe or vectors is None:
             return probs
-        logits = TUNED_WEIGHT * np.log(probs + 1e-12) + (1 - TUNED_WEIGHT) * np.log(self.probe.predict_proba(vectors) + 1e-12)
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return combine(probs, self.probe.predict_proba(vectors), self.tuned_weight)  # type: ignore[union-attr]
+
+    @property
+    def tuned_weight(self) -> float:
+        """Weight of the tuned head in the combination with the probe."""
+        return float(self.config.get("tuned_weight", TUNED_WEIGHT))
+
+    @property
+    def uses_probe(self) -> bool:
+        """Whether predictions mix in the frozen-encoder probe (which reads the shared embedding)."""
+        return self.probe is not None and self.tuned_weight < 1.0 and self.probe.labels == self.head.labels
 
     def save(self, folder: Path) -> None:
         """Write the encoder (if any) first, then the head and config, whose checksum seals the version."""
@@ -114,6 +121,16 @@ class TunedClassifier:
         if head.mode == "full":
             return cls(head, Encoder(folder / ENCODER_DIR, device=device), probe=probe)
         return cls(head, Encoder(device=device, adapter=folder / ADAPTER_DIR), probe=probe)
+
+
+def combine(tuned: "np.ndarray", probe: "np.ndarray", weight: float) -> "np.ndarray":
+    """Weighted geometric mean of two probability matrices, renormalised per row."""
+    import numpy as np
+
+    logits = weight * np.log(tuned + 1e-12) + (1 - weight) * np.log(probe + 1e-12)
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def _sha256(path: Path) -> str:

@@ -179,3 +179,22 @@ def test_the_bundled_plugin_declares_topics_and_a_monitor() -> None:
     m = load_manifest(Path(__file__).resolve().parent.parent / "plugins" / "sentiment_monitor")
     assert m.role == "observer" and set(m.labels) == {"positive", "neutral", "negative"}
     assert len(m.topics) >= 6 and m.monitor is not None and m.monitor.label == "negative"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode),
+                          st.dictionaries(st.sampled_from(["text", "timestamp", "topic", "source", "ts"]),
+                                          st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=40)),
+                                          max_size=5).map(lambda d: __import__("json").dumps(d).encode())),
+                max_size=20),
+       st.sampled_from(["jsonl", "csv"]))
+def test_any_bytes_give_items_or_bad_lines_never_a_crash(lines: list[bytes], fmt: str) -> None:
+    data = b"\n".join(([b"text,timestamp,topic"] if fmt == "csv" else []) + lines)
+    for x in parse_all(fmt, data, {"app", "fees"}):
+        assert isinstance(x, (FeedItem, BadLine))
+        if isinstance(x, FeedItem):
+            assert x.text.strip() and x.timestamp == x.timestamp and (x.topic is None or x.topic in {"app", "fees"})

@@ -145,7 +145,10 @@ class Parser:
             if not isinstance(value, dict):
                 raise ValueError(f"a JSON {type(value).__name__}, not an object like {{\"text\": \"...\"}}")
             return value
-        row = next(csv.reader([line]))
+        try:
+            row = next(csv.reader([line]))
+        except csv.Error as exc:
+            raise ValueError(f"not a CSV record ({exc})") from None
         if self.header is None:
             self.header = [c.strip().lower() for c in row]
             if "text" not in self.header:

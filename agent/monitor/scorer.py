@@ -97,9 +97,18 @@ class Scorer:
         return self._topics
 
     def score(self, texts: Sequence[str], topics: Sequence[str | None] | None = None) -> list[Score]:
-        """One Score per text; a given topic (from the feed) is kept, otherwise the nearest is assigned."""
+        """One Score per text; a given topic (from the feed) is kept, otherwise the nearest is assigned.
+
+        One encoder pass, unless the fine-tuned model mixes in its frozen-encoder probe (then two).
+        """
+        from agent.tuned import combine
+
+        model = self.runtime.classifier
         vectors = self.encoder.encode(list(texts), batch_size=64)
-        probs = self.runtime.classifier.head.predict_proba(vectors)
+        probs = model.head.predict_proba(vectors)
+        if model.encoder is not None and model.uses_probe:
+            base = self.runtime.encoder.encode(list(texts), batch_size=64)
+            probs = combine(probs, model.probe.predict_proba(base), model.tuned_weight)  # type: ignore[union-attr]
         return self.scores(probs, vectors, topics)
 
     def scores(self, probs: "np.ndarray", vectors: "np.ndarray", topics: Sequence[str | None] | None = None) -> list[Score]:
