@@ -42,7 +42,7 @@ def monitor(ctx: click.Context, feed: Path | None, plugin_name: str | None, fmt:
     if idle_exit is not None and not follow:
         raise click.UsageError("--idle-exit only applies with --follow")
     runtime = _runtime(agent, plugin_name)
-    summary = _watch(agent, runtime, feed, fmt, follow, idle_exit, quiet)
+    summary = _watch(agent, runtime, feed, fmt, follow, idle_exit, quiet, as_json)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -58,19 +58,19 @@ def _runtime(agent: Any, name: str | None) -> Any:
         raise InputError("no plugin has a [monitor] table; name one with --plugin, or add plugins/sentiment_monitor")
     if len(candidates) > 1:
         raise InputError(f"several plugins can monitor ({', '.join(m.name for m in candidates)}); choose one with --plugin")
-    manifest = candidates[0]
-    return agent.observers.get(manifest.name) or agent.runtimes.get(manifest.name) or agent.load_runtime(manifest)
+    return agent.load_runtime(candidates[0])  # this plugin only: the others' indexes are not loaded
 
 
-def _watch(agent: Any, runtime: Any, feed: Path, fmt: str, follow: bool, idle_exit: float | None, quiet: bool) -> Any:
-    """Run the monitor on a file or stdin, printing bad lines and alerts as they come."""
+def _watch(agent: Any, runtime: Any, feed: Path, fmt: str, follow: bool, idle_exit: float | None, quiet: bool,
+           as_json: bool) -> Any:
+    """Run the monitor on a file or stdin, printing bad lines and alerts as they come (alerts on stderr with --json)."""
     from agent.monitor.run import watch
 
     def on_bad(bad: Any) -> None:
         click.secho(f"{where}:{bad.line}: {bad.reason}; skipped", err=True, fg="yellow")
 
     def on_alert(alert: dict[str, Any]) -> None:
-        click.secho(f"ALERT {alert['id']}: {alert['message']}", fg="red", bold=True)
+        click.secho(f"ALERT {alert['id']}: {alert['message']}", fg="red", bold=True, err=as_json)
 
     def on_batch(summary: Any) -> None:
         if not quiet and sys.stderr.isatty():
@@ -86,9 +86,6 @@ def _watch(agent: Any, runtime: Any, feed: Path, fmt: str, follow: bool, idle_ex
     try:
         summary = watch(runtime, agent.store, fh, None if stdin else feed, fmt=fmt, max_chars=settings.max_chars,
                         follow=follow, idle_exit=idle_exit, on_bad=on_bad, on_alert=on_alert, on_batch=on_batch)
-    except KeyboardInterrupt:
-        click.echo("", err=True)
-        raise click.exceptions.Exit(130) from None
     finally:
         if not stdin:
             fh.close()
@@ -102,7 +99,11 @@ def _print_summary(summary: Any) -> None:
     c = console()
     c.print(f"{summary.plugin}: {summary.items:,} items from {summary.source} in {summary.seconds:.1f} s "
             f"({summary.items_per_s:,.0f} items/s), {summary.bad_lines} bad lines skipped, {summary.windows} windows, "
-            f"{len(summary.alerts)} alert(s); run {summary.run_id} (agent monitor --report --run {summary.run_id})")
+            f"{len(summary.alerts)} alert(s); run {summary.run_id} (agent monitor --report --run {summary.run_id})"
+            + (" [interrupted]" if summary.status == "interrupted" else ""))
+    if summary.late:
+        c.print(f"[yellow]{summary.late:,} items were older than the window being filled (the feed is not in time "
+                "order) and were counted in it; sort the feed by timestamp for exact windows[/]")
     if summary.items:
         c.print("labels: " + ", ".join(f"{k} {v:,}" for k, v in summary.labels.most_common()))
         c.print("topics: " + ", ".join(f"{k} {v:,}" for k, v in summary.topics.most_common()))

@@ -35,6 +35,7 @@ class Summary:
     items: int = 0
     bad_lines: int = 0
     windows: int = 0
+    late: int = 0  # items older than the window being filled (a feed out of time order)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     labels: Counter = field(default_factory=Counter)
     topics: Counter = field(default_factory=Counter)
@@ -49,7 +50,8 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"run_id": self.run_id, "plugin": self.plugin, "source": self.source, "status": self.status,
-                "items": self.items, "bad_lines": self.bad_lines, "windows": self.windows, "alerts": self.alerts,
+                "items": self.items, "bad_lines": self.bad_lines, "windows": self.windows, "late": self.late,
+                "alerts": self.alerts,
                 "labels": dict(self.labels), "topics": dict(self.topics), "seconds": round(self.seconds, 2),
                 "items_per_s": self.items_per_s}
 
@@ -84,6 +86,7 @@ class Monitor:
             self.summary.labels[s.label] += 1
             self.summary.topics[s.topic] += 1
         self.summary.items += len(items)
+        self.summary.late = self.windower.late
         self._judge(closed)
         return scores
 
@@ -179,7 +182,7 @@ def watch(runtime: "PluginRuntime", store: "Store", fh: IO[bytes], path: Path | 
           on_bad: Callable[[BadLine], None] | None = None, on_alert: Callable[[dict[str, Any]], None] | None = None,
           on_batch: Callable[[Summary], None] | None = None, stop: threading.Event | None = None,
           batch_size: int = BATCH) -> Summary:
-    """Monitor one feed to its end (or, following it, until stopped or idle); return the run's summary."""
+    """Monitor one feed to its end (or, following it, until Ctrl-C, `stop` or idle); return the run's summary."""
     stop = stop or threading.Event()
     monitor = Monitor(runtime, store, str(path) if path is not None else "stdin", on_alert)
     start, status = time.perf_counter(), "interrupted"
@@ -200,6 +203,8 @@ def watch(runtime: "PluginRuntime", store: "Store", fh: IO[bytes], path: Path | 
             if stop.is_set():
                 break
         status = "stopped" if stop.is_set() else "done"
+    except KeyboardInterrupt:  # Ctrl-C ends a followed feed: what was scored is kept and summed up
+        status = "interrupted"
     except Exception:
         status = "failed"
         raise
