@@ -20,6 +20,7 @@ from agent.cli import cli
 from agent.core import Agent
 from agent.finetune import Options, finetune
 from agent.settings import Settings
+from agent.tuned import PROBE_WEIGHTS
 from agent.versions import Versions
 
 from conftest import REPO
@@ -106,6 +107,9 @@ def test_new_label_from_the_log_is_learned_by_full_finetune_and_hot_swapped(plug
     assert reply.label == "crypto" and reply.fallback_reason is None
     assert agent.runtimes["shop"].model_state.startswith("fine-tuned v1")
     assert agent.reply("I lost my card", plugin="shop").label == "card_lost"  # old labels kept
+    model = agent.runtimes["shop"].classifier  # its weight against the probe was chosen on the held-out rows
+    assert model.config["tuned_weight"] in PROBE_WEIGHTS and model.uses_probe == (model.tuned_weight < 1.0)
+    assert any("chose" in note for note in result.report["run"]["notes"])
 
 
 def test_worse_candidate_is_not_promoted_unless_forced_and_rollback(cs: Path, tmp_path: Path, encoder) -> None:

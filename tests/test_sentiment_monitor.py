@@ -146,3 +146,16 @@ def test_cli_needs_a_feed_or_report(tmp_path: Path, plugins: Path) -> None:
     assert result.exit_code == 2 and "FEED" in result.output
     result = CliRunner().invoke(cli, ["monitor", "--report"], env=env)
     assert result.exit_code == 1 and "agent monitor FEED.jsonl" in result.output
+
+
+def test_finetune_works_out_of_the_box_and_a_running_monitor_picks_it_up(monitor_agent: Agent, plugins: Path) -> None:
+    from agent.finetune import Options, finetune
+
+    runtime = monitor_agent.observers["sentiment_monitor"]
+    assert runtime.model_state.startswith("head")
+    result = finetune(plugins / "sentiment_monitor", monitor_agent.settings, Options(mode="head", device="cpu"),
+                      encoder=monitor_agent.encoder)
+    assert result.status == "promoted" and result.report["data"]["train_rows"] >= 300
+    line = json.dumps({"text": "the app crashed again and ate my transfer, furious", "timestamp": T0})
+    summary = watch(runtime, monitor_agent.store, io.BytesIO(line.encode()), None)
+    assert runtime.model_state.startswith("fine-tuned v1") and summary.labels == {"negative": 1}
