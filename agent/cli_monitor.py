@@ -20,13 +20,14 @@ from agent.errors import InputError
               help="Feed format (auto: by file name, else by the first line).")
 @click.option("--follow", "-f", is_flag=True, help="Keep reading as the file grows, like tail -f (Ctrl-C stops).")
 @click.option("--idle-exit", type=click.FloatRange(0.1), help="With --follow: stop after this many seconds without new lines.")
+@click.option("--chats", is_flag=True, help="Take the logged chat turns the plugin observed as the feed.")
 @click.option("--report", is_flag=True, help="Print per-topic trends and alerts of a run (the latest, or --run) and exit.")
 @click.option("--run", "run_id", type=int, help="With --report: which run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary (or the report) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only alerts and the summary.")
 @click.pass_context
 def monitor(ctx: click.Context, feed: Path | None, plugin_name: str | None, fmt: str, follow: bool,
-            idle_exit: float | None, report: bool, run_id: int | None, as_json: bool, quiet: bool) -> None:
+            idle_exit: float | None, chats: bool, report: bool, run_id: int | None, as_json: bool, quiet: bool) -> None:
     """Score FEED (JSONL or CSV with text[,timestamp,source,topic]; '-' for stdin) and raise spike alerts.
 
     Every item is stored with its label, confidence and topic; each topic's windows are tested
@@ -37,12 +38,18 @@ def monitor(ctx: click.Context, feed: Path | None, plugin_name: str | None, fmt:
     if report:
         _report(agent, plugin_name, run_id, as_json)
         return
-    if feed is None:
-        raise click.UsageError("give a FEED file (or - for stdin), or --report")
+    if (feed is None) == (not chats):
+        raise click.UsageError("give a FEED file (or - for stdin), --chats, or --report")
     if idle_exit is not None and not follow:
         raise click.UsageError("--idle-exit only applies with --follow")
     runtime = _runtime(agent, plugin_name)
-    summary = _watch(agent, runtime, feed, fmt, follow, idle_exit, quiet, as_json)
+    if chats:
+        from agent.monitor.run import chat_items, run_items
+
+        items = chat_items(agent.store, runtime.name)
+        summary = run_items(runtime, agent.store, items, "chat", on_alert=_alert_printer(as_json))
+    else:
+        summary = _watch(agent, runtime, feed, fmt, follow, idle_exit, quiet, as_json)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -69,9 +76,6 @@ def _watch(agent: Any, runtime: Any, feed: Path, fmt: str, follow: bool, idle_ex
     def on_bad(bad: Any) -> None:
         click.secho(f"{where}:{bad.line}: {bad.reason}; skipped", err=True, fg="yellow")
 
-    def on_alert(alert: dict[str, Any]) -> None:
-        click.secho(f"ALERT {alert['id']}: {alert['message']}", fg="red", bold=True, err=as_json)
-
     def on_batch(summary: Any) -> None:
         if not quiet and sys.stderr.isatty():
             click.echo(f"\r… {summary.items:,} items, {summary.bad_lines} bad lines, {len(summary.alerts)} alerts, "
@@ -85,13 +89,22 @@ def _watch(agent: Any, runtime: Any, feed: Path, fmt: str, follow: bool, idle_ex
     fh = sys.stdin.buffer if stdin else open(feed, "rb")
     try:
         summary = watch(runtime, agent.store, fh, None if stdin else feed, fmt=fmt, max_chars=settings.max_chars,
-                        follow=follow, idle_exit=idle_exit, on_bad=on_bad, on_alert=on_alert, on_batch=on_batch)
+                        follow=follow, idle_exit=idle_exit, on_bad=on_bad, on_alert=_alert_printer(as_json), on_batch=on_batch)
     finally:
         if not stdin:
             fh.close()
         if not quiet and sys.stderr.isatty():
             click.echo("", err=True)
     return summary
+
+
+def _alert_printer(to_stderr: bool) -> Any:
+    """Prints an alert in red as it is raised (on stderr when stdout carries JSON)."""
+
+    def on_alert(alert: dict[str, Any]) -> None:
+        click.secho(f"ALERT {alert['id']}: {alert['message']}", fg="red", bold=True, err=to_stderr)
+
+    return on_alert
 
 
 def _print_summary(summary: Any) -> None:

@@ -159,3 +159,14 @@ def test_finetune_works_out_of_the_box_and_a_running_monitor_picks_it_up(monitor
     line = json.dumps({"text": "the app crashed again and ate my transfer, furious", "timestamp": T0})
     summary = watch(runtime, monitor_agent.store, io.BytesIO(line.encode()), None)
     assert runtime.model_state.startswith("fine-tuned v1") and summary.labels == {"negative": 1}
+
+
+def test_logged_chat_turns_feed_the_trends(monitor_agent: Agent) -> None:
+    from agent.monitor.run import chat_items, run_items
+
+    for text in ("my card was declined again, this is a disgrace", "what are your opening hours?", "refund my order please"):
+        monitor_agent.reply(text)
+    items = list(chat_items(monitor_agent.store, "sentiment_monitor"))
+    assert [i.source for i in items] == ["chat"] * 3 and items[0].topic == "cards"
+    summary = run_items(monitor_agent.observers["sentiment_monitor"], monitor_agent.store, iter(items), "chat")
+    assert summary.items == 3 and summary.labels["negative"] >= 1

@@ -179,16 +179,34 @@ def batches(items: Iterator[FeedItem | BadLine], stop: threading.Event, size: in
 
 def watch(runtime: "PluginRuntime", store: "Store", fh: IO[bytes], path: Path | None, *, fmt: str = "auto",
           max_chars: int = 5000, follow: bool = False, idle_exit: float | None = None,
-          on_bad: Callable[[BadLine], None] | None = None, on_alert: Callable[[dict[str, Any]], None] | None = None,
-          on_batch: Callable[[Summary], None] | None = None, stop: threading.Event | None = None,
-          batch_size: int = BATCH) -> Summary:
+          stop: threading.Event | None = None, **kwargs: Any) -> Summary:
     """Monitor one feed to its end (or, following it, until Ctrl-C, `stop` or idle); return the run's summary."""
     stop = stop or threading.Event()
-    monitor = Monitor(runtime, store, str(path) if path is not None else "stdin", on_alert)
+    feed = read_feed(fh, path, fmt, max_chars, set(runtime.manifest.topics), follow, idle_exit, stop)
+    return run_items(runtime, store, feed, str(path) if path is not None else "stdin", stop=stop, **kwargs)
+
+
+def chat_items(store: "Store", plugin: str) -> Iterator[FeedItem]:
+    """Logged chat turns that `plugin` observed, oldest first, as feed items (text as stored, i.e. redacted)."""
+    rows = store.query("SELECT id, created_at, text, annotations FROM turns WHERE annotations LIKE ? ORDER BY id",
+                       [f'%"{plugin}"%'])
+    for r in rows:
+        note = json.loads(r["annotations"] or "{}").get(plugin)
+        if isinstance(note, dict):
+            stamp = datetime.fromisoformat(r["created_at"]).timestamp()
+            yield FeedItem(r["id"], r["text"], stamp, "chat", note.get("topic"))
+
+
+def run_items(runtime: "PluginRuntime", store: "Store", items: Iterator[FeedItem | BadLine], source: str, *,
+              on_bad: Callable[[BadLine], None] | None = None, on_alert: Callable[[dict[str, Any]], None] | None = None,
+              on_batch: Callable[[Summary], None] | None = None, stop: threading.Event | None = None,
+              batch_size: int = BATCH) -> Summary:
+    """Score, store and judge items in batches until they end (or Ctrl-C / `stop`); the run's summary."""
+    stop = stop or threading.Event()
+    monitor = Monitor(runtime, store, source, on_alert)
     start, status = time.perf_counter(), "interrupted"
     try:
-        feed = read_feed(fh, path, fmt, max_chars, set(runtime.manifest.topics), follow, idle_exit, stop)
-        for batch in batches(feed, stop, batch_size):
+        for batch in batches(items, stop, batch_size):
             bad = [b for b in batch if isinstance(b, BadLine)]
             monitor.summary.bad_lines += len(bad)
             for b in bad:
