@@ -14,7 +14,7 @@ from agent.errors import InputError
 
 
 @cli.command()
-@click.argument("feed", required=False, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument("feed", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("--plugin", "-p", "plugin_name", help="The monitoring plugin (default: the one with a [monitor] table).")
 @click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto", show_default=True,
               help="Feed format (auto: by file name, else by the first line).")
@@ -24,7 +24,7 @@ from agent.errors import InputError
 @click.option("--report", is_flag=True, help="Print per-topic trends and alerts of a run (the latest, or --run) and exit.")
 @click.option("--run", "run_id", type=int, help="With --report: which run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary (or the report) as JSON.")
-@click.option("--quiet", "-q", is_flag=True, help="Print only alerts and the summary.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line: only bad lines, alerts and the summary.")
 @click.pass_context
 def monitor(ctx: click.Context, feed: Path | None, plugin_name: str | None, fmt: str, follow: bool,
             idle_exit: float | None, chats: bool, report: bool, run_id: int | None, as_json: bool, quiet: bool) -> None:
@@ -34,6 +34,8 @@ def monitor(ctx: click.Context, feed: Path | None, plugin_name: str | None, fmt:
     against its baseline and an alert is printed (and stored) once per episode. Malformed lines are
     reported with their line numbers and skipped.
     """
+    if follow and feed is not None and str(feed) == "-":
+        raise click.UsageError("--follow needs a file; stdin is read until it closes anyway")
     agent = make_agent(ctx)
     if report:
         _report(agent, plugin_name, run_id, as_json)
@@ -54,7 +56,8 @@ def monitor(ctx: click.Context, feed: Path | None, plugin_name: str | None, fmt:
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
     else:
         _print_summary(summary)
-
+    if summary.bad_lines and not summary.items:
+        raise click.ClickException(f"no line of the feed could be read ({summary.bad_lines} bad lines); see the messages above")
 
 def _runtime(agent: Any, name: str | None) -> Any:
     """The runtime of the named plugin, or of the only plugin with a [monitor] table."""
@@ -83,8 +86,6 @@ def _watch(agent: Any, runtime: Any, feed: Path, fmt: str, follow: bool, idle_ex
 
     stdin = str(feed) == "-"
     where = "stdin" if stdin else str(feed)
-    if follow and stdin:
-        raise click.UsageError("--follow needs a file; stdin is read until it closes anyway")
     settings = agent.settings
     fh = sys.stdin.buffer if stdin else open(feed, "rb")
     try:

@@ -329,7 +329,12 @@ class Agent:
         from agent.monitor.chat import chat_topics
 
         if name not in self._topics:
-            self._topics[name] = chat_topics(runtime.manifest, self.encoder)
+            try:
+                self._topics[name] = chat_topics(runtime.manifest, self.encoder)
+            except AgentError as exc:  # e.g. an example row naming an undeclared topic: reported once, turns go on
+                self._topics[name] = None
+                if self.notify:
+                    self.notify(f"plugin {name}: topics are off: {exc}")
         return self._topics[name]
 
     def _flag(self, reply: Reply, observer: Manifest, note: dict[str, Any]) -> None:

@@ -98,14 +98,16 @@ def m007_monitor(db: Any) -> None:
     db["feed_items"].create(
         {"id": int, "run_id": int, "plugin": str, "source": str, "line": int, "ts": float, "text": str, "label": str,
          "confidence": float, "watched": float, "topic": str, "topic_score": float}, pk="id")
-    db["feed_items"].create_index(["plugin", "topic", "ts"])
+    db["feed_items"].create_index(["run_id", "topic"])
     db["monitor_windows"].create(
         {"id": int, "run_id": int, "plugin": str, "topic": str, "start": float, "end": float, "n": int, "hits": int,
          "share": float, "baseline": float, "z": float, "state": str}, pk="id")
-    db["monitor_windows"].create_index(["plugin", "topic", "start"])
+    db["monitor_windows"].create_index(["run_id", "topic", "start"])
     db["alerts"].create(
         {"id": int, "run_id": int, "plugin": str, "topic": str, "label": str, "raised_at": str, "window_start": float,
          "window_end": float, "n": int, "hits": int, "share": float, "baseline": float, "z": float, "message": str}, pk="id")
+    db["alerts"].create_index(["run_id"])
+    db["monitor_runs"].create_index(["plugin"])
 
 
 def now() -> str:

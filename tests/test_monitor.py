@@ -198,3 +198,68 @@ def test_any_bytes_give_items_or_bad_lines_never_a_crash(lines: list[bytes], fmt
         assert isinstance(x, (FeedItem, BadLine))
         if isinstance(x, FeedItem):
             assert x.text.strip() and x.timestamp == x.timestamp and (x.topic is None or x.topic in {"app", "fees"})
+
+
+def test_bom_crlf_emoji_and_odd_values() -> None:
+    data = (b'\xef\xbb\xbftext,timestamp,source\r\n'
+            b'"fees up, again",1795428000,"forum\x1b[31m"\r\n'
+            b'\xf0\x9f\x98\xa1\xf0\x9f\x98\xa1,1795428000,\r\n'
+            b'"a quoted text that goes on\r\n'
+            b'to the next line",1795428000,x\r\n')
+    out = parse_all("csv", data)
+    good = [(x.line, x.text, x.source) for x in out if isinstance(x, FeedItem)]
+    assert good == [(2, "fees up, again", "forum [31m"), (3, "\U0001F621\U0001F621", "feed")]
+    assert [(x.line, "quoted field" in x.reason) for x in out if isinstance(x, BadLine)] == [(4, True), (5, True)]
+    lines = [b'{"text": "a", "timestamp": ' + b"1" * 400 + b"}", b'{"text": "b", "timestamp": -5}',
+             b'{"text": "c", "timestamp": 5e15}', b'{"text": "d", "source": "x\\udc00y"}', b'{"text": "e", "ts": 940000000000}']
+    out = parse_all("jsonl", b"\n".join(lines))
+    assert [x.line for x in out if isinstance(x, BadLine)] == [1, 2, 3]
+    assert [(x.source, x.timestamp) for x in out if isinstance(x, FeedItem)] == [("x?y", 123.0), ("feed", 940000000.0)]
+
+
+def test_a_truncated_followed_file_starts_over_with_its_header(tmp_path: Path) -> None:
+    import threading as th
+
+    from agent.monitor.run import read_feed
+
+    path = tmp_path / "feed.csv"
+    path.write_bytes(b"text,source\nfirst one,a\nsecond one,a\n")
+
+    def rotate() -> None:
+        time.sleep(0.6)
+        path.write_bytes(b"text,source\nafter rotation,b\n")
+
+    th.Thread(target=rotate).start()
+    with open(path, "rb") as fh:
+        out = list(read_feed(fh, path, "auto", 5000, None, True, 1.5, th.Event()))
+    assert [(x.text, x.source) for x in out] == [("first one", "a"), ("second one", "a"), ("after rotation", "b")]
+
+
+def test_hot_windows_apart_in_time_are_not_in_a_row() -> None:
+    d = SpikeDetector(MonitorConfig())
+    for i in range(5):
+        d.judge(Window("app", i, i + 1, 50, 10))
+    assert d.judge(Window("app", 5, 6, 50, 35)) is False
+    assert d.judge(Window("app", 9, 10, 50, 35)) is False  # a gap of three windows: the count starts again
+    assert d.judge(Window("app", 10, 11, 5, 5)) is False  # thin
+    assert d.judge(Window("app", 11, 12, 50, 35)) is False
+    assert d.judge(Window("app", 12, 13, 50, 35)) is True
+
+
+def test_a_lasting_shift_becomes_the_new_normal_and_can_alert_again() -> None:
+    fired = stream(SpikeDetector(MonitorConfig()), [0.1] * 20 + [0.5] * 60 + [0.9] * 4, seed=4)
+    assert fired[0] == 21 and len(fired) == 2 and 80 <= fired[1] <= 81
+
+
+def test_batches_hand_over_what_was_read_before_an_error() -> None:
+    from agent.monitor.run import batches
+
+    def items():  # type: ignore[no-untyped-def]
+        yield FeedItem(1, "a", 0.0, "x")
+        raise OSError("disk gone")
+
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for batch in batches(items(), threading.Event(), size=10, wait=5):
+            got.append(batch)
+    assert [[x.text for x in b] for b in got] == [["a"]]

@@ -22,7 +22,7 @@ class MonitorConfig:
     min_topic_similarity: float = 0.15  # an item closer than this to no topic gets topic 'other'
     window: float = 3600.0  # window length, seconds
     alpha: float = 0.1  # EWMA weight of the newest quiet window in the baseline
-    z: float = 3.0  # a window is hot when its share is this many standard errors above the baseline
+    z: float = 3.0  # a window is hot when the exact binomial test's p-value, as a normal quantile, reaches this
     consecutive: int = 2  # hot windows in a row that raise an alert
     min_items: int = 10  # windows with fewer items in a topic are not judged
     min_rise: float = 0.10  # and its share must exceed the baseline by at least this much

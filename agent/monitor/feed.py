@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,9 @@ MAX_LINE_BYTES = 1 << 20  # a longer line is reported and skipped, never held in
 TIME_KEYS = ("timestamp", "time", "ts", "created_at", "date")
 FIELDS = ("text", *TIME_KEYS, "source", "topic", "label", "id")
 POLL_SECONDS = 0.2
+ROTATED = 0  # the line number raw_lines yields (with b"") when a followed file was truncated: start over
+EARLIEST, LATEST = 0.0, 4102444800.0  # timestamps from 1970 up to 2100 are accepted
+BOM = b"\xef\xbb\xbf"
 
 
 class FeedError(InputError):
@@ -53,7 +57,8 @@ def raw_lines(fh: IO[bytes], follow: bool = False, idle_exit: float | None = Non
     """(line number, bytes) per line; None for a line over MAX_LINE_BYTES. Following waits for more at the end.
 
     When following, a half-written last line is held until its newline arrives; `idle_exit` ends the
-    wait after that many seconds without new data; a file that shrinks (rotated) is read from the start.
+    wait after that many seconds without new data; a file that shrinks (truncated in place) is read
+    from the start, after a (ROTATED, b"") marker. A file renamed away is not noticed.
     """
     number, partial, idle_since = 0, b"", time.monotonic()
     while not stopped():
@@ -77,6 +82,7 @@ def raw_lines(fh: IO[bytes], follow: bool = False, idle_exit: float | None = Non
         if _rotated(fh):
             fh.seek(0)
             number, partial = 0, b""
+            yield ROTATED, b""
         time.sleep(POLL_SECONDS)
     if partial and not stopped():
         yield number + 1, partial
@@ -122,7 +128,7 @@ class Parser:
         if raw is None:
             return BadLine(number, f"longer than {MAX_LINE_BYTES:,} bytes; split it or shorten it")
         try:
-            line = raw.decode("utf-8").strip()
+            line = raw.removeprefix(BOM).decode("utf-8").strip()
         except UnicodeDecodeError as exc:
             return BadLine(number, f"not UTF-8 text (invalid byte at column {exc.start + 1}); re-save the feed as UTF-8")
         if not line:
@@ -145,6 +151,9 @@ class Parser:
             if not isinstance(value, dict):
                 raise ValueError(f"a JSON {type(value).__name__}, not an object like {{\"text\": \"...\"}}")
             return value
+        if line.count('"') % 2:
+            raise ValueError("a quoted field does not end on this line; keep each record on one line "
+                             "(replace line breaks inside the text with spaces)")
         try:
             row = next(csv.reader([line]))
         except csv.Error as exc:
@@ -164,26 +173,50 @@ class Parser:
         text = fields.get("text")
         if not isinstance(text, str):
             raise ValueError("no \"text\" field" if text is None else f"\"text\" is a {type(text).__name__}, not a string")
-        if not text.strip():
-            raise ValueError("the \"text\" field is empty")
-        cleaned = guard.clean(text, self.max_chars)
+        cleaned = clean_text(text, self.max_chars)
         key = next((k for k in TIME_KEYS if fields.get(k) not in (None, "")), None)
         stamp = parse_time(fields[key], key) if key else self.clock()
         source = fields.get("source")
         topic = fields.get("topic") or None
         if topic is not None and (not isinstance(topic, str) or self.topics is not None and topic not in self.topics):
             known = ", ".join(sorted(self.topics or ()))
-            raise ValueError(f"topic {guard.decode(str(topic))[:40]!r} is not one of: {known}; fix it or leave it out")
-        return FeedItem(number, cleaned, stamp, str(source)[:200] if source else self.source, topic)
+            raise ValueError(f"topic {clean_source(topic)[:40]!r} is not one of: {known}; fix it or leave it out")
+        return FeedItem(number, cleaned, stamp, clean_source(source) or self.source, topic)
+
+
+def clean_text(text: str, max_chars: int) -> str:
+    """A feed item's text: normalised like a chat message, cut at `max_chars`; emoji-only posts are kept."""
+    text = " ".join(guard.decode(unicodedata.normalize("NFC", text)).translate(_SPACES).split())[:max_chars]
+    if not text:
+        raise ValueError('the "text" field is empty')
+    junk = sum(ch == "\ufffd" or unicodedata.category(ch) in ("Co", "Cn", "Cs") for ch in text)
+    if junk > 0.2 * len(text) or not any(ch.isalnum() or unicodedata.category(ch) == "So" for ch in text):
+        raise ValueError('the "text" field does not look like text (binary data or invalid characters)')
+    return text
+
+
+def clean_source(value: object) -> str:
+    """A source name as stored: printable, one line, at most 200 characters ('' when empty)."""
+    if value is None:
+        return ""
+    return " ".join(guard.decode(str(value)).translate(_SPACES).split())[:200]
+
+
+_SPACES = {c: " " for c in [*range(0, 32), *range(127, 160)]}
 
 
 def parse_time(value: object, key: str) -> float:
-    """ISO 8601 or epoch seconds (milliseconds when over 1e12) -> epoch seconds; ValueError names the key."""
+    """ISO 8601 or epoch seconds (milliseconds when 1e11 or more) -> epoch seconds, 1970 to 2100; ValueError names the key."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ValueError(f"{key} is far too large a number") from None
     elif isinstance(value, str):
         try:
             number = float(value)
+        except OverflowError:
+            raise ValueError(f"{key} is far too large a number") from None
         except ValueError:
             try:
                 parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -191,9 +224,12 @@ def parse_time(value: object, key: str) -> float:
                 raise ValueError(f"{key} {value[:40]!r} is neither ISO 8601 (2026-11-23T10:15:00Z) nor epoch seconds") from None
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=timezone.utc)
-            return parsed.timestamp()
+            number = parsed.timestamp()
     else:
         raise ValueError(f"{key} must be a string or a number, not {type(value).__name__}")
-    if number != number or abs(number) > 1e15:
-        raise ValueError(f"{key} {value!r} is out of range")
-    return number / 1000 if number > 1e12 else number
+    if number != number:
+        raise ValueError(f"{key} is not a number")
+    seconds = number / 1000 if abs(number) >= 1e11 else number
+    if not EARLIEST <= seconds <= LATEST:
+        raise ValueError(f"{key} {str(value)[:40]} is outside 1970 to 2100 (seconds or milliseconds since the epoch)")
+    return seconds

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 from agent import guard
-from agent.monitor.feed import BadLine, FeedItem, Parser, raw_lines, sniff_format
+from agent.errors import AgentError
+from agent.monitor.feed import BOM, ROTATED, BadLine, FeedItem, Parser, raw_lines, sniff_format
+from agent.monitor.config import OTHER
 from agent.monitor.scorer import Score, Scorer
 from agent.monitor.trends import SpikeDetector, Window, Windower
 
@@ -72,7 +74,7 @@ class Monitor:
 
     def process(self, items: list[FeedItem]) -> list[Score]:
         """Score, store and count a batch; windows it closes are judged (alerts stored and reported)."""
-        self.runtime.refresh()
+        self._refresh()
         scores = self.scorer.score([it.text for it in items], [it.topic for it in items])
         privacy = self.runtime.manifest.privacy
         rows = [{"run_id": self.summary.run_id, "plugin": self.runtime.name, "source": it.source, "line": it.line,
@@ -89,6 +91,15 @@ class Monitor:
         self.summary.late = self.windower.late
         self._judge(closed)
         return scores
+
+    def _refresh(self) -> None:
+        """Pick up a newly promoted model between batches; one that fails to load is reported and skipped."""
+        try:
+            self.runtime.refresh()
+        except AgentError as exc:
+            if self.runtime.notify:
+                self.runtime.notify(f"{self.runtime.name}: the new model could not be loaded ({exc}); "
+                                    f"still using {self.runtime.model_state}")
 
     def _judge(self, windows: list[Window]) -> None:
         """Run the spike test on closed windows; store them and any alert."""
@@ -125,16 +136,20 @@ class Monitor:
         return s
 
 
-def read_feed(fh: IO[bytes], path: Path | None, fmt: str, max_chars: int, topics: set[str], follow: bool,
+def read_feed(fh: IO[bytes], path: Path | None, fmt: str, max_chars: int, topics: set[str] | None, follow: bool,
               idle_exit: float | None, stop: threading.Event) -> Iterator[FeedItem | BadLine]:
     """Parsed items and bad lines of a feed, in order."""
     parser: Parser | None = None
     source = path.name if path is not None else "stdin"
     for number, raw in raw_lines(fh, follow, idle_exit, stop.is_set):
+        if number == ROTATED:  # a followed file was truncated: a CSV starts again with its header
+            parser = None
+            continue
         if parser is None:
-            if raw is not None and not raw.strip():
+            if raw is not None and not raw.removeprefix(BOM).strip():
                 continue
-            parser = Parser(fmt if fmt != "auto" else sniff_format(path, raw or b""), source, max_chars, topics)
+            first = (raw or b"").removeprefix(BOM)
+            parser = Parser(fmt if fmt != "auto" else sniff_format(path, first), source, max_chars, topics)
         parsed = parser.parse(number, raw)
         if parsed is not None:
             yield parsed
@@ -142,35 +157,50 @@ def read_feed(fh: IO[bytes], path: Path | None, fmt: str, max_chars: int, topics
 
 def batches(items: Iterator[FeedItem | BadLine], stop: threading.Event, size: int = BATCH,
             wait: float = MAX_WAIT) -> Iterator[list[FeedItem | BadLine]]:
-    """Group a feed into batches on a reader thread: full ones while it keeps up, partial ones after `wait` seconds."""
+    """Group a feed into batches on a reader thread: full ones while it keeps up, else what came within
+    `wait` seconds of a batch's first item. A reader error is raised after the items read before it."""
     q: queue.Queue = queue.Queue(maxsize=size * 8)
     done = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def pump() -> None:
         try:
             for item in items:
-                q.put(item)
-                if stop.is_set():
-                    break
-        except BaseException as exc:  # handed to the consumer, raised there
-            q.put(exc)
-        q.put(done)
+                if not put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there after what came before
+            put(exc)
+        put(done)
 
     threading.Thread(target=pump, name="feed-reader", daemon=True).start()
     batch: list[FeedItem | BadLine] = []
+    deadline = 0.0
     while True:
         try:
-            item = q.get(timeout=wait) if batch else q.get()
+            item = q.get(timeout=max(deadline - time.monotonic(), 0.001) if batch else 0.2)
         except queue.Empty:
-            yield batch
-            batch = []
+            if batch:
+                yield batch
+                batch = []
             continue
         if item is done:
             break
         if isinstance(item, BaseException):
+            if batch:
+                yield batch
             raise item
+        if not batch:
+            deadline = time.monotonic() + wait
         batch.append(item)
-        if len(batch) >= size:
+        if len(batch) >= size or time.monotonic() >= deadline:
             yield batch
             batch = []
     if batch:
@@ -182,7 +212,8 @@ def watch(runtime: "PluginRuntime", store: "Store", fh: IO[bytes], path: Path | 
           stop: threading.Event | None = None, **kwargs: Any) -> Summary:
     """Monitor one feed to its end (or, following it, until Ctrl-C, `stop` or idle); return the run's summary."""
     stop = stop or threading.Event()
-    feed = read_feed(fh, path, fmt, max_chars, set(runtime.manifest.topics), follow, idle_exit, stop)
+    topics = {*runtime.manifest.topics, OTHER} if runtime.manifest.topics else None
+    feed = read_feed(fh, path, fmt, max_chars, topics, follow, idle_exit, stop)
     return run_items(runtime, store, feed, str(path) if path is not None else "stdin", stop=stop, **kwargs)
 
 

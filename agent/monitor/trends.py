@@ -10,8 +10,11 @@ The method, per topic:
     a one-sided exact binomial test of its count of the label among its n items against the
     baseline share p0 (kept within [0.01, 0.99]); its p-value, written as a normal quantile z,
     must reach `z` (z = 3 is p <= 0.00135). Exact, because windows are often small and p0 low.
-  * `consecutive` hot windows in a row raise one alert and open an episode. The episode ends after
-    `clear_windows` windows in a row with z < z/2; until then no other alert is raised for the topic.
+  * `consecutive` hot windows in a row raise one alert and open an episode; windows in a row means
+    adjacent in time: a gap, or a window too thin to judge, starts the count again. The episode ends
+    after `clear_windows` windows in a row with z < z/2; until then no other alert is raised for the
+    topic. An episode that lasts NEW_NORMAL judged windows ends as the new normal: the baseline
+    becomes the share over those windows.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from statistics import NormalDist
 from typing import Any, Iterator
 
 from agent.monitor.config import MonitorConfig
+
+NEW_NORMAL = 24  # judged windows after which a lasting episode becomes the baseline
 
 
 @dataclass
@@ -35,7 +40,7 @@ class Window:
     hits: int  # items with the watched label
     baseline: float | None = None
     z: float | None = None
-    state: str = "warmup"  # warmup, quiet, hot, alert, episode, cleared, thin (too few items to judge)
+    state: str = "warmup"  # warmup, quiet, hot, alert, episode, cleared, new normal, thin (too few items)
 
     @property
     def share(self) -> float:
@@ -56,6 +61,8 @@ class _Topic:
     run: int = 0  # hot windows in a row
     episode: bool = False
     quiet: int = 0  # quiet windows in a row during an episode
+    last_end: float | None = None  # end of the latest window seen, to tell adjacent windows from a gap
+    during: list[Window] = field(default_factory=list)  # the current episode's judged windows
 
 
 class SpikeDetector:
@@ -68,8 +75,11 @@ class SpikeDetector:
     def judge(self, w: Window) -> bool:
         """Fill in the window's baseline, z and state; True when it raises an alert."""
         c, t = self.config, self.topics.setdefault(w.topic, _Topic())
+        if t.last_end is not None and w.start > t.last_end:
+            t.run = 0  # a gap: the windows before it are not "in a row" with this one
+        t.last_end = w.end
         if w.n < c.min_items:
-            w.state, w.baseline = "thin", t.baseline
+            w.state, w.baseline, t.run = "thin", t.baseline, 0
             return False
         if t.baseline is None:
             t.warm.append(w)
@@ -79,9 +89,13 @@ class SpikeDetector:
         w.baseline, w.z = round(t.baseline, 4), round(self.zscore(w.share, t.baseline, w.n), 3)
         hot = w.z >= c.z and w.share - t.baseline >= c.min_rise
         if t.episode:
+            t.during.append(w)
             t.quiet = t.quiet + 1 if w.z < c.z / 2 else 0
             t.episode = t.quiet < c.clear_windows
             w.state = "episode" if t.episode else "cleared"
+            if t.episode and len(t.during) >= NEW_NORMAL:
+                t.baseline = sum(x.hits for x in t.during) / sum(x.n for x in t.during)
+                t.episode, w.state = False, "new normal"
             t.run = 0
             return False
         if not hot:
@@ -93,7 +107,7 @@ class SpikeDetector:
         if t.run < c.consecutive:
             w.state = "hot"
             return False
-        t.episode, t.quiet, t.run, w.state = True, 0, 0, "alert"
+        t.episode, t.quiet, t.run, t.during, w.state = True, 0, 0, [], "alert"
         return True
 
     @staticmethod
@@ -105,15 +119,21 @@ class SpikeDetector:
 
 
 def binom_sf(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p), summed exactly in log space."""
+    """P(X >= k) for X ~ Binomial(n, p), summed in log space over the smaller tail until its terms vanish."""
     if k <= 0:
         return 1.0
     if k > n:
         return 0.0
-    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p)
-            for i in range(k, n + 1)]
+    upper = k > n * p  # the upper tail from k falls away from its first term; else sum the lower tail to k - 1
+    terms = range(k, n + 1) if upper else range(k - 1, -1, -1)
+    logs: list[float] = []
+    for i in terms:
+        logs.append(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p))
+        if len(logs) > 1 and logs[-1] < max(logs[0], logs[-2]) - 40:
+            break
     top = max(logs)
-    return min(1.0, math.exp(top) * sum(math.exp(x - top) for x in logs))
+    tail = min(1.0, math.exp(top) * sum(math.exp(x - top) for x in logs))
+    return tail if upper else max(0.0, 1.0 - tail)
 
 
 class Windower:
