@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import SHARED_DATA, run
+from common import SHARED_DATA, run, write_pairs
 
 DATA = SHARED_DATA / "bitext_customer_service" / "Bitext_Sample_Customer_Service_Training_Dataset.csv"
 LABELS = Path(__file__).resolve().parent / "bitext_labels.csv"  # our own one-line descriptions of the 27 intents
@@ -38,17 +38,7 @@ def split(seed: int, work: Path) -> tuple[dict[str, list[str]], Path]:
         cut = round(len(texts) * 0.2)
         test += [(t, label) for t in texts[:cut]]
         train[label] = texts[cut:]
-    return train, write(work / "test.csv", test)
-
-
-def write(path: Path, rows: list[tuple[str, str]]) -> Path:
-    """A text,label CSV."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "label"])
-        w.writerows(rows)
-    return path
+    return train, write_pairs(work / "test.csv", test)
 
 
 def stage(name: str, work: Path, test: Path, env: dict[str, str], examples: Path | None) -> tuple[Path, dict]:
@@ -82,8 +72,8 @@ def main() -> None:
     rng = random.Random(args.seed)
     for shots in (5, 10):
         rows = [(t, label) for label in sorted(train) for t in rng.sample(train[label], shots)]
-        results[f"{shots}_shot"] = stage(f"shot{shots}", args.work, test, env, write(args.work / f"train{shots}.csv", rows))[1]
-    full = write(args.work / "train.csv", [(t, label) for label in sorted(train) for t in train[label]])
+        results[f"{shots}_shot"] = stage(f"shot{shots}", args.work, test, env, write_pairs(args.work / f"train{shots}.csv", rows))[1]
+    full = write_pairs(args.work / "train.csv", [(t, label) for label in sorted(train) for t in train[label]])
     plugin, results["all_head"] = stage("all", args.work, test, env, full)
     if not args.skip_finetune:
         seconds = run(["agent", "finetune", str(plugin), "--json", *args.finetune_args], env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import time
 from pathlib import Path
@@ -15,3 +16,13 @@ def run(cmd: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, env=env, check=True)
     return time.perf_counter() - start
+
+
+def write_pairs(path: Path, rows: list[tuple[str, str]]) -> Path:
+    """A text,label CSV in a scratch folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows(rows)
+    return path

@@ -8,7 +8,6 @@ Usage: python bench/phrasebank.py [--seed 0] [--agree 50] [--work DIR] [-- extra
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import random
@@ -17,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import SHARED_DATA, run
+from common import SHARED_DATA, run, write_pairs
 
 DATA = SHARED_DATA / "financial_phrasebank"
 LABELS = ("positive", "neutral", "negative")
@@ -46,16 +45,6 @@ def split(rows: list[tuple[str, str]], seed: int, test_share: float = 0.2) -> tu
     return train, test
 
 
-def write(rows: list[tuple[str, str]], path: Path) -> Path:
-    """A text,label CSV."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "label"])
-        w.writerows(rows)
-    return path
-
-
 def evaluate(plugin: Path, test: Path, report: Path, env: dict[str, str]) -> dict:
     """`agent eval` on the test split; its JSON report."""
     run(["agent", "eval", str(plugin), "--data", str(test), "--json", str(report)], env)
@@ -76,8 +65,8 @@ def main() -> None:
     env = {**os.environ, "AGENT_HOME": str(work / "home")}
     train, test = split(read(args.agree), args.seed)
     plugin = work / "plugins" / "phrasebank"
-    run(["agent", "new-plugin", str(plugin), "--examples", str(write(train, work / "train.csv"))], env)
-    test_csv = write(test, work / "test.csv")
+    run(["agent", "new-plugin", str(plugin), "--examples", str(write_pairs(work / "train.csv", train))], env)
+    test_csv = write_pairs(work / "test.csv", test)
     before = evaluate(plugin, test_csv, work / "eval-before.json", env)
     t_ft = run(["agent", "finetune", str(plugin), "--json", *args.finetune_args], env)
     after = evaluate(plugin, test_csv, work / "eval-after.json", env)

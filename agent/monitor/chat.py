@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Any
 from agent.monitor.scorer import TopicIndex, topic_texts
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from agent.encoder import Encoder
     from agent.manifest import Manifest
 
