@@ -330,7 +330,7 @@ class Agent:
 
         if name not in self._topics:
             try:
-                self._topics[name] = chat_topics(runtime.manifest, self.encoder)
+                self._topics[name] = chat_topics(runtime.manifest, self.encoder, runtime.index_dir, self.notify)
             except AgentError as exc:  # e.g. an example row naming an undeclared topic: reported once, turns go on
                 self._topics[name] = None
                 if self.notify:

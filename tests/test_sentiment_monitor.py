@@ -170,3 +170,15 @@ def test_logged_chat_turns_feed_the_trends(monitor_agent: Agent) -> None:
     assert [i.source for i in items] == ["chat"] * 3 and items[0].topic == "cards"
     summary = run_items(monitor_agent.observers["sentiment_monitor"], monitor_agent.store, iter(items), "chat")
     assert summary.items == 3 and summary.labels["negative"] >= 1
+
+
+def test_chat_topic_centroids_are_saved_and_reused(tmp_path: Path, plugins: Path, encoder: Encoder) -> None:
+    settings = Settings(home=tmp_path / "home", plugin_paths=[plugins])
+    first: list[str] = []
+    Agent(settings, encoder=encoder, notify=first.append).reply("the app keeps crashing")
+    assert "building index sentiment_monitor/topics" in first
+    assert (settings.index_root / "sentiment_monitor" / "topics.json").is_file()
+    notes: list[str] = []
+    reply = Agent(settings, encoder=encoder, notify=notes.append).reply("the app keeps crashing")
+    assert reply.annotations["sentiment_monitor"]["topic"] == "app"
+    assert not [n for n in notes if "topics" in n], notes

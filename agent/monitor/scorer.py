@@ -50,15 +50,19 @@ def topic_texts(m: "Manifest", column: str) -> dict[str, list[str]]:
 class TopicIndex:
     """One unit centroid per topic (its description and examples, embedded by one encoder); nearest wins."""
 
-    def __init__(self, texts: dict[str, list[str]], encoder: "Encoder", min_similarity: float) -> None:
+    def __init__(self, names: list[str], centroids: "np.ndarray", min_similarity: float) -> None:
+        self.names, self.centroids, self.min_similarity = names, centroids, min_similarity
+
+    @classmethod
+    def build(cls, texts: dict[str, list[str]], encoder: "Encoder", min_similarity: float) -> "TopicIndex":
+        """Embed each topic's texts and keep their normalised mean."""
         import numpy as np
 
-        self.names = list(texts)
-        self.min_similarity = min_similarity
-        rows = [encoder.encode(texts[name]).mean(axis=0) for name in self.names]
-        centroids = np.array(rows, dtype=np.float32).reshape(len(self.names), -1)
+        names = list(texts)
+        rows = [encoder.encode(texts[name]).mean(axis=0) for name in names]
+        centroids = np.array(rows, dtype=np.float32).reshape(len(names), -1)
         norms = np.linalg.norm(centroids, axis=1, keepdims=True)
-        self.centroids = centroids / np.maximum(norms, 1e-9)
+        return cls(names, centroids / np.maximum(norms, 1e-9), min_similarity)
 
     def assign(self, vectors: "np.ndarray") -> list[tuple[str, float]]:
         """(topic, cosine) per row; 'other' when no topic is close enough or none is declared."""
@@ -92,7 +96,7 @@ class Scorer:
         """Topic centroids in the current encoder's space (rebuilt when a new model is picked up)."""
         if self._topics is None or self._topics_for is not self.encoder:
             texts = topic_texts(self.runtime.manifest, self.config.topic_column)
-            self._topics = TopicIndex(texts, self.encoder, self.config.min_topic_similarity)
+            self._topics = TopicIndex.build(texts, self.encoder, self.config.min_topic_similarity)
             self._topics_for = self.encoder
         return self._topics
 
