@@ -182,3 +182,13 @@ def test_chat_topic_centroids_are_saved_and_reused(tmp_path: Path, plugins: Path
     reply = Agent(settings, encoder=encoder, notify=notes.append).reply("the app keeps crashing")
     assert reply.annotations["sentiment_monitor"]["topic"] == "app"
     assert not [n for n in notes if "topics" in n], notes
+
+
+def test_a_monitor_without_topics_puts_everything_under_other(tmp_path: Path, plugins: Path, encoder: Encoder) -> None:
+    toml = plugins / "sentiment_monitor" / "plugin.toml"
+    text = toml.read_text()
+    toml.write_text(text[: text.index("[topics]")] + text[text.index("[monitor]"):])
+    agent = Agent(Settings(home=tmp_path / "home", plugin_paths=[plugins]), encoder=encoder)
+    line = json.dumps({"text": "fees went up again, awful", "timestamp": T0})
+    summary = watch(agent.observers["sentiment_monitor"], agent.store, io.BytesIO(line.encode()), None)
+    assert summary.topics == {"other": 1} and summary.labels == {"negative": 1}

@@ -60,7 +60,7 @@ class TopicIndex:
 
         names = list(texts)
         rows = [encoder.encode(texts[name]).mean(axis=0) for name in names]
-        centroids = np.array(rows, dtype=np.float32).reshape(len(names), -1)
+        centroids = np.array(rows, dtype=np.float32).reshape(len(names), encoder.dim)
         norms = np.linalg.norm(centroids, axis=1, keepdims=True)
         return cls(names, centroids / np.maximum(norms, 1e-9), min_similarity)
 
@@ -93,10 +93,15 @@ class Scorer:
 
     @property
     def topics(self) -> TopicIndex:
-        """Topic centroids in the current encoder's space (rebuilt when a new model is picked up)."""
+        """Topic centroids in the current encoder's space: the chat's saved ones for the shared encoder,
+        built anew for a fine-tuned encoder (and again when a new model is picked up)."""
+        from agent.monitor.chat import chat_topics
+
         if self._topics is None or self._topics_for is not self.encoder:
-            texts = topic_texts(self.runtime.manifest, self.config.topic_column)
-            self._topics = TopicIndex.build(texts, self.encoder, self.config.min_topic_similarity)
+            m, shared = self.runtime.manifest, self.encoder is self.runtime.encoder
+            saved = chat_topics(m, self.encoder, self.runtime.index_dir, self.runtime.notify) if shared else None
+            self._topics = saved or TopicIndex.build(topic_texts(m, self.config.topic_column), self.encoder,
+                                                     self.config.min_topic_similarity)
             self._topics_for = self.encoder
         return self._topics
 
