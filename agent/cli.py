@@ -135,12 +135,49 @@ CHAT_HELP = "commands: /use NAME, /good, /bad, /label LABEL, /help, /quit"
 
 
 @cli.command()
-@click.option("--plain", is_flag=True, help="Line-mode chat on stdin/stdout.")
+@click.option("--plain", is_flag=True, help="Line-mode chat on stdin/stdout instead of the app.")
+@click.option("--web", is_flag=True, help="Serve the chat app in a browser (textual-serve).")
+@click.option("--host", default="localhost", show_default=True, help="With --web: the address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="With --web: the port.")
 @click.option("--plugin", "-p", help="Force this plugin for the whole chat.")
 @click.option("--conversation", "-c", help="Continue this conversation id.")
 @click.pass_context
-def chat(ctx: click.Context, plain: bool, plugin: str | None, conversation: str | None) -> None:
-    """Chat with the agent, one message per line."""
+def chat(ctx: click.Context, plain: bool, web: bool, host: str, port: int, plugin: str | None,
+         conversation: str | None) -> None:
+    """Chat with the agent: the terminal app, or one message per line with --plain or when piped."""
+    if web:
+        _serve(ctx, host, port, plugin, conversation)
+    elif plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        _plain_chat(ctx, plugin, conversation)
+    else:
+        from tui.app import AgentApp
+        from tui.session import Session
+
+        AgentApp(Session(make_settings(ctx), ctx.obj["device"], plugin, conversation)).run()
+
+
+def _serve(ctx: click.Context, host: str, port: int, plugin: str | None, conversation: str | None) -> None:
+    """`agent chat --web`: each browser tab runs its own `agent chat` behind textual-serve."""
+    from textual_serve.server import Server
+
+    Server(web_command(ctx, plugin, conversation), host=host, port=port, title="agent").serve()
+
+
+def web_command(ctx: click.Context, plugin: str | None, conversation: str | None) -> str:
+    """The command line textual-serve runs for each browser session."""
+    import shlex
+
+    args = [sys.executable, "-m", "agent", "--device", ctx.obj["device"]]
+    if ctx.obj["home"]:
+        args += ["--home", str(ctx.obj["home"])]
+    args.append("chat")
+    args += ["--plugin", plugin] if plugin else []
+    args += ["--conversation", conversation] if conversation else []
+    return shlex.join(args)
+
+
+def _plain_chat(ctx: click.Context, plugin: str | None, conversation: str | None) -> None:
+    """Line-mode chat: one message per line on stdin, replies on stdout."""
     import uuid
 
     agent = make_agent(ctx)
@@ -198,14 +235,23 @@ def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: s
 @click.option("--label", help="The right label for this turn.")
 @click.option("--good", is_flag=True, help="The reply was right.")
 @click.option("--bad", is_flag=True, help="The reply was wrong.")
+@click.option("--like", "like", metavar="ITEM", help="Like an item the turn recommended.")
+@click.option("--dislike", metavar="ITEM", help="Reject an item the turn recommended.")
+@click.option("--click", "clicked", metavar="ITEM", help="Record a click on an item the turn recommended.")
 @click.option("--note", help="A free-text note.")
 @click.option("--new-label", is_flag=True, help="Accept a label the plugin does not have yet (learned by `agent finetune`).")
 @click.pass_context
-def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, bad: bool, note: str | None,
-             new_label: bool) -> None:
-    """Correct a logged turn's label, or rate its reply."""
-    if (label is not None) + good + bad != 1:
-        raise click.UsageError("give exactly one of --label LABEL, --good, --bad")
+def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, bad: bool, like: str | None,
+             dislike: str | None, clicked: str | None, note: str | None, new_label: bool) -> None:
+    """Correct a logged turn's label, rate its reply, or like / dislike / click an item it recommended."""
+    items = {kind: item for kind, item in (("like", like), ("dislike", dislike), ("click", clicked)) if item is not None}
+    if (label is not None) + good + bad + len(items) != 1:
+        raise click.UsageError("give exactly one of --label LABEL, --good, --bad, --like ITEM, --dislike ITEM, --click ITEM")
+    if items:
+        [(kind, item)] = items.items()
+        make_agent(ctx).item_feedback(turn_id, item, kind)
+        click.echo(f"stored {kind} of item {item} for turn {turn_id}")
+        return
     rating = "good" if good else "bad" if bad else None
     fid = make_agent(ctx).feedback(turn_id, label=label, rating=rating, note=note, new_label=new_label)
     click.echo(f"stored feedback {fid} for turn {turn_id}")

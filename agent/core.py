@@ -67,6 +67,7 @@ class Reply:
     warnings: list[str] = field(default_factory=list)  # plugin hooks that failed during this turn
     answer_id: str | None = None  # the corpus entry the answer came from, when it came from one
     flags: list[dict[str, Any]] = field(default_factory=list)  # observers' flags, e.g. a strongly negative customer
+    items: list[dict[str, Any]] = field(default_factory=list)  # recommended items (id, title, reason, score) from a hook
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -287,9 +288,12 @@ class Agent:
             runtime.name, "build_reply", plugin=runtime.name, text=turn.text, label=decision.label,
             confidence=decision.confidence, hits=[dict(h) for h in hit_dicts], fallback_reason=decision.fallback_reason,
             answer=text, conversation_id=turn.conversation_id)
+        items: list[dict[str, Any]] = []
         if custom is not None:
-            text, turn.hook_reply = str(custom), True
+            custom, items = _hook_reply(runtime.name, custom, self.hooks)
+            text, turn.hook_reply = custom if custom is not None else text, custom is not None
         return Reply(
+            items=items,
             warnings=[str(f) for f in self.hooks.drain()],
             text=text, plugin=runtime.name, label=decision.label, confidence=round(decision.confidence, 4),
             hits=hit_dicts, fallback_reason=decision.fallback_reason, timings_ms={},
@@ -394,6 +398,7 @@ class Agent:
             "redactions": redactions,
             "annotations": json.dumps(guard.redact_tree(reply.annotations), ensure_ascii=False) if reply.annotations else None,
             "warnings": json.dumps(guard.redact_tree(reply.warnings), ensure_ascii=False) if reply.warnings else None,
+            "items": json.dumps(reply.items, ensure_ascii=False) if reply.items else None,
         }
         return row, [(p["label"], p["probability"]) for p in reply.predictions], reply.hits
 
@@ -421,6 +426,19 @@ class Agent:
             raise InputError("give --label LABEL, --good or --bad")
         return self.store.add_feedback(turn_id, rating, None, note)
 
+    def item_feedback(self, turn_id: int, item_id: str, kind: str) -> int:
+        """Store a like, dislike or click on an item recommended in a logged turn."""
+        if kind not in ITEM_KINDS:
+            raise InputError(f"'{kind}' is not item feedback; use one of: {', '.join(ITEM_KINDS)}")
+        turn = self.store.turn(turn_id)
+        if turn is None:
+            raise InputError(f"no turn {turn_id} in {self.settings.db_path}; list turns with: agent logs")
+        shown = [str(item.get("id")) for item in turn["items"]]
+        if item_id not in shown:
+            have = f"its items: {', '.join(shown)}" if shown else "it recommended no items"
+            raise InputError(f"item '{item_id}' was not recommended in turn {turn_id}; {have}")
+        return self.store.add_item_feedback(turn_id, item_id, kind)
+
     def _labels_of(self, plugin: str | None) -> list[str]:
         """Declared labels of a discovered plugin and those its current model learned (no model load)."""
         from agent.versions import Versions
@@ -432,6 +450,32 @@ class Agent:
 
 
 _LABEL = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+ITEM_KINDS = ("like", "dislike", "click")
+
+
+def _hook_reply(plugin: str, custom: Any, hooks: Any) -> tuple[str | None, list[dict[str, Any]]]:
+    """A build_reply result: a string, or {"text": ..., "items": [{"id", "title", "reason", "score"}, ...]}."""
+    if not isinstance(custom, dict):
+        return str(custom), []
+    items, bad = [], []
+    for n, item in enumerate(custom.get("items") or []):
+        if isinstance(item, dict) and str(item.get("id") or "").strip():
+            items.append({"id": str(item["id"]), "title": str(item.get("title") or item["id"]),
+                          "reason": str(item.get("reason") or ""), "score": _number(item.get("score"))})
+        else:
+            bad.append(n)
+    if bad:
+        hooks.warn(plugin, "build_reply", f"items {bad} have no 'id' and were dropped")
+    text = custom.get("text")
+    return (str(text) if text is not None else None), items
+
+
+def _number(value: Any) -> float | None:
+    """A score as a rounded float, or None."""
+    try:
+        return round(float(value), 4)
+    except (TypeError, ValueError):
+        return None
 
 
 def _spread(turns: list[Turn], stage: str, ms: float) -> None:

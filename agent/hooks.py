@@ -168,6 +168,10 @@ class Hooks:
                 out.append((name, result))
         return out
 
+    def warn(self, plugin: str, hook: str, message: str) -> None:
+        """Record a hook result that was only partly usable."""
+        self._fail(plugin, hook, ValueError(message), describe=False)
+
     def _fail(self, plugin: str, hook: str, exc: BaseException, describe: bool = True) -> None:
         """Record and report a hook that raised or timed out."""
         failure = HookFailure(plugin, hook, _describe(exc) if describe else str(exc))

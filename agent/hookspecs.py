@@ -26,8 +26,12 @@ HOOKS = ("build_reply", "observe_turn", "cli_commands", "tui_panels")
 
 @hookspec
 def build_reply(plugin: str, text: str, label: str, confidence: float, hits: list[dict[str, Any]],
-                fallback_reason: str | None, answer: str, conversation_id: str) -> str | None:
+                fallback_reason: str | None, answer: str, conversation_id: str) -> str | dict[str, Any] | None:
     """Called for turns this plugin answers; return the reply text to send, or None to keep `answer`.
+
+    A recommending plugin may return `{"text": ..., "items": [{"id", "title", "reason", "score"}, ...]}`:
+    the items are shown with the reply (`Reply.items`), logged with the turn, and can be liked,
+    disliked or clicked with `agent feedback TURN --like ITEM` or from the chat app.
 
     `text` is the person's message, `label` and `confidence` the plugin's decision, `hits` the
     retrieved corpus entries (id, score, text, answer, label), `fallback_reason` why the agent would

@@ -26,6 +26,9 @@ def reply_lines(reply: "Reply", sources: bool = True) -> list[str]:
         meta.append(f"turn {reply.turn_id}")
     meta.append(f"{reply.timings_ms.get('total', 0):.0f} ms")
     lines.append("[dim]" + " · ".join(meta) + "[/]")
+    for n, item in enumerate(reply.items, 1):
+        reason = f" [dim]— {escape(item['reason'])}[/]" if item.get("reason") else ""
+        lines.append(f"  {n}. [bold]{escape(item['title'])}[/] [dim]({escape(item['id'])})[/]{reason}")
     if sources:
         for h in reply.hits:
             lines.append(f"[dim]  {h['score']:.2f} {escape(h['id'])}: {escape(h['text'])}[/]")

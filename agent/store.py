@@ -110,6 +110,17 @@ def m007_monitor(db: Any) -> None:
     db["monitor_runs"].create_index(["plugin"])
 
 
+@migration
+def m008_items(db: Any) -> None:
+    """Items recommended in a turn (JSON), and people's likes, dislikes and clicks on them."""
+    db["turns"].add_column("items", str)
+    db["item_feedback"].create(
+        {"id": int, "turn_id": int, "conversation_id": str, "plugin": str, "item_id": str, "kind": str, "created_at": str},
+        pk="id", foreign_keys=[("turn_id", "turns", "id")])
+    db["item_feedback"].create_index(["plugin", "item_id"])
+    db["item_feedback"].create_index(["conversation_id"])
+
+
 def now() -> str:
     """UTC timestamp, ISO 8601."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -200,6 +211,19 @@ class Store:
         def write(conn: sqlite3.Connection) -> int:
             cur = conn.execute("INSERT INTO feedback (turn_id, created_at, kind, label, note) VALUES (?, ?, ?, ?, ?)",
                                (turn_id, now(), kind, label, note))
+            return int(cur.lastrowid)
+
+        return self._write(write)
+
+    def add_item_feedback(self, turn_id: int, item_id: str, kind: str) -> int:
+        """Record a like, dislike or click on an item recommended in a turn."""
+        turn = self.turn(turn_id)
+        if turn is None:
+            raise StoreError(f"no turn {turn_id} in {self.path}; list turns with: agent logs")
+
+        def write(conn: sqlite3.Connection) -> int:
+            cur = conn.execute("INSERT INTO item_feedback (turn_id, conversation_id, plugin, item_id, kind, created_at) "
+                               "VALUES (?, ?, ?, ?, ?, ?)", (turn_id, turn["conversation_id"], turn["plugin"], item_id, kind, now()))
             return int(cur.lastrowid)
 
         return self._write(write)
@@ -297,6 +321,9 @@ class Store:
         row["timings"] = json.loads(row["timings"] or "{}")
         row["annotations"] = json.loads(row.get("annotations") or "{}")
         row["warnings"] = json.loads(row.get("warnings") or "[]")
+        row["items"] = json.loads(row.get("items") or "[]")
+        row["item_feedback"] = list(self._query("SELECT item_id, kind, created_at FROM item_feedback WHERE turn_id = ? ORDER BY id",
+                                                [turn_id]))
         return row
 
     def turns(self, query: str | None = None, conversation: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
@@ -353,7 +380,7 @@ def _insert_turn(conn: sqlite3.Connection, stamp: str, turn: dict[str, Any], pre
 
 
 TURN_COLUMNS = ["text", "reply", "plugin", "label", "confidence", "route_confidence", "fallback_reason",
-                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced", "warnings"]
+                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced", "warnings", "items"]
 
 FINETUNE_COLUMNS = ["plugin", "version", "started_at", "finished_at", "status", "mode", "device", "epochs", "seconds",
                     "train_rows", "holdout_rows", "accuracy", "current_accuracy", "macro_f1", "current_version", "report"]

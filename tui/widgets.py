@@ -1,0 +1,183 @@
+"""The chat app's widgets: messages, the prompt with history, the fine-tune bar, the sentiment panel."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Collapsible, Input, Label, ProgressBar, Static
+
+if TYPE_CHECKING:
+    from agent.core import Reply
+    from agent.trainer import Progress
+
+    from tui.session import Sentiment
+
+
+class UserMessage(Static):
+    """What the person wrote."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"[b]you ›[/] {escape(text)}")
+
+
+class Note(Static):
+    """A line from the app itself: help, confirmations, errors."""
+
+    def __init__(self, text: str, kind: str = "info") -> None:
+        super().__init__(text, classes=kind)
+
+
+def meta_line(reply: "Reply") -> str:
+    """Plugin, label and confidence, or why the agent fell back; the turn id; flags."""
+    parts = [f"[b]{escape(reply.plugin or '-')}[/]"]
+    if reply.fallback_reason:
+        best = f" (best guess {escape(reply.label or '-')} {reply.confidence or 0:.2f})" if reply.label else ""
+        parts.append(f"[yellow]fallback: {escape(reply.fallback_reason)}[/]{best}")
+    elif reply.label:
+        parts.append(f"{escape(reply.label)} [b]{reply.confidence or 0:.2f}[/]")
+    if reply.turn_id is not None:
+        parts.append(f"turn {reply.turn_id}")
+    for flag in reply.flags:
+        parts.append(f"[red]⚑ {escape(str(flag.get('plugin', '')))} {escape(str(flag.get('label', '')))}[/]")
+    return " · ".join(parts)
+
+
+def annotation_line(name: str, note: Any) -> str:
+    """An observer's note: 'sentiment_monitor: negative 0.91, topic cards'."""
+    if not isinstance(note, dict):
+        return f"{escape(name)}: {escape(str(note))}"
+    conf = note.get("confidence")
+    head = f"{note.get('label')} {conf:.2f}" if "label" in note and isinstance(conf, (int, float)) else ""
+    rest = [f"{k} {v}" for k, v in note.items() if k not in ("label", "confidence") and not isinstance(v, (dict, list))]
+    return f"{escape(name)}: " + escape(", ".join(x for x in (head, *rest) if x))
+
+
+class AgentMessage(Vertical):
+    """One reply: its text, what the model did, recommended items, and the sources (expandable)."""
+
+    def __init__(self, reply: "Reply") -> None:
+        super().__init__(classes="agent-message")
+        self.reply = reply
+
+    def compose(self) -> ComposeResult:
+        r = self.reply
+        yield Static(escape(r.text), classes="text")
+        if r.turn_id is None:
+            return
+        yield Static(meta_line(r), classes="meta")
+        for n, item in enumerate(r.items, 1):
+            reason = f" — {escape(item['reason'])}" if item.get("reason") else ""
+            yield Static(f"{n}. [b]{escape(item['title'])}[/] [dim]({escape(item['id'])})[/]{reason}",
+                         classes="item", id=f"item-{r.turn_id}-{n}")
+        for name, note in r.annotations.items():
+            yield Static(annotation_line(name, note), classes="annotation")
+        for warning in r.warnings:
+            yield Static(escape(warning), classes="warning")
+        if r.hits:
+            lines = "\n".join(f"{h['score']:.2f}  {escape(str(h['id']))}: {escape(str(h['text']))}" for h in r.hits)
+            yield Collapsible(Static(lines, classes="sources"), title=f"sources ({len(r.hits)})", collapsed=True)
+
+    def mark(self, text: str) -> None:
+        """Show feedback given on this reply."""
+        self.mount(Static(text, classes="mark"))
+
+
+class HistoryInput(Input):
+    """The prompt; up and down walk through what was sent before."""
+
+    BINDINGS = [Binding("up", "older", "Older", show=False), Binding("down", "newer", "Newer", show=False)]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.history: list[str] = []
+        self._at = 0
+
+    def remember(self, text: str) -> None:
+        """Add a sent line to the history."""
+        if text and (not self.history or self.history[-1] != text):
+            self.history.append(text)
+        self._at = len(self.history)
+
+    def action_older(self) -> None:
+        """The previous line."""
+        if self._at > 0:
+            self._at -= 1
+            self.value = self.history[self._at]
+            self.cursor_position = len(self.value)
+
+    def action_newer(self) -> None:
+        """The next line, or an empty prompt after the last."""
+        self._at = min(self._at + 1, len(self.history))
+        self.value = self.history[self._at] if self._at < len(self.history) else ""
+        self.cursor_position = len(self.value)
+
+
+class FinetuneBar(Vertical):
+    """Progress of a fine-tune running in the background: phase, steps, loss, device, cancel."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="ft-title")
+        with Horizontal(id="ft-row"):
+            yield ProgressBar(total=None, show_eta=False, id="ft-progress")
+            yield Button("Cancel (Esc)", id="ft-cancel", variant="error", compact=True)
+        yield Label("", id="ft-stats")
+
+    def start(self, plugin: str) -> None:
+        """Show the bar for a new run."""
+        self.started = time.perf_counter()
+        self.query_one("#ft-title", Label).update(f"fine-tuning [b]{escape(plugin)}[/] · preparing…")
+        self.query_one("#ft-stats", Label).update("")
+        self.query_one(ProgressBar).update(total=None, progress=0)
+        self.display = True
+
+    def show(self, plugin: str, p: "Progress") -> None:
+        """One progress report."""
+        self.query_one("#ft-title", Label).update(
+            f"fine-tuning [b]{escape(plugin)}[/] · {escape(p.phase)} · {escape(p.mode or '')} on {escape(p.device)}")
+        self.query_one(ProgressBar).update(total=max(p.total, 1), progress=p.step)
+        loss = f" · loss {p.loss:.3f}" if p.loss is not None else ""
+        eta = f" · {p.eta:.0f} s left" if p.eta is not None else ""
+        self.query_one("#ft-stats", Label).update(f"step {p.step}/{p.total}{loss}{eta}")
+
+    def note(self, text: str) -> None:
+        """A message from the run (plan chosen, old versions removed)."""
+        self.query_one("#ft-stats", Label).update(escape(text))
+
+
+class SentimentPanel(Vertical):
+    """Negative share per topic over time (the latest monitor run) and the latest alerts."""
+
+    def compose(self) -> ComposeResult:
+        from textual_plotext import PlotextPlot
+
+        yield Label("sentiment: no monitor run yet", id="sent-title")
+        yield PlotextPlot(id="sent-plot")
+        yield Static("", id="sent-alerts")
+
+    def show(self, data: "Sentiment") -> None:
+        """Redraw from the latest data."""
+        from textual_plotext import PlotextPlot
+
+        title = self.query_one("#sent-title", Label)
+        if data.run_id is None:
+            title.update("sentiment: no monitor run yet (agent monitor FEED)")
+            return
+        title.update(f"{escape(data.label or 'watched')} share · run {data.run_id} · {escape(data.status)}")
+        widget = self.query_one(PlotextPlot)
+        plt = widget.plt
+        plt.clear_data()
+        plt.clear_figure()
+        t0 = min((pts[0][0] for pts in data.series.values() if pts), default=0.0)
+        for topic, pts in data.series.items():
+            if pts:
+                plt.plot([(end - t0) / 60 for end, _ in pts], [share for _, share in pts], label=topic[:12])
+        plt.ylim(0, 1)
+        plt.xlabel("minutes")
+        widget.refresh()
+        lines = [f"[red]▲ {escape(a['topic'])}[/] {a['share']:.0%} (baseline {a['baseline']:.0%})" for a in data.alerts]
+        self.query_one("#sent-alerts", Static).update("\n".join(lines) or "[dim]no alerts[/]")
