@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from tui.session import Session
 
 HELP = ("[b]/use NAME[/] switch plugin (/use alone lists them) · [b]/good[/] [b]/bad[/] rate the last reply · "
-        "[b]/label [LABEL][/] correct it · [b]/like N[/] [b]/dislike N[/] [b]/click N[/] an item · "
+        "[b]/label [--new] [LABEL][/] correct it · [b]/like N[/] [b]/dislike N[/] [b]/click N[/] an item · "
         "[b]/finetune [NAME] [head|full|lora][/] · [b]/logs[/] · [b]/panel[/] · [b]/new[/] conversation · [b]/quit[/]\n"
         "keys: F2 good · F3 bad · F4 correct label · F5 fine-tune · F6 logs · F7 side panel · "
         "Ctrl+P commands · ↑↓ history · Esc cancel a fine-tune")
@@ -55,6 +55,12 @@ class Lane:
                 self._back(failed, exc)
             else:
                 self._back(done, result)
+            finally:
+                self.jobs.task_done()
+
+    def idle(self) -> bool:
+        """Nothing queued or running."""
+        return self.jobs.unfinished_tasks == 0
 
     def _back(self, fn: Callable[[Any], None], value: Any) -> None:
         try:
@@ -214,7 +220,9 @@ class AgentApp(App[None]):
         elif word == "/use":
             self.use(arg or None) if arg else self.list_plugins()
         elif word == "/label":
-            self.correct(arg) if arg else self.action_correct()
+            new = arg.startswith("--new ")
+            label = arg.removeprefix("--new ").strip()
+            self.correct(label, new) if label else self.action_correct()
         elif word in items:
             self.item(arg, items[word])
         elif word == "/finetune":
@@ -239,6 +247,8 @@ class AgentApp(App[None]):
     def use(self, name: str | None) -> None:
         """Route this conversation to a plugin, or (None) back to routing."""
         if name is None:
+            if self.session.agent is None:
+                return
             self.session.plugin = None
             self.session.core()._forced.pop(self.session.conversation, None)
             self.sub_title = "routing"
@@ -284,6 +294,9 @@ class AgentApp(App[None]):
         reply = self._last_turn()
         if reply is None:
             return
+        if self.session.agent is None:
+            self.say("models are still loading", "warning")
+            return
         labels = self.session.labels(reply.plugin)
         if not labels:
             self.say(f"plugin {escape(reply.plugin or '-')} has no labels to choose from", "warning")
@@ -291,11 +304,11 @@ class AgentApp(App[None]):
         self.push_screen(Picker(f"correct turn {reply.turn_id} (now {reply.label})", labels),
                          lambda label: self.correct(label) if label else None)
 
-    def correct(self, label: str) -> None:
-        """Store the right label for the last reply."""
+    def correct(self, label: str, new: bool = False) -> None:
+        """Store the right label for the last reply (`new`: one the plugin does not have yet)."""
         reply = self._last_turn()
         if reply is not None:
-            self.lane.submit(partial(self.session.correct, reply.turn_id, label),
+            self.lane.submit(partial(self.session.correct, reply.turn_id, label, new),
                              self._stored(reply.turn_id, f"✎ label corrected to {label}"), self._failed)
 
     def item(self, arg: str, kind: str) -> None:

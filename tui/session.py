@@ -90,9 +90,9 @@ class Session:
         """Mark a logged reply 'good' or 'bad'."""
         return self.core().feedback(turn_id, rating=rating)
 
-    def correct(self, turn_id: int, label: str) -> int:
-        """Correct a logged turn's label."""
-        return self.core().feedback(turn_id, label=label)
+    def correct(self, turn_id: int, label: str, new: bool = False) -> int:
+        """Correct a logged turn's label (`new`: teach a label the plugin does not have yet)."""
+        return self.core().feedback(turn_id, label=label, new_label=new)
 
     def item(self, turn_id: int, item_id: str, kind: str) -> int:
         """Like, dislike or click an item a turn recommended."""

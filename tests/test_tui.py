@@ -1,0 +1,455 @@
+"""The chat app, driven with Textual's pilot on the real encoder, a tiny real plugin and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from click.testing import CliRunner
+
+from agent.cli import cli
+from agent.core import Agent
+from agent.settings import Settings
+from agent.versions import Versions
+from conftest import make_plugin
+from tui.app import AgentApp
+from tui.screens import LogsScreen, Picker
+from tui.session import Session
+from tui.widgets import AgentMessage, FinetuneBar, HistoryInput, Note, SentimentPanel
+
+SIZE = (80, 24)
+RECOMMENDS = '''
+from agent import hookimpl
+
+@hookimpl
+def build_reply(text, answer):
+    if "recommend" not in text:
+        return None
+    return {"text": "You might like these.", "items": [
+        {"id": "travel-card", "title": "Travel card", "reason": "no foreign fees", "score": 0.9},
+        {"id": "saver", "title": "House saver", "reason": "like your last like", "score": 0.7},
+        {"title": "no id, dropped"}]}
+'''
+
+
+def app_for(settings: Settings, encoder: Any, **kw: Any) -> AgentApp:
+    """The app over an agent that shares the session's encoder."""
+    return AgentApp(Session(settings, "cpu", agent=Agent(settings, encoder=encoder), conversation="c-test", **kw))
+
+
+async def until(pilot: Any, cond: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Let the app run until `cond()` is true."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        value = cond()
+        if value:
+            return value
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {cond}")
+
+
+async def send(pilot: Any, app: AgentApp, text: str) -> AgentMessage:
+    """Type a message, press Enter, wait for its reply."""
+    before = len(app.query(AgentMessage))
+    await until(pilot, app.ready.is_set)
+    app.query_one(HistoryInput).value = text
+    await pilot.press("enter")
+    await until(pilot, lambda: len(app.query(AgentMessage)) > before)
+    return list(app.query(AgentMessage))[-1]
+
+
+async def command(pilot: Any, app: AgentApp, text: str) -> None:
+    """Type a slash command and let its background call finish."""
+    app.query_one(HistoryInput).value = text
+    await pilot.press("enter")
+    await settle(pilot, app)
+
+
+async def settle(pilot: Any, app: AgentApp) -> None:
+    """Wait until the agent's thread has nothing queued and the UI has caught up."""
+    await until(pilot, app.lane.idle)
+    await pilot.pause(0.3)
+
+
+def text_of(widget: Any) -> str:
+    """What a widget shows, as plain text."""
+    from rich.text import Text
+
+    rendered = widget.render()
+    return rendered.plain if isinstance(rendered, Text) else str(rendered)
+
+
+def notes(app: AgentApp) -> str:
+    return "\n".join(text_of(n) for n in app.query(Note))
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_reply_shows_plugin_label_confidence_and_expandable_sources(settings: Settings, encoder) -> None:
+    async def go() -> None:
+        app = app_for(settings, encoder)
+        async with app.run_test(size=SIZE) as pilot:
+            message = await send(pilot, app, "I lost my card")
+            meta = text_of(message.query_one(".meta"))
+            assert meta.startswith("shop · card_lost 0.") and f"turn {app.last.turn_id}" in meta
+            assert text_of(message.query_one(".text")) == app.last.text and app.last.answer_id in ("lost-1", "lost-2")
+            sources = message.query_one("Collapsible")
+            assert sources.collapsed and "sources (2)" in str(sources.title)
+            await pilot.click(sources.query_one("CollapsibleTitle"))
+            assert not sources.collapsed
+            shown = text_of(sources.query_one(".sources"))
+            assert "lost-1: How do I block a lost card?" in shown and "lost-2: My card was stolen, what now?" in shown
+
+    run(go())
+
+
+def test_fallback_says_why(settings: Settings, encoder) -> None:
+    async def go() -> None:
+        app = app_for(settings, encoder)
+        async with app.run_test(size=SIZE) as pilot:
+            message = await send(pilot, app, "qwertyuiop asdfgh zxcvb")
+            meta = text_of(message.query_one(".meta"))
+            assert "fallback:" in meta and app.last.fallback_reason and app.last.fallback_reason in " ".join(meta.split())
+
+    run(go())
+
+
+def test_prompt_history_and_errors_stay_in_the_chat(settings: Settings, encoder) -> None:
+    async def go() -> None:
+        app = app_for(settings, encoder)
+        async with app.run_test(size=SIZE) as pilot:
+            await send(pilot, app, "when are you open")
+            await send(pilot, app, "I want my money back")
+            prompt = app.query_one(HistoryInput)
+            await pilot.press("up")
+            assert prompt.value == "I want my money back"
+            await pilot.press("up", "up")
+            assert prompt.value == "when are you open"
+            await pilot.press("down", "down")
+            assert prompt.value == ""
+            await command(pilot, app, "/use nosuchplugin")
+            assert "no responder plugin named 'nosuchplugin'" in notes(app)
+            await command(pilot, app, "/frobnicate")
+            assert "unknown command /frobnicate" in notes(app)
+            await command(pilot, app, "\x00\x01 \ufffe")  # binary junk: a clear error, the app goes on
+            assert "error: the message does not look like text" in notes(app)
+            await command(pilot, app, "x" * 6000)
+            assert "error: the message is 6,000 characters; the limit is 5,000" in notes(app)
+            await send(pilot, app, "I lost my card")
+            assert app.last.label == "card_lost"
+
+    run(go())
+
+
+def test_use_command_and_palette_switch_plugin(tmp_path: Path, encoder) -> None:
+    root = tmp_path / "plugins"
+    make_plugin(root, "shop")
+    make_plugin(root, "bank", "A bank's help desk")
+    settings = Settings(home=tmp_path / "home", plugin_paths=[root])
+
+    async def go() -> None:
+        app = app_for(settings, encoder)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, app.ready.is_set)
+            await command(pilot, app, "/use bank")
+            assert app.session.plugin == "bank" and "Now using bank." in notes(app)
+            assert (await send(pilot, app, "I lost my card")).reply.plugin == "bank"
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.3)
+            await pilot.press(*"use plugin shop")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await settle(pilot, app)
+            assert app.session.plugin == "shop" and app.sub_title == "using shop"
+            assert (await send(pilot, app, "I lost my card")).reply.plugin == "shop"
+
+    run(go())
+
+
+def test_feedback_keys_and_label_picker_store_through_agent_feedback(settings: Settings, encoder) -> None:
+    async def go() -> tuple[int, list[dict[str, Any]]]:
+        app = app_for(settings, encoder)
+        async with app.run_test(size=SIZE) as pilot:
+            message = await send(pilot, app, "my parcel is broken, what now")
+            turn = app.last.turn_id
+            await pilot.press("f3")
+            await settle(pilot, app)
+            await pilot.press("f4")
+            picker = await until(pilot, lambda: isinstance(app.screen, Picker) and app.screen)
+            await pilot.press(*"ref")
+            assert picker.shown() == ["refund"]
+            await pilot.press("enter")
+            await settle(pilot, app)
+            assert not isinstance(app.screen, Picker)
+            marks = [text_of(m) for m in message.query(".mark")]
+            assert marks == ["✗ marked bad", "✎ label corrected to refund"]
+            await command(pilot, app, "/label nonsense")
+            assert "'nonsense' is not a label of plugin shop" in notes(app)
+            await command(pilot, app, "/label --new parcels")
+            return turn, app.session.turn(turn)["feedback"]
+
+    turn, feedback = run(go())
+    assert [(f["kind"], f["label"]) for f in feedback] == [("bad", None), ("label", "refund"), ("label", "parcels")]
+    assert Agent(settings).store.turn(turn)["feedback"] == feedback  # the same rows `agent feedback` writes
+
+
+def test_recommended_items_are_shown_and_liked_or_rejected(settings: Settings, plugin_root: Path, encoder) -> None:
+    (plugin_root / "shop" / "hooks.py").write_text(RECOMMENDS)
+
+    async def go() -> int:
+        app = app_for(settings, encoder)
+        async with app.run_test(size=SIZE) as pilot:
+            message = await send(pilot, app, "recommend me a card")
+            items = [text_of(w) for w in message.query(".item")]
+            assert items == ["1. Travel card (travel-card) — no foreign fees", "2. House saver (saver) — like your last like"]
+            assert any("items [2] have no 'id'" in text_of(w) for w in message.query(".warning"))
+            await command(pilot, app, "/like 1")
+            await command(pilot, app, "/reject saver")
+            await command(pilot, app, "/click 3")
+            assert "give an item number 1-2" in notes(app)
+            assert [text_of(m) for m in message.query(".mark")] == ["♥ liked travel-card", "⊘ rejected saver"]
+            return app.last.turn_id
+
+    turn = run(go())
+    stored = Agent(settings).store.turn(turn)
+    assert [(f["item_id"], f["kind"]) for f in stored["item_feedback"]] == [("travel-card", "like"), ("saver", "dislike")]
+    assert [i["id"] for i in stored["items"]] == ["travel-card", "saver"]
+    env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(plugin_root)}
+    out = CliRunner().invoke(cli, ["feedback", str(turn), "--click", "saver"], env=env)
+    assert out.exit_code == 0 and "stored click of item saver" in out.output
+    bad = CliRunner().invoke(cli, ["feedback", str(turn), "--like", "nope"], env=env)
+    assert bad.exit_code == 1 and "item 'nope' was not recommended in turn" in bad.output and "travel-card, saver" in bad.output
+
+
+def test_sentiment_panel_plots_the_running_feed_and_its_alerts(settings: Settings, encoder) -> None:
+    agent = Agent(settings, encoder=encoder)
+    store = agent.store
+    [run_id] = store.insert("monitor_runs", [{"plugin": "sentiment_monitor", "label": "negative", "status": "running",
+                                              "source": "feed.jsonl", "items": 0}], ids=True)
+
+    def windows(start: int, shares: list[float], topic: str) -> list[dict[str, Any]]:
+        return [{"run_id": run_id, "plugin": "sentiment_monitor", "topic": topic, "start": 60.0 * (start + i),
+                 "end": 60.0 * (start + i + 1), "n": 20, "hits": int(s * 20), "share": s, "baseline": 0.1, "z": 0.0,
+                 "state": "calm"} for i, s in enumerate(shares)]
+
+    store.insert("monitor_windows", windows(0, [0.1, 0.15, 0.1], "cards") + windows(0, [0.2, 0.2, 0.25], "fees"))
+
+    async def go() -> None:
+        app = AgentApp(Session(settings, "cpu", agent=agent))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, app.ready.is_set)
+            panel = app.query_one(SentimentPanel)
+            assert not app.query_one("#side").display
+            await pilot.press("f7")
+            await until(pilot, lambda: "run 1" in text_of(panel.query_one("#sent-title")))
+            assert "no alerts" in text_of(panel.query_one("#sent-alerts"))
+            store.insert("monitor_windows", windows(3, [0.7, 0.8], "cards"))  # the feed goes on: a spike
+            store.insert("alerts", [{"run_id": run_id, "plugin": "sentiment_monitor", "topic": "cards", "label": "negative",
+                                     "share": 0.8, "baseline": 0.12, "window_end": 300.0, "message": "cards spike"}])
+            await until(pilot, lambda: "cards" in text_of(panel.query_one("#sent-alerts")), timeout=10)
+            assert "80% (baseline 12%)" in text_of(panel.query_one("#sent-alerts"))
+            data = app.session.sentiment()
+            assert [s for _, s in data.series["cards"]] == [0.1, 0.15, 0.1, 0.7, 0.8] and len(data.series["fees"]) == 3
+            await pilot.press("f7")
+            assert not app.query_one("#side").display
+
+    run(go())
+
+
+def test_plugin_panels_mount_in_the_side_panel(settings: Settings, plugin_root: Path, encoder) -> None:
+    (plugin_root / "shop" / "hooks.py").write_text('''
+from textual.widgets import Static
+from agent import hookimpl
+
+class Orders(Static):
+    def on_mount(self):
+        self.update("3 orders late")
+
+class Broken(Static):
+    def __init__(self):
+        raise RuntimeError("no orders database")
+
+@hookimpl
+def tui_panels():
+    return [Orders, Broken]
+''')
+
+    async def go() -> None:
+        app = app_for(settings, encoder)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, app.ready.is_set)
+            await pilot.pause(0.2)
+            side = app.query_one("#side")
+            assert any(text_of(w) == "3 orders late" for w in side.query("Static"))
+            assert "plugin shop: panel Broken failed: no orders database" in notes(app)
+
+    run(go())
+
+
+CRYPTO = ["can I buy bitcoin with my account", "do you support crypto wallets", "how do I sell my ethereum",
+          "is buying cryptocurrency allowed", "transfer my bitcoin to the exchange"]
+
+
+def test_finetune_in_the_app_shows_progress_and_the_next_reply_uses_the_new_model(settings: Settings,
+                                                                                   plugin_root: Path, encoder) -> None:
+    async def go() -> tuple[list[str], str]:
+        app = app_for(settings, encoder, plugin="shop")
+        async with app.run_test(size=SIZE) as pilot:
+            before = (await send(pilot, app, "I want to buy some bitcoin")).reply.label
+            for text in CRYPTO:
+                await send(pilot, app, text)
+                await command(pilot, app, "/label --new crypto")
+            seen: list[str] = []
+            bar = app.query_one(FinetuneBar)
+            await command(pilot, app, "/finetune shop full")
+            assert bar.display
+
+            def done() -> bool:
+                seen.append(text_of(bar.query_one("#ft-stats")))
+                return app.finetuning is None
+
+            await until(pilot, done, timeout=300)
+            assert not bar.display
+            assert "shop v1 promoted" in notes(app)
+            after = (await send(pilot, app, "I want to buy some bitcoin")).reply
+            assert after.label == "crypto" and after.fallback_reason is None  # hot swap: same app, no restart
+            return seen, before
+
+    seen, before = run(go())
+    assert before != "crypto"
+    assert any(s.startswith("step ") and "loss" in s for s in seen)  # progress with the loss was shown
+    assert Versions(plugin_root / "shop").current() == "v1"
+
+
+def test_cancel_from_the_keyboard_keeps_the_current_model(settings: Settings, plugin_root: Path, encoder) -> None:
+    async def go() -> str:
+        app = app_for(settings, encoder)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, app.ready.is_set)
+            app.start_finetune("shop", "full", epochs=200)
+            await until(pilot, lambda: text_of(app.query_one("#ft-stats")).startswith("step "), timeout=120)
+            await pilot.press("escape")
+            await until(pilot, lambda: app.finetuning is None, timeout=60)
+            return notes(app)
+
+    said = run(go())
+    assert "fine-tuning shop stopped: fine-tuning was cancelled" in said and "current model is unchanged" in said
+    assert Versions(plugin_root / "shop").current() is None
+    assert not list((plugin_root / "shop" / "model").glob(".partial-*"))
+
+
+async def echo_ms(app: AgentApp, key: str) -> float:
+    """Milliseconds from a key reaching the app (as the terminal driver delivers it) to the prompt showing it.
+
+    (The pilot's own `press` also waits for the CPU to go idle, which it never does while training.)
+    """
+    from textual import events
+
+    prompt = app.query_one(HistoryInput)
+    want = prompt.value + key
+    start = time.perf_counter()
+    app._driver.send_message(events.Key(key, key))
+    while prompt.value != want:
+        await asyncio.sleep(0.0005)
+    return (time.perf_counter() - start) * 1000
+
+
+def test_keypresses_are_echoed_quickly_during_a_finetune(settings: Settings, encoder) -> None:
+    """The echo time of single keys while a full fine-tune trains on a background thread."""
+
+    async def go() -> list[float]:
+        app = app_for(settings, encoder)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, app.ready.is_set)
+            app.start_finetune("shop", "full", epochs=500)
+            await until(pilot, lambda: text_of(app.query_one("#ft-stats")).startswith("step "), timeout=120)
+            delays = []
+            for n in range(40):
+                delays.append(await echo_ms(app, "abcdefghij"[n % 10]))
+                await asyncio.sleep(0.05)
+            assert app.finetuning == "shop", notes(app)  # it trained the whole time
+            assert app.query_one(HistoryInput).value == "abcdefghij" * 4
+            app.action_cancel_finetune()
+            await until(pilot, lambda: app.finetuning is None, timeout=60)
+            return delays
+
+    delays = run(go())
+    figures = {"p50_ms": round(statistics.median(delays), 1), "max_ms": round(max(delays), 1), "keys": len(delays)}
+    print("keypress echo during fine-tune:", json.dumps(figures))
+    assert figures["p50_ms"] < 100, figures
+
+
+def test_logs_browser_searches_opens_a_conversation_and_corrects_a_label(settings: Settings, encoder) -> None:
+    agent = Agent(settings, encoder=encoder)
+    agent.reply("when are you open on sunday", "other")
+    first = agent.reply("I lost my card", "c-1")
+    agent.reply("and I want a refund too", "c-1")
+
+    async def go() -> None:
+        app = AgentApp(Session(settings, "cpu", agent=agent))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, app.ready.is_set)
+            await pilot.press("f6")
+            logs = await until(pilot, lambda: isinstance(app.screen, LogsScreen) and app.screen)
+            await until(pilot, lambda: len(logs.rows) == 3)
+            await pilot.press("slash", *"card", "enter")
+            await until(pilot, lambda: [r["id"] for r in logs.rows] == [first.turn_id])
+            await pilot.press("o")
+            await until(pilot, lambda: len(logs.rows) == 2)
+            assert [r["conversation_id"] for r in logs.rows] == ["c-1", "c-1"] and logs.rows[0]["id"] == first.turn_id
+            await pilot.press("l")
+            await until(pilot, lambda: isinstance(app.screen, Picker))
+            await pilot.press(*"opening", "enter")
+            await until(pilot, lambda: isinstance(app.screen, LogsScreen) and "opening_hours" in str(
+                logs.query_one("DataTable").get_row_at(0)))
+            await pilot.press("down", "g")
+            await pilot.pause(0.5)
+            await pilot.press("escape")
+            await until(pilot, lambda: len(logs.rows) == 3)
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, LogsScreen))
+
+    run(go())
+    assert [(f["kind"], f["label"]) for f in agent.store.turn(first.turn_id)["feedback"]] == [("label", "opening_hours")]
+    assert [f["kind"] for f in agent.store.turn(first.turn_id + 1)["feedback"]] == ["good"]
+
+
+def test_the_prompt_takes_keys_before_the_models_are_loaded(settings: Settings, encoder) -> None:
+    async def go() -> None:
+        app = AgentApp(Session(settings, "cpu", conversation="early"), load=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press(*"I lost my card", "enter")  # queued behind the load
+            assert "you › I lost my card" in [text_of(w) for w in app.query("UserMessage")]
+            app.lane.submit(app.session.load, app._loaded, app._failed)
+            await until(pilot, lambda: app.last is not None)
+            assert app.ready.is_set() and app.last.label == "card_lost"
+
+    run(go())
+
+
+def test_chat_web_serves_the_same_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    served: dict[str, Any] = {}
+
+    class Server:
+        def __init__(self, command: str, host: str, port: int, title: str) -> None:
+            served.update(command=command, host=host, port=port, title=title)
+
+        def serve(self) -> None:
+            served["served"] = True
+
+    import textual_serve.server
+
+    monkeypatch.setattr(textual_serve.server, "Server", Server)
+    home = tmp_path / "my home"
+    result = CliRunner().invoke(cli, ["--home", str(home), "--device", "cpu", "chat", "--web", "--port", "8123",
+                                      "--plugin", "shop"])
+    assert result.exit_code == 0, result.output
+    assert served["served"] and served["port"] == 8123 and served["host"] == "localhost"
+    assert served["command"].endswith(f"-m agent --device cpu --home '{home}' chat --plugin shop")
