@@ -428,8 +428,8 @@ def test_the_prompt_takes_keys_before_the_models_are_loaded(settings: Settings, 
             await pilot.press(*"I lost my card", "enter")  # queued behind the load
             assert "you › I lost my card" in [text_of(w) for w in app.query("UserMessage")]
             app.lane.submit(app.session.load, app._loaded, app._failed)
-            await until(pilot, lambda: app.last is not None)
-            assert app.ready.is_set() and app.last.label == "card_lost"
+            await until(pilot, lambda: app.last is not None and app.ready.is_set())
+            assert app.last.label == "card_lost"
 
     run(go())
 

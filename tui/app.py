@@ -390,9 +390,7 @@ class AgentApp(App[None]):
             self.notify(f"fine-tuning {name} stopped", severity="warning")
             return
         assert result is not None
-        ev = result.report.get("evaluation", {}) if isinstance(result.report, dict) else {}
-        acc = ev.get("accuracy") if isinstance(ev, dict) else None
-        figure = f" · held-out accuracy {acc:.3f}" if isinstance(acc, (int, float)) else ""
+        figure = _accuracy_note(result.report)
         if result.status == "promoted":
             self.say(f"[b]{escape(name)} {escape(result.version or '')} promoted[/]{figure} in {result.seconds:.0f} s; "
                      "the next reply uses it", "success")
@@ -432,3 +430,12 @@ class AgentApp(App[None]):
     def _read_sentiment(self) -> None:
         data = self.session.sentiment()
         self.call_from_thread(self.query_one(SentimentPanel).show, data)
+
+
+def _accuracy_note(report: dict[str, Any]) -> str:
+    """' · held-out accuracy 0.912 (was 0.874)' from a fine-tune report, or ''."""
+    ev = report.get("evaluation") or {}
+    new, old = (ev.get(k, {}).get("accuracy") for k in ("candidate", "current"))
+    if not isinstance(new, (int, float)):
+        return ""
+    return f" · held-out accuracy {new:.3f}" + (f" (was {old:.3f})" if isinstance(old, (int, float)) else "")

@@ -43,7 +43,7 @@ def meta_line(reply: "Reply") -> str:
     if reply.turn_id is not None:
         parts.append(f"turn {reply.turn_id}")
     for flag in reply.flags:
-        parts.append(f"[red]⚑ {escape(str(flag.get('plugin', '')))} {escape(str(flag.get('label', '')))}[/]")
+        parts.append(f"[red]⚑ {escape(str(flag.get('flag', 'flagged')).replace('_', ' '))}[/]")
     return " · ".join(parts)
 
 
