@@ -453,3 +453,39 @@ def test_chat_web_serves_the_same_app(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert result.exit_code == 0, result.output
     assert served["served"] and served["port"] == 8123 and served["host"] == "localhost"
     assert served["command"].endswith(f"-m agent --device cpu --home '{home}' chat --plugin shop")
+
+
+def test_a_feed_run_from_the_app_updates_the_sentiment_panel(tmp_path: Path, plugin_root: Path, encoder) -> None:
+    import csv
+    import shutil
+
+    from conftest import REPO
+
+    shutil.copytree(REPO / "plugins" / "sentiment_monitor", plugin_root / "sentiment_monitor",
+                    ignore=shutil.ignore_patterns("model", "__pycache__"))
+    settings = Settings(home=tmp_path / "home", plugin_paths=[plugin_root])
+    rows = list(csv.DictReader(open(plugin_root / "sentiment_monitor" / "sentences.csv", encoding="utf-8")))
+    calm = [r["text"] for r in rows if r["label"] != "negative"]
+    angry = [r["text"] for r in rows if r["label"] == "negative" and r["topic"] == "cards"]
+    feed = tmp_path / "feed.jsonl"
+    with open(feed, "w", encoding="utf-8") as fh:
+        for i in range(600):
+            text = angry[i % len(angry)] if 400 <= i < 520 else calm[(i * 7) % len(calm)]
+            fh.write(json.dumps({"text": text, "timestamp": 1_700_000_000 + i * 60, "topic": "cards" if i % 2 else "fees"}) + "\n")
+        fh.write("{broken\n")
+
+    async def go() -> str:
+        app = app_for(settings, encoder)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, app.ready.is_set)
+            await command(pilot, app, f"/monitor {tmp_path / 'nofeed.jsonl'}")
+            assert "no file" in notes(app)
+            await command(pilot, app, f"/monitor {feed}")
+            assert app.query_one("#side").display
+            await until(pilot, lambda: "feed feed.jsonl: 600 items, 1 bad lines" in notes(app), timeout=120)
+            panel = app.query_one(SentimentPanel)
+            await until(pilot, lambda: "done" in text_of(panel.query_one("#sent-title")), timeout=10)
+            return text_of(panel.query_one("#sent-alerts"))
+
+    alerts = run(go())
+    assert "▲ cards" in alerts

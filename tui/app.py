@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 HELP = ("[b]/use NAME[/] switch plugin (/use alone lists them) · [b]/good[/] [b]/bad[/] rate the last reply · "
         "[b]/label [--new] [LABEL][/] correct it · [b]/like N[/] [b]/dislike N[/] [b]/click N[/] an item · "
-        "[b]/finetune [NAME] [head|full|lora][/] · [b]/logs[/] · [b]/panel[/] · [b]/new[/] conversation · [b]/quit[/]\n"
+        "[b]/finetune [NAME] [head|full|lora][/] · [b]/monitor FEED [--follow][/] or [b]/monitor stop[/] · [b]/logs[/] · [b]/panel[/] · [b]/new[/] conversation · [b]/quit[/]\n"
         "keys: F2 good · F3 bad · F4 correct label · F5 fine-tune · F6 logs · F7 side panel · "
         "Ctrl+P commands · ↑↓ history · Esc cancel a fine-tune")
 SENTIMENT_EVERY = 2.0  # seconds between reads of the monitor tables while the side panel is open
@@ -92,6 +92,7 @@ class AgentApp(App[None]):
         self.ready = threading.Event()  # set once the models are loaded
         self.finetuning: str | None = None
         self._cancel = threading.Event()
+        self._stop_feed: threading.Event | None = None  # set to end the running monitor feed
         self._load = load
         self.lane = Lane(self)
 
@@ -227,6 +228,8 @@ class AgentApp(App[None]):
             self.item(arg, items[word])
         elif word == "/finetune":
             self.finetune_command(arg)
+        elif word == "/monitor":
+            self.monitor_command(arg)
         else:
             self.say(f"unknown command {escape(text)}; /help lists them", "warning")
 
@@ -408,6 +411,50 @@ class AgentApp(App[None]):
     @on(Button.Pressed, "#ft-cancel")
     def _cancel_pressed(self) -> None:
         self.action_cancel_finetune()
+
+    # ---- sentiment monitor -------------------------------------------------------------------
+    def monitor_command(self, arg: str) -> None:
+        """/monitor FEED [--follow] runs a feed in the background; /monitor stop ends it."""
+        from pathlib import Path
+
+        if arg == "stop":
+            if self._stop_feed is None:
+                self.say("no feed is running", "warning")
+            else:
+                self._stop_feed.set()
+            return
+        follow = "--follow" in arg.split()
+        path = Path(arg.replace("--follow", "").strip()).expanduser()
+        if not arg or not path.is_file():
+            self.say(f"usage: /monitor FEED [--follow] (a JSONL or CSV file){'; no file ' + escape(str(path)) if arg else ''}",
+                     "warning")
+            return
+        if self._stop_feed is not None:
+            self.say("a feed is already running; /monitor stop ends it", "warning")
+            return
+        self._stop_feed = threading.Event()
+        if not self.query_one("#side").display:
+            self.action_toggle_side()
+        self.say(f"monitoring {escape(str(path))}{' (following it)' if follow else ''}; the side panel updates as it runs", "dim")
+        self._monitor(path, follow, self._stop_feed)
+
+    @work(thread=True, group="monitor", exit_on_error=False)
+    def _monitor(self, path: Any, follow: bool, stop: threading.Event) -> None:
+        def alert(a: dict[str, Any]) -> None:
+            self.call_from_thread(self.notify, a["message"], title="sentiment alert", severity="warning", timeout=8)
+
+        try:
+            summary = self.session.monitor(path, follow, stop, alert)
+        except Exception as exc:  # noqa: BLE001 - a bad feed is reported in the chat
+            self.call_from_thread(self._monitor_done, f"monitor stopped: {escape(str(exc))}", "error")
+            return
+        self.call_from_thread(self._monitor_done, f"feed {escape(path.name)}: {summary.items:,} items, {summary.bad_lines} bad "
+                              f"lines, {summary.windows} windows, {len(summary.alerts)} alert(s); run {summary.run_id}", "dim")
+
+    def _monitor_done(self, text: str, kind: str) -> None:
+        self._stop_feed = None
+        self.say(text, kind)
+        self.refresh_sentiment()
 
     # ---- logs and side panel -----------------------------------------------------------------
     def action_logs(self) -> None:

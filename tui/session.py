@@ -123,6 +123,17 @@ class Session:
         """One logged turn with its feedback."""
         return self.core().store.turn(turn_id)
 
+    def monitor(self, path: Path, follow: bool, stop: threading.Event, on_alert: Callable[[dict[str, Any]], None]) -> Any:
+        """Run the sentiment monitor over a feed file (JSONL or CSV) until it ends or `stop` is set."""
+        from agent.cli_monitor import _runtime
+        from agent.monitor.run import watch
+
+        agent = self.core()
+        runtime = _runtime(agent, None)
+        with open(path, "rb") as fh:
+            return watch(runtime, agent.store, fh, path, max_chars=self.settings.max_chars, follow=follow, stop=stop,
+                         on_alert=on_alert)
+
     def sentiment(self) -> Sentiment:
         """The latest monitor run's windows and alerts, read from the log (a feed may still be running)."""
         store = self.core().store
