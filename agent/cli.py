@@ -144,10 +144,13 @@ CHAT_HELP = "commands: /use NAME, /good, /bad, /label LABEL, /help, /quit"
 @click.pass_context
 def chat(ctx: click.Context, plain: bool, web: bool, host: str, port: int, plugin: str | None,
          conversation: str | None) -> None:
-    """Chat with the agent: the terminal app, or one message per line with --plain or when piped."""
+    """Chat with the agent: the terminal app, or one message per line with --plain or when piped.
+
+    (Under textual-serve, TEXTUAL_DRIVER names the web driver and the app runs though stdin is a pipe.)
+    """
     if web:
         _serve(ctx, host, port, plugin, conversation)
-    elif plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
+    elif plain or not (os.environ.get("TEXTUAL_DRIVER") or (sys.stdin.isatty() and sys.stdout.isatty())):
         _plain_chat(ctx, plugin, conversation)
     else:
         from tui.app import AgentApp

@@ -489,3 +489,16 @@ def test_a_feed_run_from_the_app_updates_the_sentiment_panel(tmp_path: Path, plu
 
     alerts = run(go())
     assert "▲ cards" in alerts
+
+
+def test_chat_opens_the_app_under_the_web_driver_and_line_mode_when_piped(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    started: list[AgentApp] = []
+    monkeypatch.setattr(AgentApp, "run", lambda self: started.append(self))
+    args = ["--home", str(tmp_path / "home"), "--device", "cpu", "chat", "--plugin", "shop", "-c", "conv-1"]
+    result = CliRunner().invoke(cli, args, env={"TEXTUAL_DRIVER": "textual.drivers.web_driver:WebDriver"})
+    assert result.exit_code == 0, result.output
+    [app] = started
+    assert app.session.plugin == "shop" and app.session.conversation == "conv-1" and app.session.device == "cpu"
+    piped = CliRunner().invoke(cli, args[:-4] + ["--plain"], input="/quit\n", env={"TEXTUAL_DRIVER": ""})
+    assert piped.exit_code == 0 and len(started) == 1
