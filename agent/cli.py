@@ -250,6 +250,8 @@ def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, ba
     items = {kind: item for kind, item in (("like", like), ("dislike", dislike), ("click", clicked)) if item is not None}
     if (label is not None) + good + bad + len(items) != 1:
         raise click.UsageError("give exactly one of --label LABEL, --good, --bad, --like ITEM, --dislike ITEM, --click ITEM")
+    if items and (note is not None or new_label):
+        raise click.UsageError("--note and --new-label go with --label, --good or --bad, not with item feedback")
     if items:
         [(kind, item)] = items.items()
         make_agent(ctx).item_feedback(turn_id, item, kind)

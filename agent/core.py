@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import uuid
@@ -398,7 +399,8 @@ class Agent:
             "redactions": redactions,
             "annotations": json.dumps(guard.redact_tree(reply.annotations), ensure_ascii=False) if reply.annotations else None,
             "warnings": json.dumps(guard.redact_tree(reply.warnings), ensure_ascii=False) if reply.warnings else None,
-            "items": json.dumps(reply.items, ensure_ascii=False) if reply.items else None,
+            "items": json.dumps([{**i, "title": guard.redact_tree(i["title"]), "reason": guard.redact_tree(i["reason"])}
+                                 for i in reply.items], ensure_ascii=False) if reply.items else None,
         }
         return row, [(p["label"], p["probability"]) for p in reply.predictions], reply.hits
 
@@ -457,10 +459,17 @@ def _hook_reply(plugin: str, custom: Any, hooks: Any) -> tuple[str | None, list[
     """A build_reply result: a string, or {"text": ..., "items": [{"id", "title", "reason", "score"}, ...]}."""
     if not isinstance(custom, dict):
         return str(custom), []
+    unknown = sorted(str(k) for k in custom if k not in ("text", "items"))
+    if unknown:
+        hooks.warn(plugin, "build_reply", f"returned unknown keys {unknown}; use 'text' and 'items'")
+    raw = custom.get("items") or []
+    if not isinstance(raw, list):
+        hooks.warn(plugin, "build_reply", f"'items' must be a list of dicts, not {type(raw).__name__}; no items shown")
+        raw = []
     items, bad = [], []
-    for n, item in enumerate(custom.get("items") or []):
-        if isinstance(item, dict) and str(item.get("id") or "").strip():
-            items.append({"id": str(item["id"]), "title": str(item.get("title") or item["id"]),
+    for n, item in enumerate(raw):
+        if isinstance(item, dict) and str(item.get("id", "")).strip():
+            items.append({"id": str(item["id"]).strip(), "title": str(item.get("title") or item["id"]),
                           "reason": str(item.get("reason") or ""), "score": _number(item.get("score"))})
         else:
             bad.append(n)
@@ -471,11 +480,12 @@ def _hook_reply(plugin: str, custom: Any, hooks: Any) -> tuple[str | None, list[
 
 
 def _number(value: Any) -> float | None:
-    """A score as a rounded float, or None."""
+    """A finite score as a rounded float, or None."""
     try:
-        return round(float(value), 4)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return round(number, 4) if math.isfinite(number) else None
 
 
 def _spread(turns: list[Turn], stage: str, ms: float) -> None:

@@ -67,6 +67,7 @@ class Encoder:
             self.model = _merge_adapter(self.model, Path(adapter))
         self.model.to(self.device).eval()
         self._torch = torch
+        self._tokenizing = threading.Lock()  # a fast tokenizer refuses two threads at once ("Already borrowed")
 
     @cached_property
     def fingerprint(self) -> str:
@@ -98,7 +99,8 @@ class Encoder:
     def _forward(self, batch: list[str]) -> "np.ndarray":
         """One forward pass: tokenise, run, mean-pool over real tokens, normalise."""
         torch = self._torch
-        enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        with self._tokenizing:
+            enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         enc = {k: v.to(self.device) for k, v in enc.items()}
         with torch.inference_mode():
             hidden = self.model(**enc).last_hidden_state

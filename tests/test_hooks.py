@@ -186,3 +186,33 @@ def test_every_hook_is_documented_and_tested() -> None:
     for hook in HOOKS:
         assert f"| `{hook}`" in section, f"hook {hook} is missing from the README's hook table"
         assert f"def test_hook_{hook}_" in tests, f"hook {hook} has no test_hook_{hook}_... test"
+
+
+ODD_ITEMS = '''
+from agent import hookimpl
+
+@hookimpl
+def build_reply(text):
+    if "list" in text:
+        return {"text": "Two picks.", "items": [{"id": 0, "title": "Saver for Ann Smith, ann@example.com",
+                                                  "score": float("nan")}, {"id": "card", "reason": "no fees", "score": "0.5"}]}
+    if "scalar" in text:
+        return {"items": 5}
+    return {"reply": "typo"}
+'''
+
+
+def test_build_reply_items_odd_results_never_fail_the_turn(tmp_path: Path, encoder: Encoder) -> None:
+    agent = Agent(two_plugins(tmp_path, ODD_ITEMS), encoder=encoder)
+    picks = agent.reply("list me some savings accounts", plugin="a")
+    assert picks.text == "Two picks." and [i["id"] for i in picks.items] == ["0", "card"]
+    assert picks.items[0]["score"] is None and picks.items[1] == {"id": "card", "title": "card", "reason": "no fees", "score": 0.5}
+    stored = agent.store.turn(picks.turn_id)["items"]
+    assert "ann@example.com" not in str(stored) and stored[0]["id"] == "0"  # titles are redacted like replies; ids kept
+    scalar = agent.reply("a scalar please", plugin="a")
+    assert scalar.items == [] and scalar.label and scalar.text  # the default answer is kept
+    assert any("'items' must be a list of dicts, not int" in w for w in scalar.warnings)
+    typo = agent.reply("I lost my card", plugin="a")
+    assert typo.label == "card_lost" and typo.items == []
+    assert any("unknown keys ['reply']; use 'text' and 'items'" in w for w in typo.warnings)
+    assert agent.item_feedback(picks.turn_id, "0", "like") > 0

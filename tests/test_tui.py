@@ -17,6 +17,8 @@ from agent.core import Agent
 from agent.settings import Settings
 from agent.versions import Versions
 from conftest import make_plugin
+from textual.command import CommandList, CommandPalette
+
 from tui.app import AgentApp
 from tui.screens import LogsScreen, Picker
 from tui.session import Session
@@ -162,13 +164,20 @@ def test_use_command_and_palette_switch_plugin(tmp_path: Path, encoder) -> None:
             assert app.session.plugin == "bank" and "Now using bank." in notes(app)
             assert (await send(pilot, app, "I lost my card")).reply.plugin == "bank"
             await pilot.press("ctrl+p")
-            await pilot.pause(0.3)
+            palette = await until(pilot, lambda: isinstance(app.screen, CommandPalette) and app.screen)
             await pilot.press(*"use plugin shop")
-            await pilot.pause(0.5)
+
+            def offered() -> bool:
+                found = palette.query_one(CommandList)
+                return any("Use plugin shop" in str(found.get_option_at_index(i).prompt) for i in range(found.option_count))
+
+            await until(pilot, offered)
             await pilot.press("enter")
             await settle(pilot, app)
             assert app.session.plugin == "shop" and app.sub_title == "using shop"
             assert (await send(pilot, app, "I lost my card")).reply.plugin == "shop"
+            await command(pilot, app, "/use bank please")
+            assert "usage: /use NAME" in notes(app) and app.session.plugin == "shop"
 
     run(go())
 
@@ -183,6 +192,8 @@ def test_feedback_keys_and_label_picker_store_through_agent_feedback(settings: S
             await settle(pilot, app)
             await pilot.press("f4")
             picker = await until(pilot, lambda: isinstance(app.screen, Picker) and app.screen)
+            await pilot.press("f4", "f6")  # the chat's keys do nothing over the picker
+            assert len(app.screen_stack) == 2
             await pilot.press(*"ref")
             assert picker.shown() == ["refund"]
             await pilot.press("enter")
@@ -192,6 +203,8 @@ def test_feedback_keys_and_label_picker_store_through_agent_feedback(settings: S
             assert marks == ["✗ marked bad", "✎ label corrected to refund"]
             await command(pilot, app, "/label nonsense")
             assert "'nonsense' is not a label of plugin shop" in notes(app)
+            await command(pilot, app, "/label --new")
+            assert "usage: /label --new LABEL" in notes(app)
             await command(pilot, app, "/label --new parcels")
             return turn, app.session.turn(turn)["feedback"]
 
@@ -210,6 +223,8 @@ def test_recommended_items_are_shown_and_liked_or_rejected(settings: Settings, p
             items = [text_of(w) for w in message.query(".item")]
             assert items == ["1. Travel card (travel-card) — no foreign fees", "2. House saver (saver) — like your last like"]
             assert any("items [2] have no 'id'" in text_of(w) for w in message.query(".warning"))
+            await command(pilot, app, "/like")
+            assert "give an item number 1-2" in notes(app)
             await command(pilot, app, "/like 1")
             await command(pilot, app, "/reject saver")
             await command(pilot, app, "/click 3")
@@ -306,16 +321,18 @@ def test_finetune_in_the_app_shows_progress_and_the_next_reply_uses_the_new_mode
             for text in CRYPTO:
                 await send(pilot, app, text)
                 await command(pilot, app, "/label --new crypto")
-            seen: list[str] = []
             bar = app.query_one(FinetuneBar)
+            shown = bar.show
+            seen: list[str] = []
+
+            def spy(plugin: str, p: Any) -> None:
+                shown(plugin, p)
+                seen.append(text_of(bar.query_one("#ft-stats")))
+
+            bar.show = spy  # type: ignore[method-assign]
             await command(pilot, app, "/finetune shop full")
             assert bar.display
-
-            def done() -> bool:
-                seen.append(text_of(bar.query_one("#ft-stats")))
-                return app.finetuning is None
-
-            await until(pilot, done, timeout=300)
+            await until(pilot, lambda: app.finetuning is None, timeout=300)
             assert not bar.display
             assert "shop v1 promoted" in notes(app)
             after = (await send(pilot, app, "I want to buy some bitcoin")).reply
@@ -357,6 +374,7 @@ async def echo_ms(app: AgentApp, key: str) -> float:
     start = time.perf_counter()
     app._driver.send_message(events.Key(key, key))
     while prompt.value != want:
+        assert time.perf_counter() - start < 10, f"key {key!r} not echoed within 10 s"
         await asyncio.sleep(0.0005)
     return (time.perf_counter() - start) * 1000
 
@@ -422,12 +440,25 @@ def test_logs_browser_searches_opens_a_conversation_and_corrects_a_label(setting
 
 
 def test_the_prompt_takes_keys_before_the_models_are_loaded(settings: Settings, encoder) -> None:
+    import threading
+
+    release = threading.Event()
+
+    class SlowSession(Session):
+        def load(self) -> Agent:
+            release.wait(30)  # the models take their time
+            return super().load()
+
     async def go() -> None:
-        app = AgentApp(Session(settings, "cpu", conversation="early"), load=False)
+        app = AgentApp(SlowSession(settings, "cpu", agent=Agent(settings, encoder=encoder), conversation="early"))
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press(*"I lost my card", "enter")  # queued behind the load
+            await pilot.press(*"I lost my card")
+            assert app.query_one(HistoryInput).value == "I lost my card" and not app.ready.is_set()
+            await pilot.press("enter")  # queued behind the load
             assert "you › I lost my card" in [text_of(w) for w in app.query("UserMessage")]
-            app.lane.submit(app.session.load, app._loaded, app._failed)
+            await pilot.pause(0.3)
+            assert app.last is None and app.sub_title == "loading models…"
+            release.set()
             await until(pilot, lambda: app.last is not None and app.ready.is_set())
             assert app.last.label == "card_lost"
 

@@ -15,7 +15,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header
+from textual.widgets import Button, Footer, Header, Label
 
 from tui.screens import LogsScreen, Picker
 from tui.widgets import AgentMessage, FinetuneBar, HistoryInput, Note, SentimentPanel, UserMessage
@@ -32,6 +32,7 @@ HELP = ("[b]/use NAME[/] switch plugin (/use alone lists them) · [b]/good[/] [b
         "[b]/finetune [NAME] [head|full|lora][/] · [b]/monitor FEED [--follow][/] or [b]/monitor stop[/] · [b]/logs[/] · [b]/panel[/] · [b]/new[/] conversation · [b]/quit[/]\n"
         "keys: F2 good · F3 bad · F4 correct label · F5 fine-tune · F6 logs · F7 side panel · "
         "Ctrl+P commands · ↑↓ history · Esc cancel a fine-tune")
+MAIN_ONLY = {"rate", "correct", "finetune", "logs", "toggle_side"}  # actions of the chat screen's keys
 SENTIMENT_EVERY = 2.0  # seconds between reads of the monitor tables while the side panel is open
 
 
@@ -67,6 +68,11 @@ class Lane:
             self.app.call_from_thread(fn, value)
         except RuntimeError:  # the app has closed
             pass
+        except Exception as exc:  # noqa: BLE001 - a bug in showing a result must not stop the lane
+            try:
+                self.app.call_from_thread(self.app.notify, f"could not show a result: {exc}", severity="error")
+            except Exception:  # noqa: BLE001
+                pass
 
 
 class AgentApp(App[None]):
@@ -94,6 +100,7 @@ class AgentApp(App[None]):
         self._cancel = threading.Event()
         self._stop_feed: threading.Event | None = None  # set to end the running monitor feed
         self._load = load
+        self._load_notes: list[str] = []
         self.lane = Lane(self)
 
     # ---- layout ------------------------------------------------------------------------------
@@ -114,46 +121,66 @@ class AgentApp(App[None]):
         self.query_one("#prompt").focus()
         self.say(f"conversation [b]{escape(self.session.conversation)}[/] · /help for commands", "dim")
         self.set_interval(SENTIMENT_EVERY, self.refresh_sentiment)
-        self.session.on_note = self._loading_note
+        self.session.on_note = self._agent_note
         if self._load:
-            self.lane.submit(self.session.load, self._loaded, self._failed)
+            self.load()
 
-    def _loading_note(self, message: str) -> None:
-        """Progress while models and indexes load (called from the agent's thread)."""
-        if not self.ready.is_set():
-            try:
-                self.call_from_thread(setattr, self, "sub_title", f"loading: {message}")
-            except RuntimeError:
-                pass
+    def load(self) -> None:
+        """Load the models, then plugins' panels, on the agent's thread."""
+        self.lane.submit(lambda: (self.session.load(), self.session.panels()), self._loaded, self._failed)
 
-    def _loaded(self, agent: Any) -> None:
+    def _agent_note(self, message: str) -> None:
+        """A note from the agent (index builds while loading, a model that failed to load later), from any thread."""
+
+        def show() -> None:
+            if self.ready.is_set():
+                self.say(escape(message), "dim")
+            else:
+                self._load_notes.append(message)
+                self.sub_title = f"loading: {message}"
+
+        if threading.get_ident() == self._thread_id:
+            show()
+            return
+        try:
+            self.call_from_thread(show)
+        except RuntimeError:  # the app is not running (yet, or any more)
+            pass
+
+    def _loaded(self, loaded: tuple[Any, tuple[list[tuple[str, Any]], list[str]]]) -> None:
         """Models are in: say which plugins answer, mount plugins' panels."""
+        agent, (panels, failures) = loaded
         self.ready.set()
         names = agent.responder_names()
         self.sub_title = f"{self.session.plugin or 'routing'} · {len(names)} plugins"
         self.say(f"ready: {', '.join(names) or 'no responder plugins'}" +
                  (f" · using [b]{escape(self.session.plugin)}[/]" if self.session.plugin else " · each message is routed"), "dim")
-        built = [n for n in self.session.notes if n.startswith("building index")]
+        built = [n for n in self._load_notes if n.startswith("building index")]
         if built:
             self.say(f"first start: built {len(built)} indexes; later starts reuse them", "dim")
-        for note in self.session.notes:
+        for note in self._load_notes:
             if not note.startswith(("building index", "encoding ", "fitting a head")):
                 self.say(escape(note), "dim")
-        self.session.notes.clear()
-        self._mount_plugin_panels(agent)
+        self._load_notes.clear()
+        self._mount_plugin_panels(panels, failures)
 
-    def _mount_plugin_panels(self, agent: Any) -> None:
-        """Widgets from plugins' `tui_panels` hooks go to the side panel; a broken one is reported."""
+    def _mount_plugin_panels(self, panels: list[tuple[str, Any]], failures: list[str]) -> None:
+        """Widgets from plugins' `tui_panels` hooks go to the side panel; one that fails to build is reported."""
         side = self.query_one("#side")
-        for plugin, panels in agent.hooks.call_each("tui_panels"):
-            for panel in panels if isinstance(panels, (list, tuple)) else [panels]:
-                try:
-                    side.mount(panel())
-                except Exception as exc:  # noqa: BLE001 - a plugin's widget must not end the app
-                    self.say(f"plugin {escape(plugin)}: panel {escape(getattr(panel, '__name__', str(panel)))} "
-                             f"failed: {escape(str(exc))}", "error")
-        for failure in agent.hooks.drain():
-            self.say(escape(str(failure)), "error")
+        for plugin, panel in panels:
+            try:
+                side.mount(panel())
+            except Exception as exc:  # noqa: BLE001 - a plugin's widget must not end the app
+                self.say(f"plugin {escape(plugin)}: panel {escape(getattr(panel, '__name__', str(panel)))} "
+                         f"failed: {escape(str(exc))}", "error")
+        for failure in failures:
+            self.say(escape(failure), "error")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The chat's keys (F2-F7) act only on the chat, not over a picker or the logs browser."""
+        if action in MAIN_ONLY and len(self.screen_stack) > 1:
+            return False
+        return True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The command palette: switch plugin, fine-tune, logs, panel, feedback."""
@@ -195,9 +222,10 @@ class AgentApp(App[None]):
             self.ask(text)
 
     def ask(self, text: str) -> None:
-        """Send a message; the reply arrives when the agent has it."""
+        """Send a message (to the conversation and plugin of this moment); the reply arrives when the agent has it."""
         self.add(UserMessage(text))
-        self.lane.submit(partial(self.session.send, text), self.show_reply, self._failed)
+        self.lane.submit(partial(self.session.send, text, self.session.conversation, self.session.plugin),
+                         self.show_reply, self._failed)
 
     def show_reply(self, reply: "Reply") -> None:
         """Show a reply with what the model did."""
@@ -218,12 +246,18 @@ class AgentApp(App[None]):
         items = {"/like": "like", "/dislike": "dislike", "/reject": "dislike", "/click": "click"}
         if word in simple and not arg:
             simple[word]()
+        elif word == "/use" and len(arg.split()) > 1:
+            self.say("usage: /use NAME (one plugin name; /use alone lists them)", "warning")
         elif word == "/use":
-            self.use(arg or None) if arg else self.list_plugins()
+            self.use(arg) if arg else self.list_plugins()
         elif word == "/label":
-            new = arg.startswith("--new ")
-            label = arg.removeprefix("--new ").strip()
-            self.correct(label, new) if label else self.action_correct()
+            words = arg.split()
+            new = words[:1] == ["--new"]
+            label = " ".join(words[1:] if new else words)
+            if new and not label:
+                self.say("usage: /label --new LABEL (a label the plugin does not have yet)", "warning")
+            else:
+                self.correct(label, new) if label else self.action_correct()
         elif word in items:
             self.item(arg, items[word])
         elif word == "/finetune":
@@ -323,7 +357,7 @@ class AgentApp(App[None]):
             self.say("the last reply recommended no items", "warning")
             return
         ids = [i["id"] for i in reply.items]
-        item_id = ids[int(arg) - 1] if arg.isdigit() and 0 < int(arg) <= len(ids) else arg
+        item_id = arg if arg in ids else ids[int(arg) - 1] if arg.isdigit() and 0 < int(arg) <= len(ids) else arg
         if item_id not in ids:
             self.say(f"give an item number 1-{len(ids)} or one of: {escape(', '.join(ids))}", "warning")
             return
@@ -361,14 +395,14 @@ class AgentApp(App[None]):
             return
         self.finetuning = name
         self._cancel.clear()
-        self.query_one(FinetuneBar).start(name)
+        bar = self.query_one(FinetuneBar)
+        bar.start(name)
         self.say(f"fine-tuning [b]{escape(name)}[/] in the background; keep chatting", "dim")
-        self._finetune(name, mode, epochs)
+        self._finetune(bar, name, mode, epochs)
 
     @work(thread=True, exclusive=True, group="finetune", exit_on_error=False)
-    def _finetune(self, name: str, mode: str | None, epochs: float | None) -> None:
+    def _finetune(self, bar: FinetuneBar, name: str, mode: str | None, epochs: float | None) -> None:
         """The fine-tune itself, on a worker thread."""
-        bar = self.query_one(FinetuneBar)
         last = [0.0]
 
         def progress(p: "Progress") -> None:
@@ -475,8 +509,18 @@ class AgentApp(App[None]):
 
     @work(thread=True, exclusive=True, group="sentiment", exit_on_error=False)
     def _read_sentiment(self) -> None:
-        data = self.session.sentiment()
-        self.call_from_thread(self.query_one(SentimentPanel).show, data)
+        try:
+            data = self.session.sentiment()
+        except Exception as exc:  # noqa: BLE001 - a locked or damaged database: said once, the chat goes on
+            self.call_from_thread(self._sentiment_error, str(exc))
+            return
+        self.call_from_thread(self._show_sentiment, data)
+
+    def _show_sentiment(self, data: Any) -> None:
+        self.query_one(SentimentPanel).show(data)
+
+    def _sentiment_error(self, message: str) -> None:
+        self.query_one("#sent-title", Label).update(f"[red]{escape(message)}[/]")
 
 
 def _accuracy_note(report: dict[str, Any]) -> str:

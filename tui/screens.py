@@ -32,6 +32,11 @@ class Picker(ModalScreen[str | None]):
             yield Input(placeholder="type to filter, Enter to choose, Esc to cancel", id="picker-filter")
             yield OptionList(*self.choices, id="picker-list")
 
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        options.highlighted = 0 if options.option_count else None
+        self.query_one("#picker-filter", Input).focus()
+
     def shown(self) -> list[str]:
         """The choices that match the filter."""
         words = self.query_one("#picker-filter", Input).value.lower().split()
@@ -71,7 +76,6 @@ class LogsScreen(Screen[None]):
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("enter", "open", "Open conversation", show=False),
         Binding("o", "open", "Open"),
         Binding("l", "correct", "Correct label"),
         Binding("g", "rate('good')", "Good"),
@@ -98,18 +102,23 @@ class LogsScreen(Screen[None]):
         self.load()
         self.query_one(DataTable).focus()
 
-    @work(thread=True, exclusive=True, group="logs")
+    @work(thread=True, exclusive=True, group="logs", exit_on_error=False)
     def load(self, query: str | None = None) -> None:
-        """Read turns off the UI thread, then show them."""
+        """Read turns off the UI thread, then show them (unless a newer read or leaving the screen overtook it)."""
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
         try:
             rows = self.session.turns(query, self.conversation)
             if self.conversation:
                 rows = list(reversed(rows))  # a conversation reads oldest first
             feedback = {r["id"]: self._feedback_of(r["id"]) for r in rows}
         except Exception as exc:  # noqa: BLE001 - a bad search or a locked database is shown, not raised
-            self.app.call_from_thread(self._error, str(exc))
+            if not worker.is_cancelled:
+                self.app.call_from_thread(self._error, str(exc))
             return
-        self.app.call_from_thread(self._show, rows, feedback)
+        if not worker.is_cancelled:
+            self.app.call_from_thread(self._show, rows, feedback)
 
     def _feedback_of(self, turn_id: int) -> str:
         """The latest feedback on a turn, in a few characters."""
@@ -118,6 +127,8 @@ class LogsScreen(Screen[None]):
         return marks[-1] if marks else ""
 
     def _show(self, rows: list[dict[str, Any]], feedback: dict[int, str]) -> None:
+        if not self.is_attached:
+            return
         self.rows = rows
         table = self.query_one(DataTable)
         table.clear()
@@ -130,7 +141,8 @@ class LogsScreen(Screen[None]):
         self.query_one("#logs-title", Label).update(f"logs: {escape(where)} · {len(rows)} shown")
 
     def _error(self, message: str) -> None:
-        self.query_one("#logs-detail", Static).update(f"[red]{escape(message)}[/]")
+        if self.is_attached:
+            self.query_one("#logs-detail", Static).update(f"[red]{escape(message)}[/]")
 
     def selected(self) -> dict[str, Any] | None:
         """The turn under the cursor."""
@@ -145,6 +157,10 @@ class LogsScreen(Screen[None]):
         if row:
             self.query_one("#logs-detail", Static).update(
                 f"[b]you ›[/] {escape(_one_line(row.get('text') or ''))}\n[b]agent ›[/] {escape(_one_line(row.get('reply') or ''))}")
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_open()
 
     @on(Input.Submitted, "#logs-search")
     def _search(self, event: Input.Submitted) -> None:
@@ -193,15 +209,20 @@ class LogsScreen(Screen[None]):
         if row is not None:
             self._feedback(row["id"], lambda: self.session.rate(row["id"], rating), rating)
 
+    @work(thread=True, group="logs-feedback", exit_on_error=False)
     def _feedback(self, turn_id: int, store: Any, what: str) -> None:
-        """Store feedback, then reload the list."""
+        """Store feedback off the UI thread, then reload the list."""
         try:
             store()
         except Exception as exc:  # noqa: BLE001 - shown to the person
-            self.notify(str(exc), severity="error")
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
             return
+        self.app.call_from_thread(self._stored, turn_id, what)
+
+    def _stored(self, turn_id: int, what: str) -> None:
         self.notify(f"turn {turn_id}: {what} stored")
-        self.load(self.query_one("#logs-search", Input).value.strip() or None)
+        if self.is_attached:
+            self.load(self.query_one("#logs-search", Input).value.strip() or None)
 
 
 def _one_line(text: str, width: int = 200) -> str:

@@ -55,10 +55,11 @@ class Session:
             return self.agent
 
     def _note(self, message: str) -> None:
-        """Keep a progress note and pass it on."""
-        self.notes.append(message)
+        """Pass a progress note on, or keep it when nobody listens."""
         if self.on_note is not None:
             self.on_note(message)
+        else:
+            self.notes.append(message)
 
     def load(self) -> "Agent":
         """Load every plugin's model and indexes and warm the encoder, so the first reply is quick."""
@@ -67,10 +68,18 @@ class Session:
         agent.encoder.encode(["warm up"])
         return agent
 
-    def send(self, text: str) -> "Reply":
-        """Answer one message ('/use NAME' included) in this conversation."""
+    def panels(self) -> tuple[list[tuple[str, Any]], list[str]]:
+        """Widget classes from plugins' `tui_panels` hooks as (plugin, class), and the hooks that failed."""
         with self._lock:
-            return self.core().reply(text, self.conversation, self.plugin)
+            hooks = self.core().hooks
+            found = [(plugin, panel) for plugin, panels in hooks.call_each("tui_panels")
+                     for panel in (panels if isinstance(panels, (list, tuple)) else [panels])]
+            return found, [str(f) for f in hooks.drain()]
+
+    def send(self, text: str, conversation: str | None = None, plugin: str | None = None) -> "Reply":
+        """Answer one message ('/use NAME' included) in a conversation (this session's by default)."""
+        with self._lock:
+            return self.core().reply(text, conversation or self.conversation, plugin or self.plugin)
 
     def use(self, name: str) -> str:
         """Route this conversation to one plugin from now on."""
@@ -147,6 +156,7 @@ class Session:
             totals[r["topic"]] = totals.get(r["topic"], 0) + int(r["n"] or 0)
         keep = sorted(totals, key=lambda t: -totals[t])[:MAX_TOPICS]
         series = {t: [(float(r["end"]), float(r["share"])) for r in rows if r["topic"] == t][-MAX_SERIES:] for t in keep}
-        alerts = store.query("SELECT topic, share, baseline, window_end, message FROM alerts ORDER BY id DESC LIMIT 5")
+        alerts = store.query("SELECT topic, share, baseline, window_end, message FROM alerts WHERE run_id = ? "
+                             "ORDER BY id DESC LIMIT 5", [run["id"]])
         return Sentiment(run["id"], run["plugin"] or "", run["label"] or "", run["status"] or "", int(run["items"] or 0),
                          series, alerts)
