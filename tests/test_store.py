@@ -51,3 +51,24 @@ def test_locked_database_gives_a_clear_error(tmp_path: Path, monkeypatch: pytest
         store.log_turn({"conversation_id": "c", "text": "hi"}, [], [])
     blocker.rollback()
     assert store.log_turn({"conversation_id": "c", "text": "hi"}, [], []) == 1
+
+
+def test_a_database_from_before_items_keeps_its_turns_and_gains_item_feedback(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import agent.store as store_module
+
+    before = [m for m in MIGRATIONS if m[0] != "m008_items"]
+    monkeypatch.setattr(store_module, "MIGRATIONS", before)
+    old = Store(tmp_path / "old.db")
+    old.db.execute("INSERT INTO conversations (id, started_at, last_at) VALUES ('c', 'then', 'then')")
+    old.db.execute("INSERT INTO turns (conversation_id, created_at, text, reply, plugin, label, timings) "
+                   "VALUES ('c', 'then', 'I lost my card', 'Freeze it.', 'shop', 'card_lost', '{}')")
+    assert "items" not in old.db["turns"].columns_dict
+    old.close()
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
+    store = Store(tmp_path / "old.db")
+    turn = store.turn(1)
+    assert turn["text"] == "I lost my card" and turn["items"] == [] and turn["item_feedback"] == []
+    store.add_item_feedback(1, "travel-card", "like")
+    assert [(f["item_id"], f["kind"]) for f in store.turn(1)["item_feedback"]] == [("travel-card", "like")]
+    assert [r["name"] for r in store.db["_migrations"].rows][-1] == "m008_items"
