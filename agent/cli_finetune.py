@@ -99,6 +99,9 @@ def version_rows(versions: Any) -> list[dict[str, Any]]:
 def _print_result(result: Any) -> None:
     """The outcome in a few lines."""
     rep, out = result.report, console()
+    if rep.get("kind") == "interest":
+        _print_interest(result)
+        return
     ev, data = rep["evaluation"], rep["data"]
     color = "green" if result.status == "promoted" else "yellow"
     out.print(f"[{color}]{escape(result.plugin)} {result.version}: {result.status}[/] — {escape(rep['decision'])}")
@@ -111,6 +114,19 @@ def _print_result(result: Any) -> None:
     for d in ev["f1_drops"][:10]:
         out.print(f"[yellow]F1 dropped[/] {escape(d['label'])}: {d['current_f1']:.3f} → {d['candidate_f1']:.3f}")
     out.print(f"suggested min_confidence {ev['suggested_min_confidence']}; report: {escape(str(result.folder / 'report.md'))}")
+
+
+def _print_interest(result: Any) -> None:
+    """The outcome of a recommender's interest-model run."""
+    rep, out = result.report, console()
+    color = "green" if result.status == "promoted" else "yellow"
+    out.print(f"[{color}]{escape(result.plugin)} interest {result.version}: {result.status}[/] — {escape(rep['decision'])}")
+    held = rep["heldout"]
+    out.print(f"{rep['run']['pairs']} training pairs, {rep['run']['steps']} steps on {rep['run']['device']}, "
+              f"{rep['run']['seconds']} s; held out: {held['candidate']['users']} users")
+    out.print(f"NDCG@10 / Recall@10: with the interest model {held['candidate']['ndcg@10']} / {held['candidate']['recall@10']}; "
+              f"without {held['without_interest']['ndcg@10']} / {held['without_interest']['recall@10']}")
+    out.print("weights: " + ", ".join(f"{k} {v}" for k, v in rep["weights"].items()))
 
 
 class _Bar:

@@ -34,6 +34,7 @@ class Message:
     text: str | bytes
     conversation_id: str | None = None
     plugin: str | None = None
+    user: str | None = None  # who wrote it (profiles, item feedback); the conversation id when None
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Turn:
     text: str
     conversation_id: str
     forced: str | None = None
+    user: str = ""
     vector: "np.ndarray | None" = None
     hook_reply: bool = False  # a build_reply hook wrote the reply: it may echo the message, so redact it too
     timings: dict[str, float] = field(default_factory=dict)
@@ -167,9 +169,10 @@ class Agent:
         return PluginRuntime(manifest, self.settings.index_root, self.encoder, self.notify)
 
     # ---- the turn ---------------------------------------------------------------------------
-    def reply(self, text: str | bytes, conversation_id: str | None = None, plugin: str | None = None) -> Reply:
+    def reply(self, text: str | bytes, conversation_id: str | None = None, plugin: str | None = None,
+              user: str | None = None) -> Reply:
         """Answer one message: guard, encode once, route, classify, retrieve, log."""
-        result = self.replies([Message(text, conversation_id, plugin)])[0]
+        result = self.replies([Message(text, conversation_id, plugin, user)])[0]
         if isinstance(result, AgentError):
             raise result
         return result
@@ -197,6 +200,7 @@ class Agent:
         """A Turn to answer, the reply to a bare '/use NAME', or the message's error."""
         try:
             turn = self._begin(message.text, message.conversation_id, message.plugin)
+            turn.user = guard.conversation_id(message.user) or turn.conversation_id
         except AgentError as exc:
             return exc
         return turn if turn.text else self._switched(turn)
@@ -284,20 +288,32 @@ class Agent:
         hits, best = runtime.retrieve(turn.vector[0], decision.label)
         turn.timings["retrieve"] = _ms(t)
         text = self._answer_text(runtime, decision.label, best, decision.fallback_reason)
+        recommended: list[dict[str, Any]] = []
+        fallback = decision.fallback_reason
+        if runtime.recommender is not None:  # a recommending plugin: items instead of an FAQ answer
+            from agent.recommend.dialogue import respond
+
+            t = time.perf_counter()
+            label = decision.label if decision.fallback_reason is None else "recommend"  # unsure: take it as a request
+            text, recommended = respond(self.store, runtime.recommender, runtime.name, turn.text, turn.vector[0],
+                                        turn.conversation_id, turn.user, label)
+            turn.timings["recommend"] = _ms(t)
+            fallback = None  # every message to a recommender is answered with items, or says why there are none
         hit_dicts = [h.to_dict() for h in hits]
         custom = self.hooks.call_one(
             runtime.name, "build_reply", plugin=runtime.name, text=turn.text, label=decision.label,
             confidence=decision.confidence, hits=[dict(h) for h in hit_dicts], fallback_reason=decision.fallback_reason,
             answer=text, conversation_id=turn.conversation_id)
-        items: list[dict[str, Any]] = []
+        items: list[dict[str, Any]] = recommended
         if custom is not None:
-            custom, items = _hook_reply(runtime.name, custom, self.hooks)
+            custom, hooked = _hook_reply(runtime.name, custom, self.hooks)
+            items = hooked or items
             text, turn.hook_reply = custom if custom is not None else text, custom is not None
         return Reply(
             items=items,
             warnings=[str(f) for f in self.hooks.drain()],
             text=text, plugin=runtime.name, label=decision.label, confidence=round(decision.confidence, 4),
-            hits=hit_dicts, fallback_reason=decision.fallback_reason, timings_ms={},
+            hits=hit_dicts, fallback_reason=fallback, timings_ms={},
             turn_id=None, conversation_id=turn.conversation_id, route_confidence=chosen.confidence,
             predictions=[{"label": lab, "probability": round(p, 4)} for lab, p in decision.top],
             answer_id=best.id if best is not None and decision.fallback_reason is None and custom is None else None,
@@ -394,7 +410,7 @@ class Agent:
             "reply": guard.redact_for(reply.text, privacy)[0] if turn.hook_reply else reply.text,
             "plugin": reply.plugin, "label": reply.label, "confidence": reply.confidence,
             "route_confidence": reply.route_confidence, "fallback_reason": reply.fallback_reason,
-            "answer_id": reply.answer_id, "forced": turn.forced,
+            "answer_id": reply.answer_id, "forced": turn.forced, "user_id": turn.user,
             "latency_ms": sum(v for k, v in turn.timings.items() if k != "log"), "timings": turn.timings,
             "redactions": redactions,
             "annotations": json.dumps(guard.redact_tree(reply.annotations), ensure_ascii=False) if reply.annotations else None,

@@ -81,6 +81,8 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
     settings, opts = settings or Settings(), options or Options()
     say = notify or (lambda _msg: None)
     manifest = load_manifest(Path(plugin_dir))
+    if manifest.recommend is not None:
+        return _finetune_interest(manifest, settings, opts, encoder, store, progress, cancel, say, started)
     versions = Versions(manifest.folder)
     if not is_main_process():
         return _worker(manifest, versions, store or _store(settings), opts, encoder or _encoder(opts.device),
@@ -118,10 +120,26 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
     return FinetuneResult(manifest.name, version, status, _plan_dict(plan), rep, folder, round(time.perf_counter() - started, 1))
 
 
+def _finetune_interest(manifest: Manifest, settings: Settings, opts: Options, encoder: "Encoder | None",
+                       store: "Store | None", progress: ProgressFn | None, cancel: CancelFn | None,
+                       say: Callable[[str], None], started: float) -> FinetuneResult:
+    """A recommending plugin learns its interest model (see agent.recommend.train)."""
+    from agent.recommend.train import finetune_interest
+
+    device = opts.device if opts.device != "auto" else _encoder("auto").device
+    store = store or _store(settings)
+    rep = finetune_interest(manifest, settings.index_root, store, encoder or _encoder(opts.device), device, opts.epochs,
+                            opts.lr, opts.seed, opts.force, opts.max_minutes, progress, cancel, say)
+    plan = {"mode": "interest", "device": device, "epochs": rep["epochs"]}
+    folder = manifest.folder / "interest" / rep["version"]
+    return FinetuneResult(manifest.name, rep["version"], rep["status"], plan, rep, folder,
+                          round(time.perf_counter() - started, 1))
+
+
 def rollback(plugin_dir: Path) -> tuple[str | None, str]:
     """Switch `current` back to the version promoted before it."""
     manifest = load_manifest(Path(plugin_dir))
-    versions = Versions(manifest.folder)
+    versions = Versions(manifest.folder, "interest" if manifest.recommend is not None else "model")
     with versions.lock():
         return versions.rollback()
 

@@ -9,10 +9,11 @@ from typing import Any
 
 from agent.errors import PluginError
 from agent.monitor.config import MonitorConfig, parse_monitor, parse_topics
+from agent.recommend.config import RecommendConfig, parse_recommend
 
 ROLES = ("responder", "observer")
 TOP_KEYS = {"name", "description", "role", "version", "labels", "data", "retrieval", "thresholds", "fallback", "privacy",
-            "topics", "monitor"}
+            "topics", "monitor", "recommend"}
 PII_KINDS = ("email", "iban", "card", "account", "phone")  # agent.guard.KINDS, without importing it here
 
 
@@ -63,6 +64,7 @@ class Manifest:
     privacy: Privacy = field(default_factory=Privacy)
     topics: dict[str, str] = field(default_factory=dict)  # [topics] name = description (the sentiment monitor)
     monitor: MonitorConfig | None = None  # [monitor]: windows, baseline and spike test, chat flags
+    recommend: RecommendConfig | None = None  # [recommend]: items, interactions, the scoring formula's weights
     fallback_message: str = "I'm not sure I understood that, so I'd rather not guess."
     handoff: str = "Would you like me to pass you to a person?"
     source: str = ""  # where discovery found it: a folder, or "package DIST VERSION (entry point NAME)"
@@ -193,6 +195,7 @@ def _build(path: Path, raw: dict[str, Any]) -> Manifest:
     m.privacy = _privacy(r)
     m.topics = parse_topics(r)
     m.monitor = parse_monitor(r, m.labels)
+    m.recommend = parse_recommend(r)
     if fb := r.sub("fallback", {"message", "handoff"}):
         m.fallback_message = fb.get("message", str, m.fallback_message)
         m.handoff = fb.get("handoff", str, m.handoff)

@@ -99,6 +99,15 @@ class PluginRuntime:
         self.classifier, self.model_state = self._load_classifier()
         self.labels += [lab for lab in self.classifier.labels if lab not in self.labels]
         self._pairsby_label = self._corpus_pairsby_label()
+        self.recommender = self._load_recommender()
+
+    def _load_recommender(self) -> Any:
+        """Items, their index and the interest model of a plugin with [recommend]; None for others."""
+        if self.manifest.recommend is None:
+            return None
+        from agent.recommend.model import Recommender
+
+        return Recommender(self.manifest, self.index_dir, self.encoder, self.notify)
 
     @property
     def name(self) -> str:
@@ -207,6 +216,11 @@ class PluginRuntime:
 
     def refresh(self) -> bool:
         """Load a newly promoted (or rolled back) model if `current` changed; True when it did."""
+        if self.recommender is not None and self.recommender.refresh():
+            if self.notify:
+                interest = self.recommender.interest
+                self.notify(f"{self.name}: now using interest model {interest.version if interest else 'none'}")
+            return True
         stamp = self.versions.stamp()
         if stamp == self._stamp:
             return False

@@ -121,6 +121,14 @@ def m008_items(db: Any) -> None:
     db["item_feedback"].create_index(["conversation_id"])
 
 
+@migration
+def m009_users(db: Any) -> None:
+    """Who each turn and each item feedback came from (a user id; the conversation id when none is given)."""
+    db["turns"].add_column("user_id", str)
+    db["item_feedback"].add_column("user_id", str)
+    db["item_feedback"].create_index(["user_id", "plugin"])
+
+
 def now() -> str:
     """UTC timestamp, ISO 8601."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -222,11 +230,40 @@ class Store:
             raise StoreError(f"no turn {turn_id} in {self.path}; list turns with: agent logs")
 
         def write(conn: sqlite3.Connection) -> int:
-            cur = conn.execute("INSERT INTO item_feedback (turn_id, conversation_id, plugin, item_id, kind, created_at) "
-                               "VALUES (?, ?, ?, ?, ?, ?)", (turn_id, turn["conversation_id"], turn["plugin"], item_id, kind, now()))
+            cur = conn.execute("INSERT INTO item_feedback (turn_id, conversation_id, user_id, plugin, item_id, kind, created_at) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?)", (turn_id, turn["conversation_id"],
+                                                               turn.get("user_id") or turn["conversation_id"], turn["plugin"],
+                                                               item_id, kind, now()))
             return int(cur.lastrowid)
 
         return self._write(write)
+
+    def item_events(self, plugin: str, user: str | None = None) -> list[dict[str, Any]]:
+        """Likes, dislikes and clicks on a plugin's items, oldest first (one user's, or everyone's)."""
+        sql = "SELECT user_id, item_id, kind, created_at FROM item_feedback WHERE plugin = ?"
+        args: list[Any] = [plugin]
+        if user is not None:
+            sql += " AND user_id = ?"
+            args.append(user)
+        return list(self._query(sql + " ORDER BY id", args))
+
+    def last_turns_with_items(self, conversation: str, plugin: str, limit: int = 5) -> list[dict[str, Any]]:
+        """The latest turns of a conversation that showed a plugin's items, newest first, items decoded."""
+        rows = list(self._query("SELECT id, text, label, items FROM turns WHERE conversation_id = ? AND plugin = ? "
+                                "AND items IS NOT NULL ORDER BY id DESC LIMIT ?", [conversation, plugin, limit]))
+        return [{**r, "items": json.loads(r["items"] or "[]")} for r in rows]
+
+    def user_requests(self, user: str, plugin: str, limit: int = 5) -> list[str]:
+        """What a user last asked a recommending plugin for (their 'recommend' turns), newest first."""
+        rows = self._query("SELECT text FROM turns WHERE user_id = ? AND plugin = ? AND label = 'recommend' "
+                           "ORDER BY id DESC LIMIT ?", [user, plugin, limit])
+        return [r["text"] for r in rows]
+
+    def last_request(self, conversation: str, plugin: str) -> str | None:
+        """The latest 'recommend' turn's text in a conversation."""
+        rows = list(self._query("SELECT text FROM turns WHERE conversation_id = ? AND plugin = ? AND label = 'recommend' "
+                                "ORDER BY id DESC LIMIT 1", [conversation, plugin]))
+        return rows[0]["text"] if rows else None
 
     def labelled_turns(self, plugin: str) -> list[dict[str, Any]]:
         """Turns of a plugin that have feedback, oldest first, each with its feedback list (oldest first)."""
@@ -380,7 +417,7 @@ def _insert_turn(conn: sqlite3.Connection, stamp: str, turn: dict[str, Any], pre
 
 
 TURN_COLUMNS = ["text", "reply", "plugin", "label", "confidence", "route_confidence", "fallback_reason",
-                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced", "warnings", "items"]
+                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced", "warnings", "items", "user_id"]
 
 FINETUNE_COLUMNS = ["plugin", "version", "started_at", "finished_at", "status", "mode", "device", "epochs", "seconds",
                     "train_rows", "holdout_rows", "accuracy", "current_accuracy", "macro_f1", "current_version", "report"]

@@ -31,8 +31,8 @@ _PARTIAL = re.compile(r"^\.partial-v(\d+)-(\d+)$")
 class Versions:
     """The model folder of one plugin."""
 
-    def __init__(self, plugin_folder: Path) -> None:
-        self.root = Path(plugin_folder) / "model"
+    def __init__(self, plugin_folder: Path, dirname: str = "model") -> None:
+        self.root = Path(plugin_folder) / dirname
 
     @property
     def pointer(self) -> Path:

@@ -1,0 +1,283 @@
+"""The recommender of one plugin: item vectors, user profiles, the interest model, and the scoring formula.
+
+    score(item) = w_request · cos(request, item)
+                + w_profile · (cos(mean of liked, item) − ½ · max cos(disliked, item))
+                + w_interest · cos(E(history text), E(item text))      E: the fine-tuned interest encoder
+                + w_popularity · log(1 + likes and clicks) / log(1 + the most any item has)
+                + adjustments for what the person asked to avoid ("without fees": −0.3 if an item has
+                  fees, +0.15 if it says it has none)
+
+Items the person rejected are never shown again. Cosines are of unit vectors; `request` is the message,
+or the message blended with an item it names ("like the travel card").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from agent.data import file_hash
+from agent.errors import ModelError
+from agent.recommend.config import RecommendConfig
+from agent.recommend.items import Item, read_interactions, read_items
+from agent.retrieval import VectorIndex, ensure_index
+from agent.versions import Versions
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from agent.encoder import Encoder
+    from agent.manifest import Manifest
+
+INTEREST_DIR = "interest"  # the plugin's folder of fine-tuned interest models (versions like model/)
+POSITIVE = ("like", "click")
+
+
+@dataclass
+class Profile:
+    """What one user liked, clicked and rejected (each item's latest event wins), oldest first."""
+
+    user: str
+    liked: list[str] = field(default_factory=list)
+    clicked: list[str] = field(default_factory=list)
+    disliked: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_events(cls, user: str, events: list[dict[str, Any]]) -> "Profile":
+        """Build from events in time order (dicts with item_id and kind)."""
+        latest: dict[str, str] = {}
+        for e in events:
+            latest.pop(e["item_id"], None)  # re-inserted last: dict order follows the latest event
+            latest[e["item_id"]] = e["kind"]
+        p = cls(user)
+        for item_id, kind in latest.items():
+            {"like": p.liked, "click": p.clicked, "dislike": p.disliked}[kind].append(item_id)
+        return p
+
+    def positives(self, known: set[str] | None = None) -> list[str]:
+        """Liked then clicked items, each list newest last."""
+        return [i for i in self.liked + self.clicked if known is None or i in known]
+
+
+@dataclass
+class Scored:
+    """One candidate with the parts of its score."""
+
+    item: Item
+    score: float
+    parts: dict[str, float]
+    reasons: list[str]
+
+
+def history_text(items: list[Item]) -> str:
+    """The text the interest model reads for a user: their latest liked or clicked items, newest first."""
+    return "; ".join(f"{i.title} ({', '.join(i.tags[:3])})" if i.tags else i.title for i in reversed(items))
+
+
+def item_index(manifest: "Manifest", index_dir: Path, encoder: "Encoder", items: list[Item],
+               notify: Callable[[str], None] | None) -> VectorIndex:
+    """The items' base-encoder vectors, built once and reused while the items file is unchanged."""
+    config = manifest.recommend
+    assert config is not None
+    path = manifest.data_file(config.items, "recommend.items")
+    expect = {"encoder": encoder.fingerprint, "data": file_hash(path)}
+
+    def build() -> tuple["np.ndarray", dict[str, Any]]:
+        if notify:
+            notify(f"encoding {len(items)} items of {manifest.name}")
+        return encoder.encode([i.text for i in items]), {"ids": [i.id for i in items]}
+
+    return ensure_index(index_dir, "items", expect, build, notify)
+
+
+class Interest:
+    """A promoted interest model: its encoder, the items' vectors under it, and the weights it chose."""
+
+    def __init__(self, folder: Path, device: str) -> None:
+        import numpy as np
+
+        from agent.encoder import Encoder
+
+        try:
+            self.config = json.loads((folder / "config.json").read_text())
+            self.vectors = np.load(folder / "items.npy")
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{folder}: the interest model is incomplete ({exc}); fine-tune again or roll back") from exc
+        self.encoder = Encoder(path=folder / "encoder", device=device, max_length=128)
+        self.version = folder.name
+        self._cache: dict[str, "np.ndarray"] = {}
+
+    @classmethod
+    def from_parts(cls, encoder: "Encoder", vectors: "np.ndarray", config: dict[str, Any], version: str) -> "Interest":
+        """An interest model still in memory (a fine-tune evaluating its candidate)."""
+        self = cls.__new__(cls)
+        self.encoder, self.vectors, self.config, self.version, self._cache = encoder, vectors, config, version, {}
+        return self
+
+    def user_vector(self, text: str) -> "np.ndarray":
+        """The history text's vector (the last few are kept: a profile changes only with feedback)."""
+        if text not in self._cache:
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[text] = self.encoder.encode([text])[0]
+        return self._cache[text]
+
+
+class Recommender:
+    """Items, their vectors, popularity, the interest model: everything a recommendation turn needs."""
+
+    def __init__(self, manifest: "Manifest", index_dir: Path, encoder: "Encoder",
+                 notify: Callable[[str], None] | None = None) -> None:
+        assert manifest.recommend is not None
+        self.manifest, self.config, self.encoder, self.notify = manifest, manifest.recommend, encoder, notify
+        self.items = read_items(manifest.data_file(self.config.items, "recommend.items"))
+        self.by_id = {item.id: n for n, item in enumerate(self.items)}
+        self.vectors = item_index(manifest, index_dir, encoder, self.items, notify).vectors()
+        self.past = self._interactions()
+        self.versions = Versions(manifest.folder, INTEREST_DIR)
+        self._stamp: Any = None
+        self.interest: Interest | None = None
+        self.refresh()
+
+    def _interactions(self) -> list[dict[str, str]]:
+        """Events from the plugin's interactions file, if it has one."""
+        if not self.config.interactions:
+            return []
+        return read_interactions(self.manifest.data_file(self.config.interactions, "recommend.interactions"),
+                                 set(self.by_id))
+
+    def refresh(self) -> bool:
+        """Pick up a promoted or rolled-back interest model (one stat); True when it changed."""
+        stamp = self.versions.stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        current = self.versions.current()
+        if current is None:
+            self.interest = None
+            return True
+        interest = Interest(self.versions.path(current), self.encoder.device)
+        if interest.vectors.shape[0] != len(self.items) or interest.config.get("item_ids") != [i.id for i in self.items]:
+            if self.notify:
+                self.notify(f"{self.manifest.name}: interest model {current} was trained on other items; "
+                            "not used until `agent finetune` runs again")
+            self.interest = None
+            return True
+        self.interest = interest
+        return True
+
+    def weights(self) -> dict[str, float]:
+        """The formula's weights: those a promoted interest model chose, else the manifest's."""
+        chosen = dict(self.interest.config.get("weights", {})) if self.interest else {}
+        return {**self.config.weights(), **chosen}
+
+    def popularity(self, counts: Counter) -> "np.ndarray":
+        """log(1 + n) / log(1 + max n) per item, from likes and clicks."""
+        import numpy as np
+
+        n = np.array([counts.get(i.id, 0) for i in self.items], dtype=np.float32)
+        top = float(n.max()) if len(n) else 0.0
+        return np.log1p(n) / math.log1p(top) if top > 0 else n
+
+    def counts(self, events: list[dict[str, Any]]) -> Counter:
+        """Likes and clicks per item, from the interactions file and these logged events."""
+        return Counter(e["item_id"] for e in [*self.past, *events] if e["kind"] in POSITIVE)
+
+    def rank(self, profile: Profile, request: "np.ndarray | None", counts: Counter, exclude: set[str] = frozenset(),
+             avoid: list[str] = (), words: set[str] = frozenset(), k: int | None = None,
+             weights: dict[str, float] | None = None, anchor: str | None = None) -> list[Scored]:
+        """The top-k items for this user and request, with the parts of each score and the reasons."""
+        import numpy as np
+
+        w = weights or self.weights()
+        parts = self.parts(profile, request, counts, w, avoid)
+        total = sum(w[name] * parts[name] for name in ("request", "profile", "interest", "popularity"))
+        total = total + parts["avoid"]
+        banned = set(profile.disliked) | set(exclude)
+        order = [int(i) for i in np.argsort(-total, kind="stable") if self.items[int(i)].id not in banned]
+        top = order[: k or self.config.top_k]
+        return [Scored(self.items[i], float(total[i]), {n: float(v[i]) for n, v in parts.items()},
+                       self._reasons(i, profile, parts, avoid, words, w, anchor)) for i in top]
+
+    def parts(self, profile: Profile, request: "np.ndarray | None", counts: Counter,
+              weights: dict[str, float], avoid: list[str] = ()) -> dict[str, "np.ndarray"]:
+        """Each term of the formula, per item (zeros where it does not apply)."""
+        import numpy as np
+
+        zeros = np.zeros(len(self.items), dtype=np.float32)
+        liked = [self.by_id[i] for i in profile.positives(set(self.by_id))]
+        disliked = [self.by_id[i] for i in profile.disliked if i in self.by_id]
+        profile_part = zeros.copy()
+        if liked:
+            centre = self.vectors[liked].mean(0)
+            profile_part = self.vectors @ (centre / max(float(np.linalg.norm(centre)), 1e-9))
+        if disliked:
+            profile_part = profile_part - 0.5 * (self.vectors @ self.vectors[disliked].T).max(1)
+        interest_part = zeros
+        if self.interest is not None and liked and weights.get("interest", 0) > 0:
+            text = history_text([self.items[i] for i in liked[-self.config.history:]])
+            interest_part = self.interest.vectors @ self.interest.user_vector(text)
+        return {"request": self.vectors @ request if request is not None else zeros, "profile": profile_part,
+                "interest": interest_part, "popularity": self.popularity(counts),
+                "avoid": avoid_adjustment(self.items, list(avoid)) if avoid else zeros}
+
+    def _reasons(self, row: int, profile: Profile, parts: dict[str, "np.ndarray"], avoid: list[str],
+                 words: set[str], w: dict[str, float], anchor: str | None = None) -> list[str]:
+        """Why an item is shown: what matched, which past like it resembles, what it avoids, popularity."""
+        item, reasons = self.items[row], []
+        if avoid and parts["avoid"][row] > 0:
+            reasons.append(f"no {' or '.join(avoid)}")
+        if parts["request"][row] > 0.3:
+            reasons.append(f"similar to {anchor}" if anchor else "matches your request" + _shared(item, words))
+        liked = [self.by_id[i] for i in profile.positives(set(self.by_id)) if self.by_id[i] != row]
+        if liked and w.get("profile", 0) > 0:
+            sims = self.vectors[liked] @ self.vectors[row]
+            best = int(sims.argmax())
+            if sims[best] >= 0.45:
+                reasons.append(f"like {self.items[liked[best]].title}, which you liked")
+        if parts["popularity"][row] >= 0.6:
+            reasons.append("popular")
+        return reasons[:3] or ["close to what you asked for"]
+
+
+def _shared(item: Item, words: Any) -> str:
+    """' (tags: travel, no-fees)' for the request words an item's tags share, or ''."""
+    if not words:
+        return ""
+    shared = [t for t in item.tags if any(w in t.split("-") or w == t for w in words)]
+    return f" ({', '.join(shared[:3])})" if shared else ""
+
+
+_NEGATION = re.compile(r"\b(?:without|no|not|never|avoid|except|minus|free of)\s+(?:any\s+|the\s+|a\s+|an\s+)?([a-z][a-z\-]{2,})",
+                       re.IGNORECASE)
+_FREE = r"(?:no|without|zero|free of|0)\s+(?:\w+\s+){0,2}"
+
+
+def avoided_terms(text: str) -> list[str]:
+    """What a request asks to avoid: 'without fees' -> ['fees']."""
+    return list(dict.fromkeys(m.group(1).lower() for m in _NEGATION.finditer(text)
+                              if m.group(1).lower() not in {"one", "that", "this", "thanks", "more"}))
+
+
+def avoid_adjustment(items: list[Item], terms: list[str]) -> "np.ndarray":
+    """+0.15 for an item that says it is free of a term, −0.3 for one that mentions having it."""
+    import numpy as np
+
+    out = np.zeros(len(items), dtype=np.float32)
+    for term in terms:
+        stem = term.rstrip("s")
+        has = re.compile(rf"\b{re.escape(stem)}s?\b", re.IGNORECASE)
+        free = re.compile(rf"{_FREE}{re.escape(stem)}s?\b|\b{re.escape(stem)}s?[- ]free\b|\bno-{re.escape(stem)}s?\b",
+                          re.IGNORECASE)
+        for n, item in enumerate(items):
+            text = f"{item.text} {' '.join(item.tags)}"
+            if free.search(text):
+                out[n] += 0.15
+            elif has.search(text):
+                out[n] -= 0.3
+    return out

@@ -1,0 +1,236 @@
+"""`agent finetune` for a plugin with [recommend]: the interest model, trained on (history text, item
+text) pairs from the interactions file and logged feedback, then the formula's weights chosen on
+each user's last liked item, held out."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from agent.errors import InputError
+from agent.recommend.model import INTEREST_DIR, POSITIVE, Interest, Profile, Recommender, history_text
+from agent.retrieval import atomic_write
+from agent.versions import Versions
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from agent.encoder import Encoder
+    from agent.manifest import Manifest
+    from agent.store import Store
+    from agent.trainer import CancelFn, ProgressFn
+
+GRID = {"profile": (0.0, 0.5, 1.0), "interest": (0.0, 0.5, 1.0, 2.0), "popularity": (0.0, 0.1, 0.25, 0.5, 1.0)}
+MAX_PAIRS = 20  # training pairs per user (their latest), so heavy users do not drown the others
+TOLERANCE = 0.005
+
+
+@dataclass
+class Held:
+    """One user's held-out check: their events before their last liked item, and that item."""
+
+    user: str
+    before: list[dict[str, Any]]
+    target: str
+
+
+@dataclass
+class Split:
+    """Training pairs and held-out checks."""
+
+    pairs: list[tuple[list[str], str]] = field(default_factory=list)  # (history item ids, next liked item id)
+    held: list[Held] = field(default_factory=list)
+    train_events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def events_by_user(rec: Recommender, store: "Store", plugin: str) -> dict[str, list[dict[str, Any]]]:
+    """Every user's events in time order: the interactions file (by timestamp when given), then the log."""
+    past = sorted(rec.past, key=lambda e: float(e.get("timestamp") or 0)) if rec.past else []
+    out: dict[str, list[dict[str, Any]]] = {}
+    for e in [*past, *store.item_events(plugin)]:
+        if e["item_id"] in rec.by_id:
+            out.setdefault(str(e["user_id"]), []).append({"user_id": str(e["user_id"]), "item_id": e["item_id"],
+                                                          "kind": e["kind"]})
+    return out
+
+
+def split(events: dict[str, list[dict[str, Any]]], history: int, max_pairs: int = MAX_PAIRS) -> Split:
+    """Hold out each user's last liked or clicked item (users with 3 or more); pairs from what came before."""
+    s = Split()
+    for user, evs in events.items():
+        positives = [n for n, e in enumerate(evs) if e["kind"] in POSITIVE]
+        cut = positives[-1] if len(positives) >= 3 else len(evs)
+        if cut < len(evs):
+            s.held.append(Held(user, evs[:cut], evs[cut]["item_id"]))
+        train = evs[:cut]
+        s.train_events += train
+        seq = list(dict.fromkeys(e["item_id"] for e in train if e["kind"] in POSITIVE))
+        pairs = [(seq[max(0, j - history):j], seq[j]) for j in range(1, len(seq))]
+        s.pairs += pairs[-max_pairs:]
+    return s
+
+
+def train_interest(rec: Recommender, pairs: list[tuple[list[str], str]], device: str, epochs: float, lr: float,
+                   batch_size: int, seed: int, progress: "ProgressFn | None", cancel: "CancelFn | None",
+                   max_seconds: float | None) -> tuple["Encoder", dict[str, Any]]:
+    """Contrastive training: each history text should be closest to its own next item among the batch's items."""
+    import torch
+
+    from agent.encoder import Encoder
+    from agent.trainer import Cancelled, Progress
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    enc = Encoder(device=device, max_length=128)
+    model, tok = enc.model.train(), enc.tokenizer
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    total = max(1, math.ceil(len(pairs) / batch_size * epochs))
+    warmup = max(1, int(0.1 * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / total))
+    texts = {i.id: i.text for i in rec.items}
+    start, step, losses, stopped = time.perf_counter(), 0, [], None
+    while step < total and stopped is None:
+        order = random.sample(range(len(pairs)), len(pairs))
+        for b in range(0, len(order), batch_size):
+            if step >= total:
+                break
+            if cancel is not None and cancel():
+                raise Cancelled("fine-tuning was cancelled; nothing was promoted")
+            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                stopped = f"time limit reached after {step} of {total} steps"
+                break
+            batch = [pairs[i] for i in order[b : b + batch_size]]
+            users = _embed(model, tok, [history_text([rec.items[rec.by_id[h]] for h in hist]) for hist, _ in batch], enc.device)
+            targets = _embed(model, tok, [texts[item] for _, item in batch], enc.device)
+            same = torch.tensor([[a[1] == b_[1] for b_ in batch] for a in batch], device=enc.device)
+            logits = (users @ targets.T * 20.0).masked_fill(same & ~torch.eye(len(batch), dtype=torch.bool,
+                                                                                 device=enc.device), -1e4)
+            loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch), device=enc.device))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(float(loss.detach()))
+            if progress:
+                progress(Progress("train", step, total, sum(losses[-20:]) / len(losses[-20:]), str(enc.device), "interest",
+                                  time.perf_counter() - start))
+    model.eval()
+    stats = {"steps": step, "planned_steps": total, "seconds": round(time.perf_counter() - start, 1), "pairs": len(pairs),
+             "final_loss": round(sum(losses[-20:]) / max(len(losses[-20:]), 1), 4) if losses else None,
+             "device": str(enc.device), "stopped_early": stopped}
+    return enc, stats
+
+
+def _embed(model: Any, tok: Any, texts: list[str], device: Any) -> Any:
+    """Mean-pooled unit vectors, with gradients."""
+    import torch
+
+    enc = tok(texts, padding=True, truncation=True, max_length=128, return_tensors="pt").to(device)
+    hidden = model(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
+
+
+def choose_weights(rec: Recommender, held: list[Held], counts: Counter, with_interest: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """The grid weights with the best NDCG@10 on the held-out items, and those figures."""
+    import numpy as np
+
+    cached = []
+    for h in held:
+        profile = Profile.from_events(h.user, h.before)
+        parts = rec.parts(profile, None, counts, {"interest": 1.0 if with_interest else 0.0})
+        seen = {rec.by_id[e["item_id"]] for e in h.before}
+        cached.append((parts, seen, rec.by_id[h.target]))
+    best: tuple[float, float, dict[str, float]] = (-1.0, 0.0, {})
+    for wp in GRID["profile"]:
+        for wi in GRID["interest"] if with_interest else (0.0,):
+            for wpop in GRID["popularity"]:
+                if wp == wi == wpop == 0:
+                    continue
+                ndcg = hits = 0.0
+                for parts, seen, target in cached:
+                    total = wp * parts["profile"] + wi * parts["interest"] + wpop * parts["popularity"]
+                    if seen:
+                        total[list(seen)] = -np.inf
+                    rank = int((total > total[target]).sum())
+                    if rank < 10:
+                        hits += 1
+                        ndcg += 1.0 / math.log2(rank + 2)
+                n = max(len(cached), 1)
+                if ndcg / n > best[0]:
+                    best = (ndcg / n, hits / n, {"profile": wp, "interest": wi, "popularity": wpop})
+    return best[2], {"ndcg@10": round(best[0], 4), "recall@10": round(best[1], 4), "users": len(cached)}
+
+
+def scaled(chosen: dict[str, float], configured: dict[str, float]) -> dict[str, float]:
+    """Chosen weights rescaled to the configured sum of the personal terms, so the request keeps its say."""
+    total = sum(chosen.values()) or 1.0
+    budget = configured["profile"] + configured["interest"] + configured["popularity"]
+    return {k: round(v * budget / total, 4) for k, v in chosen.items()}
+
+
+def finetune_interest(manifest: "Manifest", index_root: Path, store: "Store", encoder: "Encoder", device: str,
+                      epochs: float | None, lr: float | None, seed: int, force: bool, max_minutes: float | None,
+                      progress: "ProgressFn | None", cancel: "CancelFn | None",
+                      say: Callable[[str], None]) -> dict[str, Any]:
+    """Train, evaluate against the current model (or none), save a version; promote it unless it is worse."""
+    started = time.perf_counter()
+    rec = Recommender(manifest, Path(index_root) / manifest.name, encoder, say)
+    data = split(events_by_user(rec, store, manifest.name), rec.config.history)
+    if not data.pairs:
+        raise InputError(f"{manifest.name}: no liked or clicked items to learn from yet; like items in the chat "
+                         "(agent feedback TURN --like ITEM) or add an interactions file under [recommend]")
+    counts = Counter(e["item_id"] for e in data.train_events if e["kind"] in POSITIVE)
+    say(f"{len(data.pairs)} training pairs from {len({e['user_id'] for e in data.train_events})} users; "
+        f"{len(data.held)} users held out")
+    base_w, base_fig = choose_weights(rec, data.held, counts, with_interest=False)
+    current = rec.interest
+    current_fig = choose_weights(rec, data.held, counts, True)[1] if current is not None else None
+    n_epochs = epochs if epochs is not None else 1.0
+    enc, stats = train_interest(rec, data.pairs, device, n_epochs, lr or 3e-5, 32, seed, progress, cancel,
+                                max_minutes * 60 if max_minutes else None)
+    vectors = enc.encode([i.text for i in rec.items])
+    candidate = Interest.from_parts(enc, vectors, {"item_ids": [i.id for i in rec.items]}, "candidate")
+    rec.interest = candidate
+    chosen, fig = choose_weights(rec, data.held, counts, with_interest=True)
+    weights = {"request": rec.config.w_request, **scaled(chosen, rec.config.weights())}
+    versions = Versions(manifest.folder, INTEREST_DIR)
+    versions.clean_partials()
+    bar = current_fig["ndcg@10"] if current_fig else base_fig["ndcg@10"]
+    promote = force or fig["ndcg@10"] >= bar - TOLERANCE
+    decision = (f"held-out NDCG@10 {fig['ndcg@10']:.4f} against {bar:.4f} for "
+                f"{'the current model ' + current.version if current else 'no interest model'}")
+    report = {"plugin": manifest.name, "kind": "interest", "status": "promoted" if promote else "rejected",
+              "decision": decision, "run": stats, "weights": weights, "chosen_grid_weights": chosen,
+              "heldout": {"candidate": fig, "current": current_fig, "without_interest": {**base_fig, "weights": base_w}},
+              "epochs": n_epochs, "seconds": round(time.perf_counter() - started, 1)}
+    with versions.lock():
+        version, partial = versions.start()
+        try:
+            enc.model.save_pretrained(partial / "encoder", safe_serialization=True)
+            enc.tokenizer.save_pretrained(partial / "encoder")
+            import numpy as np
+
+            np.save(partial / "items.npy", vectors)
+            config = {"item_ids": [i.id for i in rec.items], "weights": weights, "base_model": encoder.fingerprint,
+                      "heldout": fig, "history": rec.config.history}
+            atomic_write(partial / "config.json", json.dumps(config).encode())
+            atomic_write(partial / "report.json", json.dumps({**report, "version": version}, indent=2).encode())
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        versions.finish(version, partial)
+        if promote:
+            versions.promote(version)
+        for old in versions.prune():
+            say(f"removed old version {old}")
+    return {**report, "version": version}

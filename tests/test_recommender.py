@@ -1,0 +1,148 @@
+"""The recommender plugin: requests, follow-ups, profiles, the feedback loop and the interest model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agent.core import Agent
+from agent.errors import AgentError
+from agent.finetune import Options, finetune, rollback
+from agent.recommend.items import read_items
+from agent.recommend.model import Profile, avoid_adjustment, avoided_terms
+from agent.settings import Settings
+from agent.versions import Versions
+from conftest import REPO, write_csv
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    """A copy of plugins/recommender."""
+    folder = tmp_path / "plugins" / "recommender"
+    shutil.copytree(REPO / "plugins" / "recommender", folder, ignore=shutil.ignore_patterns("interest", "__pycache__"))
+    return folder
+
+
+@pytest.fixture
+def agent(shop: Path, tmp_path: Path, encoder) -> Agent:
+    return Agent(Settings(home=tmp_path / "home", plugin_paths=[shop.parent]), encoder=encoder)
+
+
+def categories(agent: Agent, items: list[dict]) -> list[str]:
+    by_id = {i.id: i for i in agent.runtimes["recommender"].recommender.items}
+    return [by_id[i["id"]].category for i in items]
+
+
+def test_a_conversation_of_requests_and_follow_ups(agent: Agent) -> None:
+    house = agent.reply("I want to save for a house", "c1", "recommender", user="ann")
+    assert house.label == "recommend" and len(house.items) == 3
+    assert set(categories(agent, house.items)) <= {"savings", "mortgages", "books", "advice"}
+    assert all(i["reason"] for i in house.items)
+
+    travel = agent.reply("something like the travel card but without fees", "c1", user="ann")
+    ids = [i["id"] for i in travel.items]
+    assert travel.text == "Like Northwind Travel Card, without fees:" and "travel-card" not in ids
+    assert all("no fees" in i["reason"] for i in travel.items)
+
+    more = agent.reply("more like that", "c1", user="ann")
+    assert more.label == "more_like_this" and more.text == f"More like {travel.items[0]['title']}:"
+    assert not {i["id"] for i in more.items} & {*ids, *[i["id"] for i in house.items]}  # nothing shown twice
+
+    rejected = more.items[1]["id"]
+    no = agent.reply("not the second one", "c1", user="ann")
+    assert no.label == "not_this" and no.text.startswith(f"Understood, not {more.items[1]['title']}")
+    stored = agent.store.turn(more.turn_id)["item_feedback"]
+    assert [(f["item_id"], f["kind"]) for f in stored] == [(rejected, "dislike")]
+    for text in ("more like that", "a card for travelling abroad", "show me travel cards without fees"):
+        assert rejected not in [i["id"] for i in agent.reply(text, "c2", "recommender", user="ann").items]
+
+
+def test_liking_a_shown_item_is_stored_and_shapes_the_reasons(agent: Agent) -> None:
+    shown = agent.reply("a good pair of headphones for running", "c1", "recommender", user="bo")
+    liked = agent.reply("I like the first one", "c1", user="bo")
+    assert liked.label == "like_this" and liked.text.startswith(f"Noted, you like {shown.items[0]['title']}")
+    assert [(f["item_id"], f["kind"]) for f in agent.store.turn(shown.turn_id)["item_feedback"]] == [(shown.items[0]["id"], "like")]
+    later = agent.reply("any electronics you would suggest?", "c2", "recommender", user="bo")
+    assert any(f"like {shown.items[0]['title']}, which you liked" in i["reason"] for i in later.items)
+
+
+def test_feedback_loop_shifts_the_next_recommendations(agent: Agent) -> None:
+    """Dislike kitchen items, like books: a vague request then leans to books and away from the kitchen."""
+    before = agent.reply("what would you recommend for me?", "c0", "recommender", user="cy")
+    rec = agent.runtimes["recommender"].recommender
+    kitchen = agent.reply("kitchen gadgets for cooking", "c1", "recommender", user="cy")
+    for item in kitchen.items:
+        agent.item_feedback(kitchen.turn_id, item["id"], "dislike")
+    books = agent.reply("books about money and buying a home", "c1", user="cy")
+    for item in books.items:
+        agent.item_feedback(books.turn_id, item["id"], "like")
+    after = agent.reply("what would you recommend for me?", "c2", "recommender", user="cy")
+    profile = Profile.from_events("cy", agent.store.item_events("recommender", "cy"))
+    top10 = rec.rank(profile, agent.encoder.encode(["what would you recommend for me?"])[0], rec.counts([]), k=10)
+    assert sum(s.item.category == "books" for s in top10) >= 4 and not any(s.item.category == "kitchen" for s in top10)
+    assert categories(agent, after.items).count("books") > categories(agent, before.items).count("books")
+    assert not set(i["id"] for i in after.items) & {i["id"] for i in kitchen.items}
+    other = agent.reply("kitchen gadgets for cooking", "c3", "recommender", user="dee")  # profiles are per user
+    assert [i["id"] for i in other.items] == [i["id"] for i in kitchen.items]
+
+
+def test_finetune_learns_the_interest_model_from_logged_feedback_and_hot_swaps(agent: Agent, shop: Path,
+                                                                             tmp_path: Path, encoder) -> None:
+    for user, wants in (("u1", "savings accounts for a house deposit"), ("u2", "travel gear for a long trip"),
+                        ("u3", "headphones and speakers"), ("u4", "books about money")):
+        for n in range(2):
+            shown = agent.reply(wants if n == 0 else "more like that", f"{user}-c", "recommender", user=user)
+            for item in shown.items:
+                agent.item_feedback(shown.turn_id, item["id"], "like")
+    settings = Settings(home=tmp_path / "home", plugin_paths=[shop.parent])
+    result = finetune(shop, settings, Options(device="cpu", epochs=2), encoder=encoder)
+    report = result.report
+    assert result.version == "v1" and report["kind"] == "interest" and report["run"]["pairs"] > 0
+    assert report["heldout"]["candidate"]["users"] == 4 and set(report["weights"]) == {"request", "profile", "interest", "popularity"}
+    folder = shop / "interest" / "v1"
+    assert (folder / "encoder" / "model.safetensors").is_file() and (folder / "items.npy").is_file()
+    if result.status == "promoted":
+        agent.reply("savings", "x", "recommender", user="u1")  # the next turn picks it up
+        assert agent.runtimes["recommender"].recommender.interest.version == "v1"
+        assert rollback(shop)[1] is not None or Versions(shop, "interest").current() is None
+    else:
+        assert "against" in report["decision"]
+
+
+def test_finetune_without_feedback_says_what_to_do(shop: Path, tmp_path: Path, encoder) -> None:
+    with pytest.raises(AgentError, match="no liked or clicked items to learn from yet"):
+        finetune(shop, Settings(home=tmp_path / "home", plugin_paths=[shop.parent]), Options(device="cpu"), encoder=encoder)
+
+
+def test_avoided_terms_and_their_adjustment(shop: Path) -> None:
+    assert avoided_terms("something like the travel card but without fees") == ["fees"]
+    assert avoided_terms("no annual fee please, and not that one") == ["annual"] or avoided_terms(
+        "no annual fee please, and not that one")[0] in ("annual", "fee")
+    items = {i.id: i for i in read_items(shop / "items.csv")}
+    adj = avoid_adjustment([items["travel-card"], items["globetrotter-debit-card"]], ["fees"])
+    assert adj[0] < 0 < adj[1]
+
+
+def test_bad_items_and_interactions_files_name_the_fix(tmp_path: Path, encoder) -> None:
+    folder = tmp_path / "plugins" / "recs"
+    folder.mkdir(parents=True)
+    (folder / "plugin.toml").write_text('name = "recs"\ndescription = "d"\n[labels]\nrecommend = "asking"\nnot_this = "no"\n'
+                                        '[recommend]\nitems = "items.csv"\ninteractions = "past.csv"\ntop_k = 2\n')
+    write_csv(folder / "items.csv", ["id", "title"], [("a", "Apple"), ("b", "Banana"), ("a", "Avocado")])
+    write_csv(folder / "past.csv", ["user_id", "item_id", "kind"], [("u", "a", "like")])
+    settings = Settings(home=tmp_path / "home", plugin_paths=[folder.parent])
+    with pytest.raises(AgentError, match=r"items.csv: item id 'a' is used by rows 1 and 3; ids must be unique"):
+        Agent(settings, encoder=encoder).load_runtime(folder)
+    write_csv(folder / "items.csv", ["id", "name"], [("a", "Apple")])
+    with pytest.raises(AgentError, match=r"expected columns \['id', 'title'\].*items file needs id,title"):
+        Agent(settings, encoder=encoder).load_runtime(folder)
+    write_csv(folder / "items.csv", ["id", "title"], [("a", "Apple"), ("b", "Banana")])
+    write_csv(folder / "past.csv", ["user_id", "item_id", "kind"], [("u", "a", "like"), ("u", "zz", "love")])
+    with pytest.raises(AgentError, match=r"past.csv: row 2: kind 'love' is not one of"):
+        Agent(settings, encoder=encoder).load_runtime(folder)
+    (folder / "plugin.toml").write_text('name = "recs"\ndescription = "d"\n[labels]\nrecommend = "asking"\nnot_this = "no"\n'
+                                        '[recommend]\nitems = "items.csv"\ntop_k = 0\n')
+    with pytest.raises(AgentError, match=r"top_k.*a whole number from 1 to 20"):
+        Agent(settings, encoder=encoder).load_runtime(folder)
