@@ -117,14 +117,16 @@ def console() -> Any:
 @click.argument("text", nargs=-1, required=True)
 @click.option("--plugin", "-p", help="Force this plugin instead of routing.")
 @click.option("--conversation", "-c", help="Continue this conversation id.")
+@click.option("--user", "-u", help="Who is asking (profiles, item feedback); the conversation id by default.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Reply as JSON.")
 @click.pass_context
-def ask(ctx: click.Context, text: tuple[str, ...], plugin: str | None, conversation: str | None, as_json: bool) -> None:
+def ask(ctx: click.Context, text: tuple[str, ...], plugin: str | None, conversation: str | None, user: str | None,
+        as_json: bool) -> None:
     """Answer one message (TEXT, or '-' to read it from stdin)."""
     from agent.render import print_reply
 
     message: str | bytes = sys.stdin.buffer.read() if text == ("-",) else " ".join(text)
-    reply = make_agent(ctx).reply(message, conversation, plugin)
+    reply = make_agent(ctx).reply(message, conversation, plugin, user)
     if as_json:
         click.echo(json.dumps(reply.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
@@ -141,32 +143,34 @@ CHAT_HELP = "commands: /use NAME, /good, /bad, /label LABEL, /help, /quit"
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="With --web: the port.")
 @click.option("--plugin", "-p", help="Force this plugin for the whole chat.")
 @click.option("--conversation", "-c", help="Continue this conversation id.")
+@click.option("--user", "-u", help="Who is chatting (profiles, item feedback); the conversation id by default.")
 @click.pass_context
 def chat(ctx: click.Context, plain: bool, web: bool, host: str, port: int, plugin: str | None,
-         conversation: str | None) -> None:
+         conversation: str | None, user: str | None) -> None:
     """Chat with the agent: the terminal app, or one message per line with --plain or when piped.
 
     (Under textual-serve, TEXTUAL_DRIVER names the web driver and the app runs though stdin is a pipe.)
     """
     if web:
-        _serve(ctx, host, port, plugin, conversation)
+        _serve(ctx, host, port, plugin, conversation, user)
     elif plain or not (os.environ.get("TEXTUAL_DRIVER") or (sys.stdin.isatty() and sys.stdout.isatty())):
-        _plain_chat(ctx, plugin, conversation)
+        _plain_chat(ctx, plugin, conversation, user)
     else:
         from tui.app import AgentApp
         from tui.session import Session
 
-        AgentApp(Session(make_settings(ctx), ctx.obj["device"], plugin, conversation)).run()
+        AgentApp(Session(make_settings(ctx), ctx.obj["device"], plugin, conversation, user=user)).run()
 
 
-def _serve(ctx: click.Context, host: str, port: int, plugin: str | None, conversation: str | None) -> None:
+def _serve(ctx: click.Context, host: str, port: int, plugin: str | None, conversation: str | None,
+           user: str | None) -> None:
     """`agent chat --web`: each browser tab runs its own `agent chat` behind textual-serve."""
     from textual_serve.server import Server
 
-    Server(web_command(ctx, plugin, conversation), host=host, port=port, title="agent").serve()
+    Server(web_command(ctx, plugin, conversation, user), host=host, port=port, title="agent").serve()
 
 
-def web_command(ctx: click.Context, plugin: str | None, conversation: str | None) -> str:
+def web_command(ctx: click.Context, plugin: str | None, conversation: str | None, user: str | None = None) -> str:
     """The command line textual-serve runs for each browser session."""
     import shlex
 
@@ -176,10 +180,11 @@ def web_command(ctx: click.Context, plugin: str | None, conversation: str | None
     args.append("chat")
     args += ["--plugin", plugin] if plugin else []
     args += ["--conversation", conversation] if conversation else []
+    args += ["--user", user] if user else []
     return shlex.join(args)
 
 
-def _plain_chat(ctx: click.Context, plugin: str | None, conversation: str | None) -> None:
+def _plain_chat(ctx: click.Context, plugin: str | None, conversation: str | None, user: str | None) -> None:
     """Line-mode chat: one message per line on stdin, replies on stdout."""
     import uuid
 
@@ -200,12 +205,13 @@ def _plain_chat(ctx: click.Context, plugin: str | None, conversation: str | None
         if not text:
             continue
         try:
-            last = _chat_turn(agent, out, line, text, conv, plugin, last)
+            last = _chat_turn(agent, out, line, text, conv, plugin, last, user)
         except AgentError as exc:
             out.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
 
 
-def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: str | None, last: int | None) -> int | None:
+def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: str | None, last: int | None,
+               user: str | None = None) -> int | None:
     """One line of the chat: a feedback command or a message; returns the last turn id."""
     from agent.render import print_reply
 
@@ -226,7 +232,7 @@ def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: s
             agent.feedback(last, label=label, rating=None if label else word[1:])
             out.print(f"[dim]feedback stored for turn {last}[/]")
     else:
-        reply = agent.reply(raw, conv, plugin)
+        reply = agent.reply(raw, conv, plugin, user)
         out.print("[bold cyan]agent>[/] ", end="")
         print_reply(out, reply, sources=reply.turn_id is not None)
         return reply.turn_id if reply.turn_id is not None else last

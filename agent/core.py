@@ -290,7 +290,10 @@ class Agent:
         text = self._answer_text(runtime, decision.label, best, decision.fallback_reason)
         recommended: list[dict[str, Any]] = []
         fallback = decision.fallback_reason
-        if runtime.recommender is not None:  # a recommending plugin: items instead of an FAQ answer
+        out_of_scope = (decision.fallback_reason or "").startswith("out_of_scope")
+        if runtime.recommender is not None and out_of_scope:  # close enough to an item counts as in scope too
+            out_of_scope = float((runtime.recommender.vectors @ turn.vector[0]).max()) < runtime.manifest.thresholds.min_similarity
+        if runtime.recommender is not None and not out_of_scope:  # a recommending plugin: items instead of an FAQ answer
             from agent.recommend.dialogue import respond
 
             t = time.perf_counter()

@@ -137,9 +137,12 @@ def evaluate(plugin: Path, home: Path, train, test) -> dict[str, dict[str, float
         events[e["user_id"]].append(e)
     n_ratings = Counter(e["item_id"] for e in rec.past)
     pop = np.array([n_ratings.get(i, 0) for i in ids], dtype=np.float32)
-    counts = rec.counts([])
-    out: dict[str, dict[str, list[str]]] = {"popularity": {}, "content": {}, "ours": {}, "ours_without_interest": {}}
-    base = {"request": 0.0, "profile": rec.config.w_profile, "interest": 0.0, "popularity": rec.config.w_popularity}
+    stats = rec.stats([])
+    ours = {**rec.weights(), "request": 0.0}
+    variants = {"ours": ours, "ours_without_interest": {**ours, "interest": 0.0},
+                "ours_without_together": {**ours, "together": 0.0},
+                "ours_interest_and_popularity_only": {**ours, "together": 0.0, "profile": 0.0}}
+    out: dict[str, dict[str, list[str]]] = {"popularity": {}, "content": {}, **{name: {} for name in variants}}
     for user in test:
         seen = {rec.by_id[e["item_id"]] for e in events[user]}
         profile = Profile.from_events(user, sorted(events[user], key=lambda e: float(e["timestamp"])))
@@ -148,9 +151,8 @@ def evaluate(plugin: Path, home: Path, train, test) -> dict[str, dict[str, float
         content = rec.vectors @ rec.vectors[liked].mean(0) if liked else np.zeros(len(ids), dtype=np.float32)
         out["content"][user] = [ids[i] for i in top10(content, seen)]
         exclude = {ids[i] for i in seen}
-        out["ours"][user] = [s.item.id for s in rec.rank(profile, None, counts, exclude, k=10,
-                                                          weights={**rec.weights(), "request": 0.0})]
-        out["ours_without_interest"][user] = [s.item.id for s in rec.rank(profile, None, counts, exclude, k=10, weights=base)]
+        for name, weights in variants.items():
+            out[name][user] = [s.item.id for s in rec.rank(profile, None, stats, exclude, k=10, weights=weights)]
     return {name: metrics(ranked, test) for name, ranked in out.items()} | {
         "weights": rec.weights(), "interest_model": rec.interest.version if rec.interest else None}
 

@@ -80,7 +80,7 @@ def test_feedback_loop_shifts_the_next_recommendations(agent: Agent) -> None:
         agent.item_feedback(books.turn_id, item["id"], "like")
     after = agent.reply("what would you recommend for me?", "c2", "recommender", user="cy")
     profile = Profile.from_events("cy", agent.store.item_events("recommender", "cy"))
-    top10 = rec.rank(profile, agent.encoder.encode(["what would you recommend for me?"])[0], rec.counts([]), k=10)
+    top10 = rec.rank(profile, agent.encoder.encode(["what would you recommend for me?"])[0], rec.stats([]), k=10)
     assert sum(s.item.category == "books" for s in top10) >= 4 and not any(s.item.category == "kitchen" for s in top10)
     assert categories(agent, after.items).count("books") > categories(agent, before.items).count("books")
     assert not set(i["id"] for i in after.items) & {i["id"] for i in kitchen.items}

@@ -36,8 +36,8 @@ class Session:
     """One chat: its agent, conversation id, forced plugin and last reply."""
 
     def __init__(self, settings: "Settings", device: str = "auto", plugin: str | None = None,
-                 conversation: str | None = None, agent: "Agent | None" = None) -> None:
-        self.settings, self.device, self.plugin = settings, device, plugin
+                 conversation: str | None = None, agent: "Agent | None" = None, user: str | None = None) -> None:
+        self.settings, self.device, self.plugin, self.user = settings, device, plugin, user
         self.conversation = conversation or uuid.uuid4().hex[:12]
         self.agent = agent
         self.notes: list[str] = []
@@ -79,7 +79,7 @@ class Session:
     def send(self, text: str, conversation: str | None = None, plugin: str | None = None) -> "Reply":
         """Answer one message ('/use NAME' included) in a conversation (this session's by default)."""
         with self._lock:
-            return self.core().reply(text, conversation or self.conversation, plugin or self.plugin)
+            return self.core().reply(text, conversation or self.conversation, plugin or self.plugin, self.user)
 
     def use(self, name: str) -> str:
         """Route this conversation to one plugin from now on."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-RECOMMEND_KEYS = {"items", "interactions", "top_k", "w_request", "w_profile", "w_interest", "w_popularity", "history"}
+RECOMMEND_KEYS = {"items", "interactions", "top_k", "w_request", "w_profile", "w_interest", "w_popularity", "w_together",
+                  "history"}
 
 
 @dataclass
@@ -19,12 +20,13 @@ class RecommendConfig:
     w_profile: float = 0.3  # similarity to the items they liked, less their dislikes
     w_interest: float = 0.3  # the fine-tuned interest model: their history text against the item text
     w_popularity: float = 0.1  # likes and clicks of everyone, log-scaled to 0..1
+    w_together: float = 0.2  # how often people liked an item together with the user's likes, scaled to 0..1
     history: int = 10  # liked or clicked items, newest first, that make up the history text
 
     def weights(self) -> dict[str, float]:
         """The formula's weights by name."""
         return {"request": self.w_request, "profile": self.w_profile, "interest": self.w_interest,
-                "popularity": self.w_popularity}
+                "popularity": self.w_popularity, "together": self.w_together}
 
 
 def parse_recommend(r: Any) -> RecommendConfig | None:
@@ -40,7 +42,7 @@ def parse_recommend(r: Any) -> RecommendConfig | None:
         if not 1 <= value <= high:
             raise t.fail(key, f"a whole number from 1 to {high}", value)
         setattr(c, key, value)
-    for key in ("w_request", "w_profile", "w_interest", "w_popularity"):
+    for key in ("w_request", "w_profile", "w_interest", "w_popularity", "w_together"):
         value = t.get(key, float, getattr(c, key), "a number from 0 to 10")
         if not 0.0 <= value <= 10.0:
             raise t.fail(key, "a number from 0 to 10", value)

@@ -45,7 +45,7 @@ def respond(store: "Store", rec: Recommender, plugin: str, text: str, vector: "n
         exclude = {named.id} if named is not None else set()
         anchor = named.title if named is not None else None
         header = _header(named.title if named else None, avoid)
-    ranked = rec.rank(profile, request, rec.counts(events), exclude | (shown_ever if label in FOLLOW_UPS else set()),
+    ranked = rec.rank(profile, request, rec.stats(events), exclude | (shown_ever if label in FOLLOW_UPS else set()),
                       avoid, _words(text), anchor=anchor)
     if not ranked:
         return "I have nothing new to suggest for that. Tell me more about what you are looking for.", []

@@ -4,6 +4,8 @@
                 + w_profile · (cos(mean of liked, item) − ½ · max cos(disliked, item))
                 + w_interest · cos(E(history text), E(item text))      E: the fine-tuned interest encoder
                 + w_popularity · log(1 + likes and clicks) / log(1 + the most any item has)
+                + w_together · Σ over liked items of how often people liked both (cosine of who liked
+                  them), scaled so the best item has 1
                 + adjustments for what the person asked to avoid ("without fees": −0.3 if an item has
                   fees, +0.15 if it says it has none)
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from agent.encoder import Encoder
     from agent.manifest import Manifest
 
+TERMS = ("request", "profile", "interest", "popularity", "together")
 INTEREST_DIR = "interest"  # the plugin's folder of fine-tuned interest models (versions like model/)
 POSITIVE = ("like", "click")
 
@@ -62,6 +65,14 @@ class Profile:
     def positives(self, known: set[str] | None = None) -> list[str]:
         """Liked then clicked items, each list newest last."""
         return [i for i in self.liked + self.clicked if known is None or i in known]
+
+
+@dataclass
+class Stats:
+    """What everyone's likes and clicks say about the items: popularity and liked-together."""
+
+    popularity: "np.ndarray"  # log-scaled to 0..1
+    together: "np.ndarray"  # items x items: cosine of the sets of users who liked each, diagonal 0
 
 
 @dataclass
@@ -176,27 +187,37 @@ class Recommender:
         chosen = dict(self.interest.config.get("weights", {})) if self.interest else {}
         return {**self.config.weights(), **chosen}
 
-    def popularity(self, counts: Counter) -> "np.ndarray":
-        """log(1 + n) / log(1 + max n) per item, from likes and clicks."""
+    def stats(self, events: list[dict[str, Any]], with_past: bool = True) -> Stats:
+        """Popularity and liked-together from the interactions file (unless `with_past` is off) and these events."""
         import numpy as np
 
+        key = (len(events), with_past)  # feedback is only ever added: the same count means the same events
+        if key == getattr(self, "_stats_key", None):
+            return self._stats
+        positives = [e for e in [*(self.past if with_past else []), *events] if e["kind"] in POSITIVE and e["item_id"] in self.by_id]
+        counts = Counter(e["item_id"] for e in positives)
         n = np.array([counts.get(i.id, 0) for i in self.items], dtype=np.float32)
         top = float(n.max()) if len(n) else 0.0
-        return np.log1p(n) / math.log1p(top) if top > 0 else n
+        popularity = np.log1p(n) / math.log1p(top) if top > 0 else n
+        users = {u: k for k, u in enumerate(dict.fromkeys(str(e["user_id"]) for e in positives))}
+        x = np.zeros((max(len(users), 1), len(self.items)), dtype=np.float32)
+        for e in positives:
+            x[users[str(e["user_id"])], self.by_id[e["item_id"]]] = 1.0
+        norm = np.sqrt(x.sum(0)) + 1e-9
+        together = (x.T @ x) / norm[:, None] / norm[None, :]
+        np.fill_diagonal(together, 0.0)
+        self._stats_key, self._stats = key, Stats(popularity, together)
+        return self._stats
 
-    def counts(self, events: list[dict[str, Any]]) -> Counter:
-        """Likes and clicks per item, from the interactions file and these logged events."""
-        return Counter(e["item_id"] for e in [*self.past, *events] if e["kind"] in POSITIVE)
-
-    def rank(self, profile: Profile, request: "np.ndarray | None", counts: Counter, exclude: set[str] = frozenset(),
+    def rank(self, profile: Profile, request: "np.ndarray | None", stats: Stats, exclude: set[str] = frozenset(),
              avoid: list[str] = (), words: set[str] = frozenset(), k: int | None = None,
              weights: dict[str, float] | None = None, anchor: str | None = None) -> list[Scored]:
         """The top-k items for this user and request, with the parts of each score and the reasons."""
         import numpy as np
 
         w = weights or self.weights()
-        parts = self.parts(profile, request, counts, w, avoid)
-        total = sum(w[name] * parts[name] for name in ("request", "profile", "interest", "popularity"))
+        parts = self.parts(profile, request, stats, w, avoid)
+        total = sum(w.get(name, 0.0) * parts[name] for name in TERMS)
         total = total + parts["avoid"]
         banned = set(profile.disliked) | set(exclude)
         order = [int(i) for i in np.argsort(-total, kind="stable") if self.items[int(i)].id not in banned]
@@ -204,7 +225,7 @@ class Recommender:
         return [Scored(self.items[i], float(total[i]), {n: float(v[i]) for n, v in parts.items()},
                        self._reasons(i, profile, parts, avoid, words, w, anchor)) for i in top]
 
-    def parts(self, profile: Profile, request: "np.ndarray | None", counts: Counter,
+    def parts(self, profile: Profile, request: "np.ndarray | None", stats: Stats,
               weights: dict[str, float], avoid: list[str] = ()) -> dict[str, "np.ndarray"]:
         """Each term of the formula, per item (zeros where it does not apply)."""
         import numpy as np
@@ -222,8 +243,12 @@ class Recommender:
         if self.interest is not None and liked and weights.get("interest", 0) > 0:
             text = history_text([self.items[i] for i in liked[-self.config.history:]])
             interest_part = self.interest.vectors @ self.interest.user_vector(text)
+        together = zeros
+        if liked and weights.get("together", 0) > 0:
+            together = stats.together[liked].sum(0)
+            together = together / max(float(together.max()), 1e-9)
         return {"request": self.vectors @ request if request is not None else zeros, "profile": profile_part,
-                "interest": interest_part, "popularity": self.popularity(counts),
+                "interest": interest_part, "popularity": stats.popularity, "together": together,
                 "avoid": avoid_adjustment(self.items, list(avoid)) if avoid else zeros}
 
     def _reasons(self, row: int, profile: Profile, parts: dict[str, "np.ndarray"], avoid: list[str],
@@ -240,6 +265,8 @@ class Recommender:
             best = int(sims.argmax())
             if sims[best] >= 0.45:
                 reasons.append(f"like {self.items[liked[best]].title}, which you liked")
+        if parts["together"][row] >= 0.5 and w.get("together", 0) > 0:
+            reasons.append("often liked together with your likes")
         if parts["popularity"][row] >= 0.6:
             reasons.append("popular")
         return reasons[:3] or ["close to what you asked for"]

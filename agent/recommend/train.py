@@ -9,13 +9,12 @@ import math
 import random
 import shutil
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from agent.errors import InputError
-from agent.recommend.model import INTEREST_DIR, POSITIVE, Interest, Profile, Recommender, history_text
+from agent.recommend.model import INTEREST_DIR, POSITIVE, Interest, Profile, Recommender, Stats, history_text
 from agent.retrieval import atomic_write
 from agent.versions import Versions
 
@@ -27,7 +26,8 @@ if TYPE_CHECKING:
     from agent.store import Store
     from agent.trainer import CancelFn, ProgressFn
 
-GRID = {"profile": (0.0, 0.5, 1.0), "interest": (0.0, 0.5, 1.0, 2.0), "popularity": (0.0, 0.1, 0.25, 0.5, 1.0)}
+GRID = {"profile": (0.0, 0.5, 1.0), "interest": (0.0, 0.5, 1.0, 2.0), "popularity": (0.0, 0.1, 0.25, 0.5, 1.0),
+        "together": (0.0, 0.25, 0.5, 1.0)}
 MAX_PAIRS = 20  # training pairs per user (their latest), so heavy users do not drown the others
 TOLERANCE = 0.005
 
@@ -140,41 +140,41 @@ def _embed(model: Any, tok: Any, texts: list[str], device: Any) -> Any:
     return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
 
 
-def choose_weights(rec: Recommender, held: list[Held], counts: Counter, with_interest: bool) -> tuple[dict[str, float], dict[str, float]]:
+def choose_weights(rec: Recommender, held: list[Held], stats: Stats, with_interest: bool) -> tuple[dict[str, float], dict[str, float]]:
     """The grid weights with the best NDCG@10 on the held-out items, and those figures."""
+    import itertools
+
     import numpy as np
 
-    cached = []
+    names = ("profile", "interest", "popularity", "together")
+    rows = []
     for h in held:
         profile = Profile.from_events(h.user, h.before)
-        parts = rec.parts(profile, None, counts, {"interest": 1.0 if with_interest else 0.0})
-        seen = {rec.by_id[e["item_id"]] for e in h.before}
-        cached.append((parts, seen, rec.by_id[h.target]))
+        parts = rec.parts(profile, None, stats, {"interest": 1.0 if with_interest else 0.0, "together": 1.0})
+        seen = list({rec.by_id[e["item_id"]] for e in h.before})
+        block = np.stack([parts[n] for n in names])  # terms x items
+        if seen:
+            block[:, seen] = np.nan
+        rows.append((block, rec.by_id[h.target]))
     best: tuple[float, float, dict[str, float]] = (-1.0, 0.0, {})
-    for wp in GRID["profile"]:
-        for wi in GRID["interest"] if with_interest else (0.0,):
-            for wpop in GRID["popularity"]:
-                if wp == wi == wpop == 0:
-                    continue
-                ndcg = hits = 0.0
-                for parts, seen, target in cached:
-                    total = wp * parts["profile"] + wi * parts["interest"] + wpop * parts["popularity"]
-                    if seen:
-                        total[list(seen)] = -np.inf
-                    rank = int((total > total[target]).sum())
-                    if rank < 10:
-                        hits += 1
-                        ndcg += 1.0 / math.log2(rank + 2)
-                n = max(len(cached), 1)
-                if ndcg / n > best[0]:
-                    best = (ndcg / n, hits / n, {"profile": wp, "interest": wi, "popularity": wpop})
-    return best[2], {"ndcg@10": round(best[0], 4), "recall@10": round(best[1], 4), "users": len(cached)}
+    grids = [GRID[n] if n != "interest" or with_interest else (0.0,) for n in names]
+    for combo in itertools.product(*grids):
+        if not any(combo):
+            continue
+        w = np.array(combo, dtype=np.float32)
+        ranks = np.array([int(np.nansum((w @ block) > (w @ block)[target])) if not np.isnan(block[0, target]) else 10**6
+                          for block, target in rows])
+        hit = ranks < 10
+        ndcg = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean()) if len(rows) else 0.0
+        if ndcg > best[0]:
+            best = (ndcg, float(hit.mean()) if len(rows) else 0.0, dict(zip(names, map(float, combo))))
+    return best[2], {"ndcg@10": round(best[0], 4), "recall@10": round(best[1], 4), "users": len(rows)}
 
 
 def scaled(chosen: dict[str, float], configured: dict[str, float]) -> dict[str, float]:
     """Chosen weights rescaled to the configured sum of the personal terms, so the request keeps its say."""
     total = sum(chosen.values()) or 1.0
-    budget = configured["profile"] + configured["interest"] + configured["popularity"]
+    budget = sum(configured[k] for k in ("profile", "interest", "popularity", "together"))
     return {k: round(v * budget / total, 4) for k, v in chosen.items()}
 
 
@@ -189,19 +189,19 @@ def finetune_interest(manifest: "Manifest", index_root: Path, store: "Store", en
     if not data.pairs:
         raise InputError(f"{manifest.name}: no liked or clicked items to learn from yet; like items in the chat "
                          "(agent feedback TURN --like ITEM) or add an interactions file under [recommend]")
-    counts = Counter(e["item_id"] for e in data.train_events if e["kind"] in POSITIVE)
+    stats = rec.stats(data.train_events, with_past=False)
     say(f"{len(data.pairs)} training pairs from {len({e['user_id'] for e in data.train_events})} users; "
         f"{len(data.held)} users held out")
-    base_w, base_fig = choose_weights(rec, data.held, counts, with_interest=False)
+    base_w, base_fig = choose_weights(rec, data.held, stats, with_interest=False)
     current = rec.interest
-    current_fig = choose_weights(rec, data.held, counts, True)[1] if current is not None else None
+    current_fig = choose_weights(rec, data.held, stats, True)[1] if current is not None else None
     n_epochs = epochs if epochs is not None else 1.0
     enc, stats = train_interest(rec, data.pairs, device, n_epochs, lr or 3e-5, 32, seed, progress, cancel,
                                 max_minutes * 60 if max_minutes else None)
     vectors = enc.encode([i.text for i in rec.items])
     candidate = Interest.from_parts(enc, vectors, {"item_ids": [i.id for i in rec.items]}, "candidate")
     rec.interest = candidate
-    chosen, fig = choose_weights(rec, data.held, counts, with_interest=True)
+    chosen, fig = choose_weights(rec, data.held, stats, with_interest=True)
     weights = {"request": rec.config.w_request, **scaled(chosen, rec.config.weights())}
     versions = Versions(manifest.folder, INTEREST_DIR)
     versions.clean_partials()
