@@ -124,10 +124,10 @@ def train_interest(rec: Recommender, pairs: list[tuple[list[str], str]], device:
                 progress(Progress("train", step, total, sum(losses[-20:]) / len(losses[-20:]), str(enc.device), "interest",
                                   time.perf_counter() - start))
     model.eval()
-    stats = {"steps": step, "planned_steps": total, "seconds": round(time.perf_counter() - start, 1), "pairs": len(pairs),
+    run = {"steps": step, "planned_steps": total, "seconds": round(time.perf_counter() - start, 1), "pairs": len(pairs),
              "final_loss": round(sum(losses[-20:]) / max(len(losses[-20:]), 1), 4) if losses else None,
              "device": str(enc.device), "stopped_early": stopped}
-    return enc, stats
+    return enc, run
 
 
 def _embed(model: Any, tok: Any, texts: list[str], device: Any) -> Any:
@@ -196,7 +196,7 @@ def finetune_interest(manifest: "Manifest", index_root: Path, store: "Store", en
     current = rec.interest
     current_fig = choose_weights(rec, data.held, stats, True)[1] if current is not None else None
     n_epochs = epochs if epochs is not None else 1.0
-    enc, stats = train_interest(rec, data.pairs, device, n_epochs, lr or 3e-5, 32, seed, progress, cancel,
+    enc, run = train_interest(rec, data.pairs, device, n_epochs, lr or 3e-5, 32, seed, progress, cancel,
                                 max_minutes * 60 if max_minutes else None)
     vectors = enc.encode([i.text for i in rec.items])
     candidate = Interest.from_parts(enc, vectors, {"item_ids": [i.id for i in rec.items]}, "candidate")
@@ -210,7 +210,7 @@ def finetune_interest(manifest: "Manifest", index_root: Path, store: "Store", en
     decision = (f"held-out NDCG@10 {fig['ndcg@10']:.4f} against {bar:.4f} for "
                 f"{'the current model ' + current.version if current else 'no interest model'}")
     report = {"plugin": manifest.name, "kind": "interest", "status": "promoted" if promote else "rejected",
-              "decision": decision, "run": stats, "weights": weights, "chosen_grid_weights": chosen,
+              "decision": decision, "run": run, "weights": weights, "chosen_grid_weights": chosen,
               "heldout": {"candidate": fig, "current": current_fig, "without_interest": {**base_fig, "weights": base_w}},
               "epochs": n_epochs, "seconds": round(time.perf_counter() - started, 1)}
     with versions.lock():
