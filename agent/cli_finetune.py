@@ -65,7 +65,10 @@ def _versions_only(plugin_dir: Path, rollback: bool, as_json: bool) -> None:
         before, after = ft.rollback(plugin_dir)
         click.echo(f"rolled back from {before} to {after}; running chats switch on their next turn")
         return
-    rows = version_rows(Versions(plugin_dir / "."))
+    from agent.manifest import load_manifest
+
+    interest = load_manifest(plugin_dir).recommend is not None
+    rows = version_rows(Versions(plugin_dir / ".", "interest" if interest else "model"))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -86,6 +89,12 @@ def version_rows(versions: Any) -> list[dict[str, Any]]:
             rep = json.loads((versions.path(name) / "report.json").read_text())
         except (OSError, ValueError):
             rows.append({"version": name, "status": "no report"})
+            continue
+        if rep.get("kind") == "interest":  # a recommender's interest model: held-out NDCG@10 stands for accuracy
+            held = rep["heldout"]
+            rows.append({"version": name, "status": "current" if name == current else rep["status"], "mode": "interest",
+                         "device": rep["run"]["device"], "accuracy": held["candidate"]["ndcg@10"],
+                         "current_accuracy": (held["current"] or {}).get("ndcg@10"), "finished_at": "-"})
             continue
         ev = rep["evaluation"]
         rows.append({"version": name, "status": "current" if name == current else rep["status"],
