@@ -127,6 +127,8 @@ def m009_users(db: Any) -> None:
     db["turns"].add_column("user_id", str)
     db["item_feedback"].add_column("user_id", str)
     db["item_feedback"].create_index(["user_id", "plugin"])
+    db.execute("UPDATE turns SET user_id = conversation_id WHERE user_id IS NULL")  # before: the conversation was the user
+    db.execute("UPDATE item_feedback SET user_id = conversation_id WHERE user_id IS NULL")
 
 
 def now() -> str:

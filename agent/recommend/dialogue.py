@@ -31,6 +31,10 @@ def respond(store: "Store", rec: Recommender, plugin: str, text: str, vector: "n
     target = _target(text, last["items"]) if last else None
     stated = [t for past in store.user_requests(user, plugin) for t in avoided_terms(past)]
     anchor = None
+    if label in FOLLOW_UPS and last is None:
+        return "Which item do you mean? Ask me for something first, for example \"a card for travelling abroad\".", []
+    if label in FOLLOW_UPS and target is None:
+        return f"I showed {len(last['items'])} items; say which one, for example \"the second one\".", []
     if label in FOLLOW_UPS and target is not None and last is not None:
         header, request, exclude, avoid = _follow_up(store, rec, plugin, label, target, last, profile, conversation)
         avoid = list(dict.fromkeys([*avoid, *stated]))
@@ -67,7 +71,7 @@ def _follow_up(store: "Store", rec: Recommender, plugin: str, label: str, target
         return f"Understood, not {title}. How about these instead?", request, {target["id"]}, avoided_terms(request_text)
     if label == "like_this":
         store.add_item_feedback(last["id"], target["id"], "like")
-        profile.liked.append(target["id"])
+        profile.like(target["id"])
         header = f"Noted, you like {title}. Similar ones:"
     else:
         header = f"More like {title}:"
@@ -83,10 +87,10 @@ def _target(text: str, shown: list[dict[str, Any]]) -> dict[str, Any] | None:
     for w in words:
         if w in ORDINALS and (w not in ("one", "two", "three") or "number" in words or "option" in words):
             n = ORDINALS[w]
-            return shown[n] if -len(shown) <= n < len(shown) else shown[-1]
+            return shown[n] if -len(shown) <= n < len(shown) else None
         digits = w.lstrip("#")
-        if digits.isdigit() and 1 <= int(digits) <= len(shown):
-            return shown[int(digits) - 1]
+        if digits.isdigit() and w.startswith("#") or digits.isdigit() and ("number" in words or "option" in words):
+            return shown[int(digits) - 1] if 1 <= int(digits) <= len(shown) else None
     lowered = text.lower()
     for item in shown:
         title_words = [t for t in re.findall(r"[a-z0-9]+", str(item.get("title", "")).lower()) if t not in STOP]

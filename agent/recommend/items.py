@@ -63,4 +63,11 @@ def read_interactions(path: Path, known: set[str]) -> list[dict[str, str]]:
             raise PluginError(f"{path}: row {n}: kind '{row['kind']}' is not one of {sorted(KINDS)}")
         if row["item_id"] not in known:
             raise PluginError(f"{path}: row {n}: item '{row['item_id']}' is not in the items file; fix the id or add the item")
+        stamp = row.get("timestamp", "")
+        if stamp:
+            try:
+                float(stamp)
+            except ValueError:
+                raise PluginError(f"{path}: row {n}: timestamp '{stamp}' is not a number; use Unix seconds "
+                                  "(or leave the column out: rows are then taken in file order)") from None
     return rows

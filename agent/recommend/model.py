@@ -50,21 +50,40 @@ class Profile:
     clicked: list[str] = field(default_factory=list)
     disliked: list[str] = field(default_factory=list)
 
+    order: list[str] = field(default_factory=list)  # liked and clicked items in the order of their latest event
+
     @classmethod
     def from_events(cls, user: str, events: list[dict[str, Any]]) -> "Profile":
-        """Build from events in time order (dicts with item_id and kind)."""
+        """Build from events in time order (dicts with item_id and kind). A dislike stands until the item is liked."""
         latest: dict[str, str] = {}
+        rejected: dict[str, None] = {}
         for e in events:
-            latest.pop(e["item_id"], None)  # re-inserted last: dict order follows the latest event
-            latest[e["item_id"]] = e["kind"]
-        p = cls(user)
+            item, kind = e["item_id"], e["kind"]
+            if kind == "dislike":
+                rejected[item] = None
+            elif kind == "like":
+                rejected.pop(item, None)
+            latest.pop(item, None)  # re-inserted last: dict order follows the latest event
+            latest[item] = kind
+        p = cls(user, disliked=list(rejected))
         for item_id, kind in latest.items():
-            {"like": p.liked, "click": p.clicked, "dislike": p.disliked}[kind].append(item_id)
+            if kind in POSITIVE and item_id not in rejected:
+                (p.liked if kind == "like" else p.clicked).append(item_id)
+                p.order.append(item_id)
         return p
 
+    def like(self, item_id: str) -> None:
+        """Record a like made in this turn."""
+        if item_id in self.disliked:
+            self.disliked.remove(item_id)
+        if item_id in self.order:
+            self.order.remove(item_id)
+        self.liked.append(item_id)
+        self.order.append(item_id)
+
     def positives(self, known: set[str] | None = None) -> list[str]:
-        """Liked then clicked items, each list newest last."""
-        return [i for i in self.liked + self.clicked if known is None or i in known]
+        """Liked and clicked items, oldest first (by their latest event)."""
+        return [i for i in self.order if known is None or i in known]
 
 
 @dataclass
@@ -146,7 +165,9 @@ class Recommender:
                  notify: Callable[[str], None] | None = None) -> None:
         assert manifest.recommend is not None
         self.manifest, self.config, self.encoder, self.notify = manifest, manifest.recommend, encoder, notify
-        self.items = read_items(manifest.data_file(self.config.items, "recommend.items"))
+        items_path = manifest.data_file(self.config.items, "recommend.items")
+        self.items = read_items(items_path)
+        self.items_hash = file_hash(items_path)
         self.by_id = {item.id: n for n, item in enumerate(self.items)}
         self.vectors = item_index(manifest, index_dir, encoder, self.items, notify).vectors()
         self.past = self._interactions()
@@ -173,7 +194,8 @@ class Recommender:
             self.interest = None
             return True
         interest = Interest(self.versions.path(current), self.encoder.device)
-        if interest.vectors.shape[0] != len(self.items) or interest.config.get("item_ids") != [i.id for i in self.items]:
+        if (interest.vectors.shape[0] != len(self.items) or interest.config.get("item_ids") != [i.id for i in self.items]
+                or interest.config.get("items_hash") not in (None, self.items_hash)):
             if self.notify:
                 self.notify(f"{self.manifest.name}: interest model {current} was trained on other items; "
                             "not used until `agent finetune` runs again")
@@ -183,8 +205,9 @@ class Recommender:
         return True
 
     def weights(self) -> dict[str, float]:
-        """The formula's weights: those a promoted interest model chose, else the manifest's."""
+        """The formula's weights: the manifest's, with the personal ones a promoted interest model chose."""
         chosen = dict(self.interest.config.get("weights", {})) if self.interest else {}
+        chosen.pop("request", None)  # the request's weight is always the manifest's
         return {**self.config.weights(), **chosen}
 
     def stats(self, events: list[dict[str, Any]], with_past: bool = True) -> Stats:
@@ -280,15 +303,18 @@ def _shared(item: Item, words: Any) -> str:
     return f" ({', '.join(shared[:3])})" if shared else ""
 
 
+NOT_TERMS = {"one", "ones", "that", "this", "these", "those", "thanks", "more", "first", "second", "third", "fourth",
+             "fifth", "last", "interested", "sure", "really", "too", "very", "much", "quite", "like", "keen", "bad",
+             "good", "great", "for", "now", "yet", "again", "worry", "problem", "idea"}
 _NEGATION = re.compile(r"\b(?:without|no|not|never|avoid|except|minus|free of)\s+(?:any\s+|the\s+|a\s+|an\s+)?([a-z][a-z\-]{2,})",
                        re.IGNORECASE)
-_FREE = r"(?:no|without|zero|free of|0)\s+(?:\w+\s+){0,2}"
+_FREE = r"\b(?:no|without|zero|free of|0)\s+(?:\w+\s+){0,2}"
 
 
 def avoided_terms(text: str) -> list[str]:
     """What a request asks to avoid: 'without fees' -> ['fees']."""
     return list(dict.fromkeys(m.group(1).lower() for m in _NEGATION.finditer(text)
-                              if m.group(1).lower() not in {"one", "that", "this", "thanks", "more"}))
+                              if m.group(1).lower() not in NOT_TERMS))
 
 
 def avoid_adjustment(items: list[Item], terms: list[str]) -> "np.ndarray":

@@ -109,7 +109,7 @@ def train_interest(rec: Recommender, pairs: list[tuple[list[str], str]], device:
             batch = [pairs[i] for i in order[b : b + batch_size]]
             users = _embed(model, tok, [history_text([rec.items[rec.by_id[h]] for h in hist]) for hist, _ in batch], enc.device)
             targets = _embed(model, tok, [texts[item] for _, item in batch], enc.device)
-            same = torch.tensor([[a[1] == b_[1] for b_ in batch] for a in batch], device=enc.device)
+            same = torch.tensor([[a[1] == b_[1] or b_[1] in a[0] for b_ in batch] for a in batch], device=enc.device)
             logits = (users @ targets.T * 20.0).masked_fill(same & ~torch.eye(len(batch), dtype=torch.bool,
                                                                                  device=enc.device), -1e4)
             loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch), device=enc.device))
@@ -140,6 +140,34 @@ def _embed(model: Any, tok: Any, texts: list[str], device: Any) -> Any:
     return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
 
 
+def evaluate(rec: Recommender, held: list[Held], stats: Stats, weights: dict[str, float]) -> dict[str, float]:
+    """NDCG@10 and Recall@10 of the last liked items with these weights (no request)."""
+    import numpy as np
+
+    names = ("profile", "interest", "popularity", "together")
+    w = np.array([weights.get(n, 0.0) for n in names], dtype=np.float32)
+    ranks = np.array([_rank(w @ block, target) for block, target in _blocks(rec, held, stats, weights.get("interest", 0) > 0)])
+    hit = ranks < 10
+    ndcg = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean()) if len(ranks) else 0.0
+    return {"ndcg@10": round(ndcg, 4), "recall@10": round(float(hit.mean()) if len(ranks) else 0.0, 4), "users": len(ranks)}
+
+
+def _blocks(rec: Recommender, held: list[Held], stats: Stats, with_interest: bool) -> list[tuple["np.ndarray", int]]:
+    """Per held-out user: the four personal terms over all items (seen items NaN), and the target's row."""
+    import numpy as np
+
+    rows = []
+    for h in held:
+        profile = Profile.from_events(h.user, h.before)
+        parts = rec.parts(profile, None, stats, {"interest": 1.0 if with_interest else 0.0, "together": 1.0})
+        seen = list({rec.by_id[e["item_id"]] for e in h.before} - {rec.by_id[h.target]})
+        block = np.stack([parts[n] for n in ("profile", "interest", "popularity", "together")])
+        if seen:
+            block[:, seen] = np.nan
+        rows.append((block, rec.by_id[h.target]))
+    return rows
+
+
 def choose_weights(rec: Recommender, held: list[Held], stats: Stats, with_interest: bool) -> tuple[dict[str, float], dict[str, float]]:
     """The grid weights with the best NDCG@10 on the held-out items, and those figures."""
     import itertools
@@ -147,28 +175,34 @@ def choose_weights(rec: Recommender, held: list[Held], stats: Stats, with_intere
     import numpy as np
 
     names = ("profile", "interest", "popularity", "together")
-    rows = []
-    for h in held:
-        profile = Profile.from_events(h.user, h.before)
-        parts = rec.parts(profile, None, stats, {"interest": 1.0 if with_interest else 0.0, "together": 1.0})
-        seen = list({rec.by_id[e["item_id"]] for e in h.before})
-        block = np.stack([parts[n] for n in names])  # terms x items
-        if seen:
-            block[:, seen] = np.nan
-        rows.append((block, rec.by_id[h.target]))
+    rows = _blocks(rec, held, stats, with_interest)
     best: tuple[float, float, dict[str, float]] = (-1.0, 0.0, {})
     grids = [GRID[n] if n != "interest" or with_interest else (0.0,) for n in names]
     for combo in itertools.product(*grids):
         if not any(combo):
             continue
         w = np.array(combo, dtype=np.float32)
-        ranks = np.array([int(np.nansum((w @ block) > (w @ block)[target])) if not np.isnan(block[0, target]) else 10**6
-                          for block, target in rows])
+        ranks = np.array([_rank(w @ block, target) for block, target in rows])
         hit = ranks < 10
         ndcg = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean()) if len(rows) else 0.0
         if ndcg > best[0]:
             best = (ndcg, float(hit.mean()) if len(rows) else 0.0, dict(zip(names, map(float, combo))))
     return best[2], {"ndcg@10": round(best[0], 4), "recall@10": round(best[1], 4), "users": len(rows)}
+
+
+def _rank(scores: "np.ndarray", target: int) -> float:
+    """The target's 0-based rank among the unseen items (NaN: seen); ties count half."""
+    import numpy as np
+
+    mine = scores[target]
+    return float(np.nansum(scores > mine) + 0.5 * (np.nansum(scores == mine) - 1))
+
+
+def halves(held: list[Held]) -> tuple[list[Held], list[Held], bool]:
+    """Users to choose the weights on and users to judge the model on (the same ones when fewer than 8)."""
+    if len(held) < 8:
+        return held, held, False
+    return held[0::2], held[1::2], True
 
 
 def scaled(chosen: dict[str, float], configured: dict[str, float]) -> dict[str, float]:
@@ -192,28 +226,35 @@ def finetune_interest(manifest: "Manifest", index_root: Path, store: "Store", en
     stats = rec.stats(data.train_events, with_past=False)
     say(f"{len(data.pairs)} training pairs from {len({e['user_id'] for e in data.train_events})} users; "
         f"{len(data.held)} users held out")
-    base_w, base_fig = choose_weights(rec, data.held, stats, with_interest=False)
+    if not data.held:
+        raise InputError(f"{manifest.name}: no user has 3 or more liked or clicked items yet, so a new model could not be "
+                         "checked against the current one; gather more feedback first")
+    pick, judge, apart = halves(data.held)
+    base_w, _ = choose_weights(rec, pick, stats, with_interest=False)
+    base_fig = evaluate(rec, judge, stats, base_w)
     current = rec.interest
-    current_fig = choose_weights(rec, data.held, stats, True)[1] if current is not None else None
+    current_fig = evaluate(rec, judge, stats, rec.weights()) if current is not None else None
     n_epochs = epochs if epochs is not None else 1.0
     enc, run = train_interest(rec, data.pairs, device, n_epochs, lr or 3e-5, 32, seed, progress, cancel,
                                 max_minutes * 60 if max_minutes else None)
     vectors = enc.encode([i.text for i in rec.items])
     candidate = Interest.from_parts(enc, vectors, {"item_ids": [i.id for i in rec.items]}, "candidate")
     rec.interest = candidate
-    chosen, fig = choose_weights(rec, data.held, stats, with_interest=True)
+    chosen, _ = choose_weights(rec, pick, stats, with_interest=True)
+    fig = evaluate(rec, judge, stats, chosen)
     weights = {"request": rec.config.w_request, **scaled(chosen, rec.config.weights())}
     versions = Versions(manifest.folder, INTEREST_DIR)
-    versions.clean_partials()
     bar = current_fig["ndcg@10"] if current_fig else base_fig["ndcg@10"]
     promote = force or fig["ndcg@10"] >= bar - TOLERANCE
     decision = (f"held-out NDCG@10 {fig['ndcg@10']:.4f} against {bar:.4f} for "
-                f"{'the current model ' + current.version if current else 'no interest model'}")
+                f"{'the current model ' + current.version if current else 'no interest model'}"
+                + ("" if apart else " (fewer than 8 users held out: weights chosen and judged on the same ones)"))
     report = {"plugin": manifest.name, "kind": "interest", "status": "promoted" if promote else "rejected",
               "decision": decision, "run": run, "weights": weights, "chosen_grid_weights": chosen,
               "heldout": {"candidate": fig, "current": current_fig, "without_interest": {**base_fig, "weights": base_w}},
               "epochs": n_epochs, "seconds": round(time.perf_counter() - started, 1)}
     with versions.lock():
+        versions.clean_partials()
         version, partial = versions.start()
         try:
             enc.model.save_pretrained(partial / "encoder", safe_serialization=True)
@@ -221,7 +262,8 @@ def finetune_interest(manifest: "Manifest", index_root: Path, store: "Store", en
             import numpy as np
 
             np.save(partial / "items.npy", vectors)
-            config = {"item_ids": [i.id for i in rec.items], "weights": weights, "base_model": encoder.fingerprint,
+            config = {"item_ids": [i.id for i in rec.items], "items_hash": rec.items_hash, "weights": weights,
+                      "base_model": encoder.fingerprint,
                       "heldout": fig, "history": rec.config.history}
             atomic_write(partial / "config.json", json.dumps(config).encode())
             atomic_write(partial / "report.json", json.dumps({**report, "version": version}, indent=2).encode())
