@@ -146,3 +146,18 @@ def test_bad_items_and_interactions_files_name_the_fix(tmp_path: Path, encoder) 
                                         '[recommend]\nitems = "items.csv"\ntop_k = 0\n')
     with pytest.raises(AgentError, match=r"top_k.*a whole number from 1 to 20"):
         Agent(settings, encoder=encoder).load_runtime(folder)
+
+
+def test_profiles_keep_rejections_and_follow_ups_without_a_target_ask(agent: Agent) -> None:
+    events = [{"item_id": "a", "kind": "like"}, {"item_id": "b", "kind": "dislike"}, {"item_id": "b", "kind": "click"},
+              {"item_id": "c", "kind": "click"}, {"item_id": "a", "kind": "click"}, {"item_id": "d", "kind": "dislike"},
+              {"item_id": "d", "kind": "like"}]
+    p = Profile.from_events("u", events)
+    assert p.disliked == ["b"] and p.positives() == ["c", "a", "d"]  # a click does not lift a rejection; a like does
+    first = agent.reply("more like that", "fresh", "recommender", user="eve")
+    assert first.items == [] and first.text.startswith("Which item do you mean?")
+    shown = agent.reply("travel gear for a long trip", "fresh", user="eve")
+    fifth = agent.reply("not the fifth one", "fresh", user="eve")
+    assert fifth.items == [] and fifth.text == f"I showed {len(shown.items)} items; say which one, for example \"the second one\"."
+    assert agent.store.turn(shown.turn_id)["item_feedback"] == []  # nothing was disliked by mistake
+    assert avoided_terms("not the second one") == [] and avoided_terms("no fees please") == ["fees"]
