@@ -286,7 +286,7 @@ class Recommender:
         if liked and w.get("profile", 0) > 0:
             sims = self.vectors[liked] @ self.vectors[row]
             best = int(sims.argmax())
-            if sims[best] >= 0.45:
+            if sims[best] >= 0.45 and self.items[liked[best]].title != anchor:
                 reasons.append(f"like {self.items[liked[best]].title}, which you liked")
         if parts["together"][row] >= 0.5 and w.get("together", 0) > 0:
             reasons.append("often liked together with your likes")
