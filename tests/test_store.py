@@ -57,7 +57,7 @@ def test_a_database_from_before_items_keeps_its_turns_and_gains_item_feedback(tm
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import agent.store as store_module
 
-    before = [m for m in MIGRATIONS if m[0] != "m008_items"]
+    before = [m for m in MIGRATIONS if m[0] < "m008"]
     monkeypatch.setattr(store_module, "MIGRATIONS", before)
     old = Store(tmp_path / "old.db")
     old.db.execute("INSERT INTO conversations (id, started_at, last_at) VALUES ('c', 'then', 'then')")
@@ -71,4 +71,5 @@ def test_a_database_from_before_items_keeps_its_turns_and_gains_item_feedback(tm
     assert turn["text"] == "I lost my card" and turn["items"] == [] and turn["item_feedback"] == []
     store.add_item_feedback(1, "travel-card", "like")
     assert [(f["item_id"], f["kind"]) for f in store.turn(1)["item_feedback"]] == [("travel-card", "like")]
-    assert [r["name"] for r in store.db["_migrations"].rows][-1] == "m008_items"
+    assert [r["name"] for r in store.db["_migrations"].rows][-2:] == ["m008_items", "m009_users"]
+    assert store.turn(1)["user_id"] == "c" and store.item_events("shop", "c")[0]["item_id"] == "travel-card"
