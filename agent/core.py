@@ -45,6 +45,7 @@ class Turn:
     conversation_id: str
     forced: str | None = None
     user: str = ""
+    log: bool = True  # False in a dry run: nothing of this turn is stored, item feedback included
     vector: "np.ndarray | None" = None
     hook_reply: bool = False  # a build_reply hook wrote the reply: it may echo the message, so redact it too
     timings: dict[str, float] = field(default_factory=dict)
@@ -220,6 +221,7 @@ class Agent:
         probs = self._classify(turns, routes, runtimes)
         _spread(turns, "classify", _ms(t) * share)
         for turn, chosen, p in zip(turns, routes, probs):
+            turn.log = log
             turn.reply = self._answer(turn, runtimes[chosen.plugin], chosen, p)
         t = time.perf_counter()
         self._observe(turns)
@@ -299,7 +301,7 @@ class Agent:
             t = time.perf_counter()
             label = decision.label if decision.fallback_reason is None else "recommend"  # unsure: take it as a request
             text, recommended = respond(self.store, runtime.recommender, runtime.name, turn.text, turn.vector[0],
-                                        turn.conversation_id, turn.user, label)
+                                        turn.conversation_id, turn.user, label, record=turn.log)
             turn.timings["recommend"] = _ms(t)
             fallback = None  # every message to a recommender is answered with items, or says why there are none
         hit_dicts = [h.to_dict() for h in hits]

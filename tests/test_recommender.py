@@ -161,3 +161,12 @@ def test_profiles_keep_rejections_and_follow_ups_without_a_target_ask(agent: Age
     assert fifth.items == [] and fifth.text == f"I showed {len(shown.items)} items; say which one, for example \"the second one\"."
     assert agent.store.turn(shown.turn_id)["item_feedback"] == []  # nothing was disliked by mistake
     assert avoided_terms("not the second one") == [] and avoided_terms("no fees please") == ["fees"]
+
+
+def test_a_dry_run_stores_no_item_feedback(agent: Agent) -> None:
+    from agent.core import Message
+
+    shown = agent.reply("travel gear for a long trip", "dry", "recommender", user="fay")
+    [reply] = agent.replies([Message("not the first one", "dry", None, "fay")], log=False)
+    assert reply.label == "not_this" and reply.turn_id is None and shown.items[0]["id"] not in [i["id"] for i in reply.items]
+    assert agent.store.turn(shown.turn_id)["item_feedback"] == [] and agent.store.item_events("recommender", "fay") == []

@@ -21,8 +21,9 @@ STOP = {"the", "a", "an", "and", "or", "for", "with", "without", "like", "that",
 
 
 def respond(store: "Store", rec: Recommender, plugin: str, text: str, vector: "np.ndarray", conversation: str,
-            user: str, label: str | None) -> tuple[str, list[dict[str, Any]]]:
-    """The reply text and the items to show for one turn; 'not that one' and 'I like it' are stored as feedback."""
+            user: str, label: str | None, record: bool = True) -> tuple[str, list[dict[str, Any]]]:
+    """The reply text and the items to show for one turn; 'not that one' and 'I like it' are stored as feedback
+    (unless `record` is off, as in a dry run)."""
     events = store.item_events(plugin)
     profile = Profile.from_events(user, [e for e in events if e["user_id"] == user])
     previous = store.last_turns_with_items(conversation, plugin)
@@ -36,7 +37,7 @@ def respond(store: "Store", rec: Recommender, plugin: str, text: str, vector: "n
     if label in FOLLOW_UPS and target is None:
         return f"I showed {len(last['items'])} items; say which one, for example \"the second one\".", []
     if label in FOLLOW_UPS and target is not None and last is not None:
-        header, request, exclude, avoid = _follow_up(store, rec, plugin, label, target, last, profile, conversation)
+        header, request, exclude, avoid = _follow_up(store, rec, plugin, label, target, last, profile, conversation, record)
         avoid = list(dict.fromkeys([*avoid, *stated]))
         anchor = None if label == "not_this" else target.get("title")
     else:
@@ -59,18 +60,20 @@ def respond(store: "Store", rec: Recommender, plugin: str, text: str, vector: "n
 
 
 def _follow_up(store: "Store", rec: Recommender, plugin: str, label: str, target: dict[str, Any], last: dict[str, Any],
-               profile: Profile, conversation: str) -> tuple[str, "np.ndarray", set[str], list[str]]:
+               profile: Profile, conversation: str, record: bool) -> tuple[str, "np.ndarray", set[str], list[str]]:
     """'more like that', 'not that one', 'I like that one': feedback stored, and what to show instead."""
     title = target.get("title") or target["id"]
     known = target["id"] in rec.by_id
     if label == "not_this":
-        store.add_item_feedback(last["id"], target["id"], "dislike")
+        if record:
+            store.add_item_feedback(last["id"], target["id"], "dislike")
         profile.disliked.append(target["id"])
         request_text = store.last_request(conversation, plugin) or last["text"]
         request = rec.encoder.encode([request_text])[0]
         return f"Understood, not {title}. How about these instead?", request, {target["id"]}, avoided_terms(request_text)
     if label == "like_this":
-        store.add_item_feedback(last["id"], target["id"], "like")
+        if record:
+            store.add_item_feedback(last["id"], target["id"], "like")
         profile.like(target["id"])
         header = f"Noted, you like {title}. Similar ones:"
     else:
