@@ -1,5 +1,6 @@
-"""The `agent` command: ask, chat, feedback here; plugin, index, log, eval commands in
-cli_manage; finetune in cli_finetune."""
+"""The `agent` command group: ask, chat and feedback here; every other command comes from a plugin's
+`register_commands` hook (the default plugins first: cli_manage, cli_finetune, cli_replay, the
+scenario kinds), as llm's commands do."""
 
 from __future__ import annotations
 
@@ -11,50 +12,8 @@ from typing import Any
 
 import click
 
+from agent.cli_util import Group, console, escape, make_agent, make_settings
 from agent.errors import AgentError
-
-
-class Group(click.Group):
-    """Adds the commands plugins contribute; turns AgentError and file-system errors into a one-line
-    message and exit code 1, never a traceback."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*super().list_commands(ctx), *sorted(self._plugin_commands(ctx))]
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        return super().get_command(ctx, name) or self._plugin_commands(ctx).get(name)
-
-    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
-        """Commands from plugins' `cli_commands` hooks, loaded once per invocation."""
-        if "plugin_commands" not in ctx.meta:
-            from agent.core import Agent
-            from agent.settings import Settings
-
-            home = ctx.params.get("home")
-            try:
-                agent = Agent(Settings(home=home) if home else Settings(), notify=note)
-            except AgentError as exc:
-                note(f"plugin commands not loaded: {exc}")
-                ctx.meta["plugin_commands"] = {}
-                return {}
-            ctx.meta["plugin_commands"] = contributed(agent, set(super().list_commands(ctx)))
-        return ctx.meta["plugin_commands"]
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AgentError as exc:
-            raise click.ClickException(str(exc)) from exc
-        except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise click.ClickException(f"{where}{exc.strerror or exc}; check the path and its permissions") from exc
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a bug still gets a one-line message, not a traceback
-            if os.environ.get("AGENT_DEBUG"):
-                raise
-            raise click.ClickException(f"unexpected error: {type(exc).__name__}: {exc}. This is a bug in the agent or "
-                                       "a plugin; run again with AGENT_DEBUG=1 to see the traceback") from exc
 
 
 @click.group(cls=Group)
@@ -67,50 +26,6 @@ class Group(click.Group):
 def cli(ctx: click.Context, home: Path | None, device: str) -> None:
     """A chat agent that routes messages to scenario plugins, answers from their data and logs every turn."""
     ctx.obj = {"home": home, "device": device}
-
-
-def contributed(agent: Any, taken: set[str]) -> dict[str, click.Command]:
-    """The click commands plugins return from `cli_commands`; clashes and non-commands are reported."""
-    found: dict[str, click.Command] = {}
-    for plugin, commands in agent.hooks.call_each("cli_commands"):
-        for cmd in commands if isinstance(commands, (list, tuple)) else [commands]:
-            if not isinstance(cmd, click.Command) or not cmd.name:
-                note(f"plugin {plugin}: cli_commands returned {cmd!r}, not a named click command; ignored")
-            elif cmd.name in taken or cmd.name in found:
-                note(f"plugin {plugin}: command '{cmd.name}' is already taken; rename it")
-            else:
-                found[cmd.name] = cmd
-    return found
-
-
-def make_settings(ctx: click.Context) -> Any:
-    """Settings for this invocation (--home or the default home)."""
-    from agent.settings import Settings
-
-    return Settings(home=ctx.obj["home"]) if ctx.obj["home"] else Settings()
-
-
-def make_agent(ctx: click.Context) -> Any:
-    """The Agent for this invocation; progress notes go to stderr."""
-    from agent.core import Agent
-
-    agent = Agent(make_settings(ctx), notify=note, device=ctx.obj["device"])
-    for skipped in agent.skipped:
-        if skipped.clash:
-            click.secho(f"warning: {skipped.path} is not used: {skipped.reason}", err=True, fg="yellow")
-    return agent
-
-
-def note(message: str) -> None:
-    """A progress note on stderr."""
-    click.secho(f"… {message}", err=True, dim=True)
-
-
-def console() -> Any:
-    """A rich console on stdout."""
-    from rich.console import Console
-
-    return Console(highlight=False)
 
 
 @cli.command()
@@ -244,41 +159,46 @@ def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: s
 @click.option("--label", help="The right label for this turn.")
 @click.option("--good", is_flag=True, help="The reply was right.")
 @click.option("--bad", is_flag=True, help="The reply was wrong.")
-@click.option("--like", "like", metavar="ITEM", help="Like an item the turn recommended.")
-@click.option("--dislike", metavar="ITEM", help="Reject an item the turn recommended.")
-@click.option("--click", "clicked", metavar="ITEM", help="Record a click on an item the turn recommended.")
 @click.option("--note", help="A free-text note.")
 @click.option("--new-label", is_flag=True, help="Accept a label the plugin does not have yet (learned by `agent finetune`).")
 @click.pass_context
-def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, bad: bool, like: str | None,
-             dislike: str | None, clicked: str | None, note: str | None, new_label: bool) -> None:
-    """Correct a logged turn's label, rate its reply, or like / dislike / click an item it recommended."""
-    items = {kind: item for kind, item in (("like", like), ("dislike", dislike), ("click", clicked)) if item is not None}
-    if (label is not None) + good + bad + len(items) != 1:
-        raise click.UsageError("give exactly one of --label LABEL, --good, --bad, --like ITEM, --dislike ITEM, --click ITEM")
-    if items and (note is not None or new_label):
-        raise click.UsageError("--note and --new-label go with --label, --good or --bad, not with item feedback")
-    if items:
-        [(kind, item)] = items.items()
-        make_agent(ctx).item_feedback(turn_id, item, kind)
-        click.echo(f"stored {kind} of item {item} for turn {turn_id}")
+def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, bad: bool, note: str | None, new_label: bool,
+             **contributed: str | None) -> None:
+    """Correct a logged turn's label or rate its reply (plugins add more: --like ITEM, ...)."""
+    from agent import contrib
+
+    given = {name: value for name, value in contributed.items() if value is not None}
+    options = {o.name: o for o in contrib.feedback_options()}
+    if (label is not None) + good + bad + len(given) != 1:
+        rest = "".join(f", --{name} ITEM" for name in options)
+        raise click.UsageError(f"give exactly one of --label LABEL, --good, --bad{rest}")
+    if given and (note is not None or new_label):
+        raise click.UsageError("--note and --new-label go with --label, --good or --bad, not with "
+                               f"{', '.join('--' + n for n in given)}")
+    if given:
+        [(name, value)] = given.items()
+        click.echo(options[name].fn(make_agent(ctx), turn_id, value))
         return
     rating = "good" if good else "bad" if bad else None
     fid = make_agent(ctx).feedback(turn_id, label=label, rating=rating, note=note, new_label=new_label)
     click.echo(f"stored feedback {fid} for turn {turn_id}")
 
 
-def escape(text: str) -> str:
-    """Data shown inside rich markup."""
-    from rich.markup import escape as rich_escape
+def _register() -> None:
+    """Commands from every plugin's `register_commands` hook, and the options plugins add to `agent feedback`."""
+    from agent import contrib
+    from agent.registry import plugin_manager
 
-    return rich_escape(text)
+    plugin_manager().hook.register_commands(cli=cli)
+    for option in contrib.feedback_options():
+        feedback.params.append(click.Option([f"--{option.name}"], metavar="ITEM", help=option.help))
+
+
+_register()
 
 
 def main() -> None:
     """Console-script entry point."""
-    from agent import cli_finetune, cli_manage, cli_monitor, cli_replay  # noqa: F401  (register the remaining commands)
-
     cli(prog_name="agent")
 
 

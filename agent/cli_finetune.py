@@ -8,10 +8,12 @@ from typing import Any
 
 import click
 
-from agent.cli import cli, console, escape, make_settings, note
+from agent.hookspecs import hookimpl
+
+from agent.cli_util import console, escape, make_settings, note
 
 
-@cli.command()
+@click.command()
 @click.argument("plugin_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--mode", type=click.Choice(["full", "lora", "head"]),
               help="full: all weights; lora: adapters (peft); head: frozen encoder. Default: full on CUDA; "
@@ -38,10 +40,10 @@ def finetune(ctx: click.Context, plugin_dir: Path, device_opt: str | None, rollb
     """Fine-tune a plugin's classifier from its data and the turns people labelled; promote it if not worse."""
     from agent import finetune as ft
 
-    if rollback or list_versions:
-        _versions_only(plugin_dir, rollback, as_json)
-        return
     settings = make_settings(ctx)
+    if rollback or list_versions:
+        _versions_only(settings, plugin_dir, rollback, as_json)
+        return
     opts = ft.Options(device=device_opt or ctx.obj["device"], **kw)
     with _Bar(enabled=not as_json) as bar:
         try:
@@ -56,19 +58,15 @@ def finetune(ctx: click.Context, plugin_dir: Path, device_opt: str | None, rollb
     _print_result(result)
 
 
-def _versions_only(plugin_dir: Path, rollback: bool, as_json: bool) -> None:
+def _versions_only(settings: Any, plugin_dir: Path, rollback: bool, as_json: bool) -> None:
     """`--rollback` and `--versions`."""
     from agent import finetune as ft
-    from agent.versions import Versions
 
     if rollback:
-        before, after = ft.rollback(plugin_dir)
+        before, after = ft.rollback(plugin_dir, settings)
         click.echo(f"rolled back from {before} to {after}; running chats switch on their next turn")
         return
-    from agent.manifest import load_manifest
-
-    interest = load_manifest(plugin_dir).recommend is not None
-    rows = version_rows(Versions(plugin_dir / ".", "interest" if interest else "model"))
+    rows = version_rows(ft.plugin_versions(settings, plugin_dir))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -90,11 +88,8 @@ def version_rows(versions: Any) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             rows.append({"version": name, "status": "no report"})
             continue
-        if rep.get("kind") == "interest":  # a recommender's interest model: held-out NDCG@10 stands for accuracy
-            held = rep["heldout"]
-            rows.append({"version": name, "status": "current" if name == current else rep["status"], "mode": "interest",
-                         "device": rep["run"]["device"], "accuracy": held["candidate"]["ndcg@10"],
-                         "current_accuracy": (held["current"] or {}).get("ndcg@10"), "finished_at": "-"})
+        if "row" in rep:  # a contributed fine-tuner's version says what to show
+            rows.append({"version": name, "status": "current" if name == current else rep["status"], **rep["row"]})
             continue
         ev = rep["evaluation"]
         rows.append({"version": name, "status": "current" if name == current else rep["status"],
@@ -108,8 +103,9 @@ def version_rows(versions: Any) -> list[dict[str, Any]]:
 def _print_result(result: Any) -> None:
     """The outcome in a few lines."""
     rep, out = result.report, console()
-    if rep.get("kind") == "interest":
-        _print_interest(result)
+    if "lines" in rep:  # a contributed fine-tuner's own summary
+        for line in rep["lines"]:
+            out.print(line)
         return
     ev, data = rep["evaluation"], rep["data"]
     color = "green" if result.status == "promoted" else "yellow"
@@ -123,19 +119,6 @@ def _print_result(result: Any) -> None:
     for d in ev["f1_drops"][:10]:
         out.print(f"[yellow]F1 dropped[/] {escape(d['label'])}: {d['current_f1']:.3f} → {d['candidate_f1']:.3f}")
     out.print(f"suggested min_confidence {ev['suggested_min_confidence']}; report: {escape(str(result.folder / 'report.md'))}")
-
-
-def _print_interest(result: Any) -> None:
-    """The outcome of a recommender's interest-model run."""
-    rep, out = result.report, console()
-    color = "green" if result.status == "promoted" else "yellow"
-    out.print(f"[{color}]{escape(result.plugin)} interest {result.version}: {result.status}[/] — {escape(rep['decision'])}")
-    held = rep["heldout"]
-    out.print(f"{rep['run']['pairs']} training pairs, {rep['run']['steps']} steps on {rep['run']['device']}, "
-              f"{rep['run']['seconds']} s; held out: {held['candidate']['users']} users")
-    out.print(f"NDCG@10 / Recall@10: with the interest model {held['candidate']['ndcg@10']} / {held['candidate']['recall@10']}; "
-              f"without {held['without_interest']['ndcg@10']} / {held['without_interest']['recall@10']}")
-    out.print("weights: " + ", ".join(f"{k} {v}" for k, v in rep["weights"].items()))
 
 
 class _Bar:
@@ -173,3 +156,9 @@ class _Bar:
             self.phase = p.phase
             self.task = self.progress.add_task(p.phase, total=p.total, info=info)
         self.progress.update(self.task, completed=p.step, total=p.total, info=info)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """`finetune`."""
+    cli.add_command(finetune)

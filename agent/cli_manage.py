@@ -10,11 +10,13 @@ from typing import Any
 
 import click
 
-from agent.cli import cli, console, escape, make_agent, make_settings, note
+from agent.hookspecs import hookimpl
+
+from agent.cli_util import console, escape, make_agent, make_settings, note
 from agent.errors import AgentError
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def plugins(ctx: click.Context, as_json: bool) -> None:
@@ -41,7 +43,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
         out.print(f"[red]skipped[/] {escape(folder)}: {escape(reason)}", highlight=False)
 
 
-@cli.group()
+@click.group()
 def index() -> None:
     """Build FAISS indexes."""
 
@@ -74,7 +76,7 @@ def index_build(ctx: click.Context, names: tuple[str, ...], force: bool) -> None
         raise AgentError(f"{failed} plugin(s) failed to build; fix the files named above")
 
 
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.option("-q", "--query", help="Full-text search in what was said and answered.")
 @click.option("-c", "--conversation", help="Only this conversation.")
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many turns.")
@@ -111,7 +113,7 @@ def logs_export(ctx: click.Context, output: str) -> None:
         click.echo(f"exported {n} turns to {output}")
 
 
-@cli.command("new-plugin")
+@click.command("new-plugin")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--role", type=click.Choice(["responder", "observer"]), default="responder", show_default=True,
               help="responder answers turns; observer labels every turn.")
@@ -169,7 +171,7 @@ def short(path: Path) -> str:
     return short_path(str(Path(path).resolve()))
 
 
-@cli.command("eval")
+@click.command("eval")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Labelled CSV/JSONL.")
 @click.option("--text-column", default="text", show_default=True)
@@ -214,3 +216,13 @@ def eval_cmd(ctx: click.Context, folder: Path, data: Path, text_column: str, lab
                 out.print(table)
     if json_out and json_out != "-":
         click.echo(f"wrote {json_out}")
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """`plugins`, `index`, `logs`, `new_plugin`, `eval_cmd`."""
+    cli.add_command(plugins)
+    cli.add_command(index)
+    cli.add_command(logs)
+    cli.add_command(new_plugin)
+    cli.add_command(eval_cmd)

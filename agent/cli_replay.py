@@ -9,12 +9,14 @@ from typing import Any
 
 import click
 
-from agent.cli import cli, console, make_agent
+from agent.hookspecs import hookimpl
+
+from agent.cli_util import console, make_agent
 
 EXIT_GATE = 1  # a --fail-under / --max-changed gate failed (errors in the command itself also exit 1)
 
 
-@cli.command()
+@click.command()
 @click.argument("source", required=False, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "yaml"]), help="Input format (default: from the suffix; stdin is JSONL).")
 @click.option("--dry-run", is_flag=True, help="Leave the conversation log untouched (the run itself is still recorded).")
@@ -122,3 +124,9 @@ def _print_runs(runs: list[dict[str, Any]]) -> None:
                   (r["status"] or "")[:40], str(r["turns"] or 0), acc, f"{r['changed'] or 0}/{r['compared'] or 0}",
                   f"{r['turns_per_s'] or 0:.0f}")
     console().print(t if runs else "no replay runs yet")
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """`replay`."""
+    cli.add_command(replay)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 import uuid
@@ -48,6 +47,7 @@ class Turn:
     log: bool = True  # False in a dry run: nothing of this turn is stored, item feedback included
     vector: "np.ndarray | None" = None
     hook_reply: bool = False  # a build_reply hook wrote the reply: it may echo the message, so redact it too
+    responder: Manifest | None = None  # the manifest of the plugin that answered
     timings: dict[str, float] = field(default_factory=dict)
     reply: "Reply" = None  # type: ignore[assignment]  # set once answered
 
@@ -70,12 +70,37 @@ class Reply:
     annotations: dict[str, Any] = field(default_factory=dict)  # observers' labels and hook results, by plugin
     warnings: list[str] = field(default_factory=list)  # plugin hooks that failed during this turn
     answer_id: str | None = None  # the corpus entry the answer came from, when it came from one
-    flags: list[dict[str, Any]] = field(default_factory=list)  # observers' flags, e.g. a strongly negative customer
-    items: list[dict[str, Any]] = field(default_factory=list)  # recommended items (id, title, reason, score) from a hook
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)  # what plugins added to the reply, by plugin
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
+
+    def extra(self, key: str) -> list[Any]:
+        """The lists every plugin put under `key` in its extras, joined in plugin order."""
+        return [x for extras in self.extras.values() for x in (extras.get(key) or [])]
+
+
+@dataclass
+class TurnContext:
+    """What a `respond` hook knows of the turn it may answer (see agent.hookspecs.respond)."""
+
+    plugin: str
+    manifest: Manifest
+    runtime: "PluginRuntime"
+    state: dict[str, Any]  # runtime.extensions: each kind's state for this plugin, by kind
+    text: str
+    embedding: "np.ndarray"
+    conversation_id: str
+    user: str
+    label: str
+    confidence: float
+    fallback_reason: str | None
+    hits: list["Hit"]
+    best: "Hit | None"
+    answer: str
+    store: "Store"
+    log: bool
 
 
 class Agent:
@@ -93,7 +118,6 @@ class Agent:
         self._runtimes: dict[str, PluginRuntime] | None = None
         self._observers: dict[str, PluginRuntime] | None = None
         self._forced: dict[str, str] = {}
-        self._topics: dict[str, Any] = {}  # observer name -> its TopicIndex in the shared encoder's space (or None)
 
     def _load_hooks(self, manifest: Manifest) -> bool:
         """Register a plugin's hooks; a plugin whose hooks do not load is skipped with the reason."""
@@ -167,7 +191,7 @@ class Agent:
 
         if not isinstance(manifest, Manifest):
             manifest = load_manifest(Path(manifest))
-        return PluginRuntime(manifest, self.settings.index_root, self.encoder, self.notify)
+        return PluginRuntime(manifest, self.settings.index_root, self.encoder, self.notify, self.settings.models_root)
 
     # ---- the turn ---------------------------------------------------------------------------
     def reply(self, text: str | bytes, conversation_id: str | None = None, plugin: str | None = None,
@@ -281,7 +305,7 @@ class Agent:
         return Reply(f"Now using {name}.", name, None, None, [], None, {}, None, turn.conversation_id)
 
     def _answer(self, turn: Turn, runtime: "PluginRuntime", chosen: Route, probs: "np.ndarray") -> Reply:
-        """Decide on the label from its probabilities, then answer from the corpus or fall back."""
+        """Decide on the label from its probabilities, then let the plugin kinds and hooks answer."""
         assert turn.vector is not None
         t = time.perf_counter()
         decision = runtime.decide(probs, chosen.similarity)
@@ -289,44 +313,49 @@ class Agent:
         t = time.perf_counter()
         hits, best = runtime.retrieve(turn.vector[0], decision.label)
         turn.timings["retrieve"] = _ms(t)
-        text = self._answer_text(runtime, decision.label, best, decision.fallback_reason)
-        recommended: list[dict[str, Any]] = []
-        fallback = decision.fallback_reason
-        out_of_scope = (decision.fallback_reason or "").startswith("out_of_scope")
-        if runtime.recommender is not None and out_of_scope:  # close enough to an item counts as in scope too
-            out_of_scope = float((runtime.recommender.vectors @ turn.vector[0]).max()) < runtime.manifest.thresholds.min_similarity
-        if runtime.recommender is not None and not out_of_scope:  # a recommending plugin: items instead of an FAQ answer
-            from agent.recommend.dialogue import respond
-
-            t = time.perf_counter()
-            label = decision.label if decision.fallback_reason is None else "recommend"  # unsure: take it as a request
-            text, recommended = respond(self.store, runtime.recommender, runtime.name, turn.text, turn.vector[0],
-                                        turn.conversation_id, turn.user, label, record=turn.log)
-            turn.timings["recommend"] = _ms(t)
-            fallback = None  # every message to a recommender is answered with items, or says why there are none
+        turn.responder = runtime.manifest
+        t = time.perf_counter()
+        answered = self._respond(turn, runtime, decision, hits, best)
+        turn.timings["respond"] = _ms(t)
+        text, label = answered.get("text", self._answer_text(runtime, decision.label, decision.fallback_reason)), answered.get("label", decision.label)
+        fallback = answered.get("fallback_reason", decision.fallback_reason)
+        extras = {runtime.name: answered["extras"]} if answered.get("extras") else {}
         hit_dicts = [h.to_dict() for h in hits]
         custom = self.hooks.call_one(
             runtime.name, "build_reply", plugin=runtime.name, text=turn.text, label=decision.label,
             confidence=decision.confidence, hits=[dict(h) for h in hit_dicts], fallback_reason=decision.fallback_reason,
-            answer=text, conversation_id=turn.conversation_id)
-        items: list[dict[str, Any]] = recommended
+            answer=text, conversation_id=turn.conversation_id, embedding=turn.vector[0], user=turn.user, store=self.store,
+            extras={k: dict(v) for k, v in extras.items()})
         if custom is not None:
             custom, hooked = _hook_reply(runtime.name, custom, self.hooks)
-            items = hooked or items
+            if hooked:
+                extras[runtime.name] = {**extras.get(runtime.name, {}), **hooked}
             text, turn.hook_reply = custom if custom is not None else text, custom is not None
         return Reply(
-            items=items,
-            warnings=[str(f) for f in self.hooks.drain()],
-            text=text, plugin=runtime.name, label=decision.label, confidence=round(decision.confidence, 4),
+            extras=extras, warnings=[str(f) for f in self.hooks.drain()],
+            text=text, plugin=runtime.name, label=label, confidence=round(decision.confidence, 4),
             hits=hit_dicts, fallback_reason=fallback, timings_ms={},
             turn_id=None, conversation_id=turn.conversation_id, route_confidence=chosen.confidence,
             predictions=[{"label": lab, "probability": round(p, 4)} for lab, p in decision.top],
-            answer_id=best.id if best is not None and decision.fallback_reason is None and custom is None else None,
+            answer_id=answered.get("answer_id") if custom is None else None,
         )
 
+    def _respond(self, turn: Turn, runtime: "PluginRuntime", decision: Any, hits: list["Hit"], best: "Hit | None") -> dict[str, Any]:
+        """The first `respond` hook's answer (the FAQ answer, items, ...), or {} to keep the agent's default."""
+        from agent.registry import plugin_manager
+
+        assert turn.vector is not None
+        ctx = TurnContext(runtime.name, runtime.manifest, runtime, runtime.extensions, turn.text, turn.vector[0],
+                          turn.conversation_id, turn.user, decision.label, decision.confidence, decision.fallback_reason,
+                          hits, best, self._answer_text(runtime, decision.label, decision.fallback_reason), self.store, turn.log)
+        result = plugin_manager().hook.respond(turn=ctx)
+        return result if isinstance(result, dict) else {}
+
     def _observe(self, turns: list[Turn]) -> None:
-        """Observers label the turns with the shared embeddings; `observe_turn` hooks add their results."""
+        """Observers label the turns with the shared embeddings; `observe` and `observe_turn` hooks add to them."""
         import numpy as np
+
+        from agent.registry import plugin_manager
 
         vectors = np.concatenate([turn.vector for turn in turns])  # type: ignore[misc]
         for name, runtime in self.observers.items():
@@ -336,52 +365,22 @@ class Agent:
                 for turn in turns:
                     turn.reply.warnings.append(f"plugin {name}: {exc}")
                 continue
-            topics = self._topic_index(name, runtime)
-            assigned = topics.assign(vectors) if topics is not None else [None] * len(turns)
-            for turn, p, topic in zip(turns, probs, assigned):
+            for turn, p in zip(turns, probs):
                 top = int(p.argmax())
-                note = {"label": runtime.labels[top], "confidence": round(float(p[top]), 4)}
-                if topic is not None:
-                    note["topic"] = topic[0]
-                turn.reply.annotations[name] = note
-                self._flag(turn.reply, runtime.manifest, note)
+                turn.reply.annotations[name] = {"label": runtime.labels[top], "confidence": round(float(p[top]), 4)}
+            plugin_manager().hook.observe(turns=turns, plugin=name, runtime=runtime)
         observing = self.hooks.names("observe_turn")
         for turn in turns:
             if observing:
                 self._observe_hooks(turn, turn.reply, observing)
-
-    def _topic_index(self, name: str, runtime: "PluginRuntime") -> Any:
-        """An observer's topic centroids (built on first use), or None when it declares no [topics]."""
-        from agent.monitor.chat import chat_topics
-
-        if name not in self._topics:
-            try:
-                self._topics[name] = chat_topics(runtime.manifest, self.encoder, runtime.index_dir, self.notify)
-            except AgentError as exc:  # e.g. an example row naming an undeclared topic: reported once, turns go on
-                self._topics[name] = None
-                if self.notify:
-                    self.notify(f"plugin {name}: topics are off: {exc}")
-        return self._topics[name]
-
-    def _flag(self, reply: Reply, observer: Manifest, note: dict[str, Any]) -> None:
-        """Flag a turn its observer finds strongly negative; the reply then offers a person, if so configured."""
-        from agent.monitor.chat import flag, with_handoff
-
-        found = flag(observer, note)
-        if found is None:
-            return
-        reply.flags.append(found)
-        note["flag"] = found["flag"]
-        responder = next((m for m in self.manifests if m.name == reply.plugin), None)
-        if found["offer_human"] and responder is not None:
-            reply.text = with_handoff(reply.text, responder.handoff)
 
     def _observe_hooks(self, turn: Turn, reply: Reply, names: list[str]) -> None:
         """Run the `observe_turn` hooks on one turn; each reads a copy of the reply."""
         for name in names:
             seen = replace(reply, annotations=dict(reply.annotations), warnings=list(reply.warnings))
             result = self.hooks.call_one(name, "observe_turn", plugin=name, text=turn.text, reply=seen,
-                                         annotation=reply.annotations.get(name))
+                                         annotation=reply.annotations.get(name), embedding=turn.vector[0],  # type: ignore[index]
+                                         user=turn.user, conversation_id=turn.conversation_id, store=self.store)
             if isinstance(result, dict):
                 reply.annotations[name] = {**reply.annotations.get(name, {}), **result}
             elif result is not None:
@@ -389,13 +388,11 @@ class Agent:
         reply.warnings += [str(f) for f in self.hooks.drain()]
 
     @staticmethod
-    def _answer_text(runtime: "PluginRuntime", label: str, best: "Hit | None", reason: str | None) -> str:
-        """The answer for the label, or the plugin's fallback and hand-off."""
+    def _answer_text(runtime: "PluginRuntime", label: str, reason: str | None) -> str:
+        """The plugin's fallback and hand-off, or what the label is about (when no plugin answers better)."""
         m = runtime.manifest
         if reason is not None:
             return f"{m.fallback_message} {m.handoff}"
-        if best is not None:
-            return best.answer
         return f"I understand this is about: {runtime.describe(label)}."
 
     def _log(self, turns: list[Turn]) -> list[int]:
@@ -420,8 +417,7 @@ class Agent:
             "redactions": redactions,
             "annotations": json.dumps(guard.redact_tree(reply.annotations), ensure_ascii=False) if reply.annotations else None,
             "warnings": json.dumps(guard.redact_tree(reply.warnings), ensure_ascii=False) if reply.warnings else None,
-            "items": json.dumps([{**i, "title": guard.redact_tree(i["title"]), "reason": guard.redact_tree(i["reason"])}
-                                 for i in reply.items], ensure_ascii=False) if reply.items else None,
+            "extras": json.dumps(guard.redact_tree(reply.extras), ensure_ascii=False) if reply.extras else None,
         }
         return row, [(p["label"], p["probability"]) for p in reply.predictions], reply.hits
 
@@ -449,64 +445,41 @@ class Agent:
             raise InputError("give --label LABEL, --good or --bad")
         return self.store.add_feedback(turn_id, rating, None, note)
 
-    def item_feedback(self, turn_id: int, item_id: str, kind: str) -> int:
-        """Store a like, dislike or click on an item recommended in a logged turn."""
-        if kind not in ITEM_KINDS:
-            raise InputError(f"'{kind}' is not item feedback; use one of: {', '.join(ITEM_KINDS)}")
-        turn = self.store.turn(turn_id)
-        if turn is None:
-            raise InputError(f"no turn {turn_id} in {self.settings.db_path}; list turns with: agent logs")
-        shown = [str(item.get("id")) for item in turn["items"]]
-        if item_id not in shown:
-            have = f"its items: {', '.join(shown)}" if shown else "it recommended no items"
-            raise InputError(f"item '{item_id}' was not recommended in turn {turn_id}; {have}")
-        return self.store.add_item_feedback(turn_id, item_id, kind)
-
     def _labels_of(self, plugin: str | None) -> list[str]:
         """Declared labels of a discovered plugin and those its current model learned (no model load)."""
-        from agent.versions import Versions
+        from agent.versions import versions_for
 
         for m in self.manifests:
             if m.name == plugin:
-                return list(dict.fromkeys([*m.labels, *Versions(m.folder).current_labels()]))
+                return list(dict.fromkeys([*m.labels, *versions_for(self.settings.models_root, m).current_labels()]))
         return []
 
 
 _LABEL = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-ITEM_KINDS = ("like", "dislike", "click")
 
 
-def _hook_reply(plugin: str, custom: Any, hooks: Any) -> tuple[str | None, list[dict[str, Any]]]:
-    """A build_reply result: a string, or {"text": ..., "items": [{"id", "title", "reason", "score"}, ...]}."""
+def _hook_reply(plugin: str, custom: Any, hooks: Any) -> tuple[str | None, dict[str, Any]]:
+    """A build_reply result: a string, or {"text": ..., "extras": {...}} plus keys that plugins register."""
+    from agent import contrib
+
     if not isinstance(custom, dict):
-        return str(custom), []
-    unknown = sorted(str(k) for k in custom if k not in ("text", "items"))
+        return str(custom), {}
+    keys = contrib.reply_keys()
+    unknown = sorted(str(k) for k in custom if k not in ("text", "extras", *keys))
     if unknown:
-        hooks.warn(plugin, "build_reply", f"returned unknown keys {unknown}; use 'text' and 'items'")
-    raw = custom.get("items") or []
-    if not isinstance(raw, list):
-        hooks.warn(plugin, "build_reply", f"'items' must be a list of dicts, not {type(raw).__name__}; no items shown")
-        raw = []
-    items, bad = [], []
-    for n, item in enumerate(raw):
-        if isinstance(item, dict) and str(item.get("id", "")).strip():
-            items.append({"id": str(item["id"]).strip(), "title": str(item.get("title") or item["id"]),
-                          "reason": str(item.get("reason") or ""), "score": _number(item.get("score"))})
-        else:
-            bad.append(n)
-    if bad:
-        hooks.warn(plugin, "build_reply", f"items {bad} have no 'id' and were dropped")
+        hooks.warn(plugin, "build_reply", f"returned unknown keys {unknown}; use 'text', 'extras' or {sorted(keys)}")
+    extras = custom.get("extras") if isinstance(custom.get("extras"), dict) else {}
+    if custom.get("extras") is not None and not isinstance(custom.get("extras"), dict):
+        hooks.warn(plugin, "build_reply", f"'extras' must be a dict, not {type(custom['extras']).__name__}; ignored")
+    extras = {str(k): v for k, v in extras.items()}
+    for key, check in keys.items():
+        if key in custom:
+            value, problems = check(custom[key])
+            extras[key] = value
+            for problem in problems:
+                hooks.warn(plugin, "build_reply", problem)
     text = custom.get("text")
-    return (str(text) if text is not None else None), items
-
-
-def _number(value: Any) -> float | None:
-    """A finite score as a rounded float, or None."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return round(number, 4) if math.isfinite(number) else None
+    return (str(text) if text is not None else None), extras
 
 
 def _spread(turns: list[Turn], stage: str, ms: float) -> None:

@@ -31,7 +31,7 @@ from agent.runtime import label_list, read_examples
 from agent.settings import Settings
 from agent.trainer import Cancelled, CancelFn, Plan, Progress, ProgressFn, fit_head, steps_for, time_step, train_encoder
 from agent.tuned import PROBE_WEIGHTS, TUNED_WEIGHT, TunedClassifier, combine
-from agent.versions import Versions
+from agent.versions import Versions, versions_for
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,9 +81,12 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
     settings, opts = settings or Settings(), options or Options()
     say = notify or (lambda _msg: None)
     manifest = load_manifest(Path(plugin_dir))
-    if manifest.recommend is not None:
-        return _finetune_interest(manifest, settings, opts, encoder, store, progress, cancel, say, started)
-    versions = Versions(manifest.folder)
+    tuner = finetuner_for(manifest)
+    if tuner is not None:
+        versions = versions_for(settings.models_root, manifest, tuner.folder)
+        job = Job(manifest, settings, opts, versions, store or _store(settings), encoder, progress, cancel, say, started)
+        return tuner.fn(job)
+    versions = versions_for(settings.models_root, manifest)
     if not is_main_process():
         return _worker(manifest, versions, store or _store(settings), opts, encoder or _encoder(opts.device),
                        progress, cancel)
@@ -120,26 +123,49 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
     return FinetuneResult(manifest.name, version, status, _plan_dict(plan), rep, folder, round(time.perf_counter() - started, 1))
 
 
-def _finetune_interest(manifest: Manifest, settings: Settings, opts: Options, encoder: "Encoder | None",
-                       store: "Store | None", progress: ProgressFn | None, cancel: CancelFn | None,
-                       say: Callable[[str], None], started: float) -> FinetuneResult:
-    """A recommending plugin learns its interest model (see agent.recommend.train)."""
-    from agent.recommend.train import finetune_interest
+@dataclass
+class Job:
+    """What a contributed fine-tuner (`register_finetuners`) gets: the plugin, the run's options and callbacks."""
 
-    device = opts.device if opts.device != "auto" else _encoder("auto").device
-    store = store or _store(settings)
-    rep = finetune_interest(manifest, settings.index_root, store, encoder or _encoder(opts.device), device, opts.epochs,
-                            opts.lr, opts.seed, opts.force, opts.max_minutes, progress, cancel, say)
-    plan = {"mode": "interest", "device": device, "epochs": rep["epochs"]}
-    folder = manifest.folder / "interest" / rep["version"]
-    return FinetuneResult(manifest.name, rep["version"], rep["status"], plan, rep, folder,
-                          round(time.perf_counter() - started, 1))
+    manifest: Manifest
+    settings: Settings
+    options: Options
+    versions: Versions
+    store: "Store"
+    encoder: "Encoder | None"
+    progress: ProgressFn | None
+    cancel: CancelFn | None
+    say: Callable[[str], None]
+    started: float
+
+    def get_encoder(self) -> "Encoder":
+        """The encoder to train from (loaded now when none was given)."""
+        if self.encoder is None:
+            self.encoder = _encoder(self.options.device)
+        return self.encoder
+
+    def device(self) -> str:
+        """Where to train: the asked device, or CUDA when present."""
+        return self.options.device if self.options.device != "auto" else _encoder("auto").device
 
 
-def rollback(plugin_dir: Path) -> tuple[str | None, str]:
-    """Switch `current` back to the version promoted before it."""
+def finetuner_for(manifest: Manifest) -> Any:
+    """The contributed fine-tuner of a plugin with its table, or None for the classifier's own."""
+    from agent import contrib
+
+    return next((t for table, t in contrib.finetuners().items() if manifest.tables.get(table) is not None), None)
+
+
+def plugin_versions(settings: Settings, plugin_dir: Path) -> Versions:
+    """The versions a plugin's fine-tunes write (the classifier's, or a contributed fine-tuner's)."""
     manifest = load_manifest(Path(plugin_dir))
-    versions = Versions(manifest.folder, "interest" if manifest.recommend is not None else "model")
+    tuner = finetuner_for(manifest)
+    return versions_for(settings.models_root, manifest, tuner.folder if tuner else "")
+
+
+def rollback(plugin_dir: Path, settings: Settings | None = None) -> tuple[str | None, str]:
+    """Switch `current` back to the version promoted before it."""
+    versions = plugin_versions(settings or Settings(), plugin_dir)
     with versions.lock():
         return versions.rollback()
 

@@ -121,10 +121,11 @@ class Hooks:
         except ValueError as exc:
             raise PluginError(f"{where}: {exc}") from exc
         callers = self.pm.get_hookcallers(obj) or []
-        unknown = [c.name for c in callers if c.name not in hookspecs.HOOKS]
+        known = hookspecs.hook_names()
+        unknown = [c.name for c in callers if c.name not in known]
         if unknown:
             self.pm.unregister(name=name)
-            raise PluginError(f"{where}: unknown hook(s) {unknown}; a plugin may implement {list(hookspecs.HOOKS)}")
+            raise PluginError(f"{where}: unknown hook(s) {unknown}; a plugin may implement {known}")
         for caller in callers:
             for impl in caller.get_hookimpls():
                 if impl.plugin_name == name:
@@ -132,7 +133,7 @@ class Hooks:
 
     def implemented(self, name: str) -> list[str]:
         """The hooks that plugin `name` implements."""
-        return [h for h in hookspecs.HOOKS if (name, h) in self._impls]
+        return [h for h in hookspecs.hook_names() if (name, h) in self._impls]
 
     def names(self, hook: str | None = None) -> list[str]:
         """Plugins with hooks registered (those that implement `hook`, when given), in load order."""
@@ -191,6 +192,11 @@ class Hooks:
         if obj is None:
             return []
         self.register(manifest.name, obj, where)
+        manifest.hooks_object = obj
+        if set(self.implemented(manifest.name)) & set(hookspecs.KIND_HOOKS):  # its contributions count everywhere
+            from agent.registry import register_kind
+
+            register_kind(obj, f"plugin:{manifest.name}")
         return self.implemented(manifest.name)
 
 

@@ -8,12 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import PluginError
-from agent.monitor.config import MonitorConfig, parse_monitor, parse_topics
-from agent.recommend.config import RecommendConfig, parse_recommend
 
 ROLES = ("responder", "observer")
-TOP_KEYS = {"name", "description", "role", "version", "labels", "data", "retrieval", "thresholds", "fallback", "privacy",
-            "topics", "monitor", "recommend"}
+TOP_KEYS = {"name", "description", "role", "version", "labels", "data", "retrieval", "thresholds", "fallback", "privacy"}
 PII_KINDS = ("email", "iban", "card", "account", "phone")  # agent.guard.KINDS, without importing it here
 
 
@@ -62,9 +59,7 @@ class Manifest:
     retrieval: Retrieval | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     privacy: Privacy = field(default_factory=Privacy)
-    topics: dict[str, str] = field(default_factory=dict)  # [topics] name = description (the sentiment monitor)
-    monitor: MonitorConfig | None = None  # [monitor]: windows, baseline and spike test, chat flags
-    recommend: RecommendConfig | None = None  # [recommend]: items, interactions, the scoring formula's weights
+    tables: dict[str, Any] = field(default_factory=dict)  # tables that plugins register (register_tables), parsed by them
     fallback_message: str = "I'm not sure I understood that, so I'd rather not guess."
     handoff: str = "Would you like me to pass you to a person?"
     source: str = ""  # where discovery found it: a folder, or "package DIST VERSION (entry point NAME)"
@@ -87,7 +82,7 @@ class Manifest:
         return target
 
 
-class _Reader:
+class TableReader:
     """Typed access to one TOML table, naming the key at fault."""
 
     def __init__(self, path: Path, table: dict[str, Any], prefix: str = "") -> None:
@@ -113,13 +108,13 @@ class _Reader:
             raise self.fail(key, expected or getattr(kind, "__name__", str(kind)), value)
         return value
 
-    def sub(self, key: str, allowed: set[str]) -> "_Reader | None":
+    def sub(self, key: str, allowed: set[str]) -> "TableReader | None":
         """A nested table, or None when absent; keys outside `allowed` are refused (likely typos)."""
         value = self.get(key, dict, None, "a table")
         if value is None:
             return None
         refuse_unknown(self.path, value, allowed, f" in [{self.prefix}{key}]")
-        return _Reader(self.path, value, f"{self.prefix}{key}.")
+        return TableReader(self.path, value, f"{self.prefix}{key}.")
 
 
 def _show(value: Any, limit: int = 80) -> str:
@@ -179,8 +174,11 @@ def load_manifest(path: Path) -> Manifest:
 
 def _build(path: Path, raw: dict[str, Any]) -> Manifest:
     """Turn parsed TOML into a Manifest."""
-    r = _Reader(path, raw)
-    refuse_unknown(path, raw, TOP_KEYS)
+    from agent import contrib
+
+    registered = contrib.tables()
+    r = TableReader(path, raw)
+    refuse_unknown(path, raw, TOP_KEYS | set(registered))
     name = r.get("name", str, expected="a string")
     if not name.replace("_", "").replace("-", "").isalnum():
         raise r.fail("name", "letters, digits, '_' or '-'", name)
@@ -193,16 +191,14 @@ def _build(path: Path, raw: dict[str, Any]) -> Manifest:
     m.retrieval = _retrieval(r)
     m.thresholds = _thresholds(r)
     m.privacy = _privacy(r)
-    m.topics = parse_topics(r)
-    m.monitor = parse_monitor(r, m.labels)
-    m.recommend = parse_recommend(r)
+    m.tables = {table: parse(r, m) for table, parse in registered.items()}
     if fb := r.sub("fallback", {"message", "handoff"}):
         m.fallback_message = fb.get("message", str, m.fallback_message)
         m.handoff = fb.get("handoff", str, m.handoff)
     return m
 
 
-def _labels(r: _Reader) -> dict[str, str]:
+def _labels(r: TableReader) -> dict[str, str]:
     """labels = ["a", "b"] or [labels] a = "description"."""
     value = r.get("labels", (list, dict), {}, "a list of names or a table of name = description")
     if isinstance(value, list):
@@ -215,7 +211,7 @@ def _labels(r: _Reader) -> dict[str, str]:
     return dict(value)
 
 
-def _data(r: _Reader, m: Manifest) -> None:
+def _data(r: TableReader, m: Manifest) -> None:
     """The [data] table: labelled examples."""
     if d := r.sub("data", {"examples", "text_column", "label_column"}):
         m.examples = d.get("examples", str, None)
@@ -223,7 +219,7 @@ def _data(r: _Reader, m: Manifest) -> None:
         m.label_column = d.get("label_column", str, "label")
 
 
-def _retrieval(r: _Reader) -> Retrieval | None:
+def _retrieval(r: TableReader) -> Retrieval | None:
     """The [retrieval] table: the answer corpus."""
     if not (t := r.sub("retrieval", {"corpus", "id_column", "text_columns", "answer_column", "label_column", "top_k"})):
         return None
@@ -243,7 +239,7 @@ def _retrieval(r: _Reader) -> Retrieval | None:
     )
 
 
-def _thresholds(r: _Reader) -> Thresholds:
+def _thresholds(r: TableReader) -> Thresholds:
     """The [thresholds] table, each a number in [0, 1]."""
     th = Thresholds()
     if t := r.sub("thresholds", {"min_confidence", "min_margin", "min_similarity"}):
@@ -255,7 +251,7 @@ def _thresholds(r: _Reader) -> Thresholds:
     return th
 
 
-def _privacy(r: _Reader) -> Privacy:
+def _privacy(r: TableReader) -> Privacy:
     """The [privacy] table: which kinds of personal data are redacted, and whether raw text may be stored."""
     privacy = Privacy()
     if t := r.sub("privacy", {"redact", "store_raw"}):

@@ -11,7 +11,9 @@ from types import ModuleType
 from typing import Any
 
 from agent.errors import PluginError
+from agent.hookspecs import KIND_HOOKS
 from agent.manifest import Manifest, load_manifest
+from agent.registry import register_kind
 from agent.settings import Settings
 
 ENTRY_POINT_GROUP = "agent.plugins"
@@ -53,7 +55,7 @@ def discover(settings: Settings) -> tuple[list[Manifest], list[Skipped]]:
     allowed = allowed_names()
     for folder in candidate_folders(settings):
         try:
-            manifest = load_manifest(folder / "plugin.toml")
+            manifest = _folder_manifest(folder, allowed)
         except PluginError as exc:
             skipped.append(Skipped(folder, str(exc)))
             continue
@@ -62,6 +64,36 @@ def discover(settings: Settings) -> tuple[list[Manifest], list[Skipped]]:
     for manifest in _installed(skipped, allowed):
         _add(manifest, loaded, skipped, allowed)
     return list(loaded.values()), skipped
+
+
+def _folder_manifest(folder: Path, allowed: set[str] | None) -> Manifest:
+    """A folder's manifest; one that declares a table only its own hooks.py registers is read after importing it."""
+    try:
+        return load_manifest(folder / "plugin.toml")
+    except PluginError:
+        hooks_file = folder / "hooks.py"
+        if not hooks_file.is_file() or not _declares_own_table(folder, allowed):
+            raise
+    from agent.hooks import import_hooks_file
+
+    module = import_hooks_file(hooks_file, folder.name)
+    if any(hasattr(module, hook) for hook in KIND_HOOKS):
+        register_kind(module, f"plugin:{folder.name}")
+    manifest = load_manifest(folder / "plugin.toml")
+    manifest.hooks_object = module
+    return manifest
+
+
+def _declares_own_table(folder: Path, allowed: set[str] | None) -> bool:
+    """Whether the folder's plugin.toml parses, is allowed to load, and its hooks.py registers tables."""
+    import tomllib
+
+    try:
+        raw = tomllib.loads((folder / "plugin.toml").read_text(encoding="utf-8"))
+        text = (folder / "hooks.py").read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return False
+    return "register_tables" in text and (allowed is None or raw.get("name") in allowed)
 
 
 def _add(manifest: Manifest, loaded: dict[str, Manifest], skipped: list[Skipped], allowed: set[str] | None) -> None:
@@ -113,6 +145,8 @@ def _from_entry_point(obj: Any, where: str) -> Manifest:
     if not (folder / "plugin.toml").is_file():
         raise PluginError(f"{where}: no plugin.toml in {folder}; ship it beside the module "
                           "(package data) so the plugin's manifest and data are found")
+    if any(hasattr(module, hook) for hook in KIND_HOOKS):  # its tables are known before its manifest is read
+        register_kind(module, f"package:{module.__name__}")
     manifest = load_manifest(folder / "plugin.toml")
     manifest.hooks_object = obj
     return manifest

@@ -25,10 +25,9 @@ def reply_lines(reply: "Reply", sources: bool = True) -> list[str]:
     if reply.turn_id is not None:
         meta.append(f"turn {reply.turn_id}")
     meta.append(f"{reply.timings_ms.get('total', 0):.0f} ms")
-    lines.append("[dim]" + " · ".join(meta) + "[/]")
-    for n, item in enumerate(reply.items, 1):
-        reason = f" [dim]— {escape(item['reason'])}[/]" if item.get("reason") else ""
-        lines.append(f"  {n}. [bold]{escape(item['title'])}[/] [dim]({escape(item['id'])})[/]{reason}")
+    shown = extras_lines(reply)
+    lines.append("[dim]" + " · ".join(meta) + "[/]" + "".join(f" {text}" for _, kind, text in shown if kind == "meta"))
+    lines += [f"  {text}" for _, kind, text in shown if kind != "meta"]
     if sources:
         for h in reply.hits:
             lines.append(f"[dim]  {h['score']:.2f} {escape(h['id'])}: {escape(h['text'])}[/]")
@@ -37,6 +36,30 @@ def reply_lines(reply: "Reply", sources: bool = True) -> list[str]:
     for warning in reply.warnings:
         lines.append(f"[yellow]  {escape(warning)}[/]")
     return lines
+
+
+def extras_lines(reply: "Reply") -> list[tuple[str, str, str]]:
+    """(plugin, kind, rich markup) lines that show the reply's extras: a plugin's `format_extras` hook, else
+    one 'plugin: key value' line each; kind 'meta' belongs on the reply's meta line."""
+    from rich.markup import escape
+
+    from agent.registry import plugin_manager
+
+    out: list[tuple[str, str, str]] = []
+    for plugin, extras in reply.extras.items():
+        lines = plugin_manager().hook.format_extras(plugin=plugin, extras=extras) if isinstance(extras, dict) else None
+        if lines is None:
+            lines = [f"{escape(plugin)}: {escape(str(k))} {escape(_short(v))}" for k, v in (extras or {}).items()]
+        out += [(plugin, *line) if isinstance(line, tuple) else (plugin, "extra", str(line)) for line in lines]
+    return out
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    """A value on one line, cut to `limit` characters."""
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _annotation(note: Any) -> str:

@@ -13,7 +13,7 @@ from agent.errors import DataError, ModelError, PluginError
 from agent.manifest import Manifest
 from agent.retrieval import VectorIndex, ensure_index
 from agent.tuned import TunedClassifier
-from agent.versions import Versions
+from agent.versions import versions_for
 
 if TYPE_CHECKING:
     import numpy as np
@@ -84,30 +84,35 @@ class PluginRuntime:
     """Everything a plugin needs at answer time, built once and reused for every turn."""
 
     def __init__(self, manifest: Manifest, index_root: Path, encoder: "Encoder",
-                 notify: Callable[[str], None] | None = None) -> None:
+                 notify: Callable[[str], None] | None = None, models_root: Path | None = None) -> None:
         self.manifest, self.encoder, self.notify = manifest, encoder, notify
         self.index_dir = Path(index_root) / manifest.name
+        self.models_root = Path(models_root) if models_root is not None else Path(index_root).parent / "models"
         self.examples = read_examples(manifest)
         self.labels = label_list(manifest, self.examples)
         self.corpus = self._read_corpus()
         self.examples_index = self._ensure_examples_index()
         self.corpus_index = self._ensure_corpus_index() if self.corpus else None
-        self.versions = Versions(manifest.folder)
+        self.versions = versions_for(self.models_root, manifest)
         self.versions.clean_partials(dead_only=True)  # what a killed fine-tune left behind
         self.learned: VectorIndex | None = None
         self._stamp = self.versions.stamp()
         self.classifier, self.model_state = self._load_classifier()
         self.labels += [lab for lab in self.classifier.labels if lab not in self.labels]
         self._pairsby_label = self._corpus_pairsby_label()
-        self.recommender = self._load_recommender()
+        self.extensions = self._open_extensions()
 
-    def _load_recommender(self) -> Any:
-        """Items, their index and the interest model of a plugin with [recommend]; None for others."""
-        if self.manifest.recommend is None:
-            return None
-        from agent.recommend.model import Recommender
+    def _open_extensions(self) -> dict[str, Any]:
+        """Each plugin kind's state for this plugin (`open_plugin` hooks), by the kind's name."""
+        from agent.registry import plugin_manager
 
-        return Recommender(self.manifest, self.index_dir, self.encoder, self.notify)
+        pm, out = plugin_manager(), {}
+        for impl in pm.hook.open_plugin.get_hookimpls():
+            state = impl.function(**{a: {"plugin": self.name, "manifest": self.manifest, "runtime": self,
+                                         "encoder": self.encoder, "notify": self.notify}[a] for a in impl.argnames})
+            if state is not None:
+                out[impl.plugin_name] = state
+        return out
 
     @property
     def name(self) -> str:
@@ -190,7 +195,7 @@ class PluginRuntime:
         return TunedClassifier(head), "head (fitted now)"
 
     def _promoted_model(self) -> tuple[TunedClassifier, str] | None:
-        """The version named by plugins/NAME/model/current, when present, with the turns it learned."""
+        """The version named by HOME/models/NAME/current, when present, with the turns it learned."""
         version = self.versions.current()
         if version is None:
             return None
@@ -216,10 +221,7 @@ class PluginRuntime:
 
     def refresh(self) -> bool:
         """Load a newly promoted (or rolled back) model if `current` changed; True when it did."""
-        if self.recommender is not None and self.recommender.refresh():
-            if self.notify:
-                interest = self.recommender.interest
-                self.notify(f"{self.name}: now using interest model {interest.version if interest else 'none'}")
+        if any(getattr(state, "refresh", None) and state.refresh() for state in self.extensions.values()):
             return True
         stamp = self.versions.stamp()
         if stamp == self._stamp:

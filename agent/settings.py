@@ -45,6 +45,11 @@ class Settings:
         """Built FAISS indexes and cached heads, one folder per plugin."""
         return self.home / "indexes"
 
+    @property
+    def models_root(self) -> Path:
+        """Fine-tuned model versions, one folder per plugin (HOME/models/NAME/)."""
+        return self.home / "models"
+
     def search_paths(self) -> list[Path]:
         """Folders that hold plugin folders, in priority order, without duplicates."""
         if self.plugin_paths is not None:  # explicit paths (tests, embedding) replace the defaults

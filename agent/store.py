@@ -90,45 +90,16 @@ def m006_turn_warnings(db: Any) -> None:
 
 
 @migration
-def m007_monitor(db: Any) -> None:
-    """The sentiment monitor: its runs, every scored feed item, each judged window, and the alerts raised."""
-    db["monitor_runs"].create(
-        {"id": int, "plugin": str, "label": str, "source": str, "started_at": str, "finished_at": str, "status": str, "items": int,
-         "bad_lines": int, "alerts": int, "seconds": float, "items_per_s": float, "report": str}, pk="id")
-    db["feed_items"].create(
-        {"id": int, "run_id": int, "plugin": str, "source": str, "line": int, "ts": float, "text": str, "label": str,
-         "confidence": float, "watched": float, "topic": str, "topic_score": float}, pk="id")
-    db["feed_items"].create_index(["run_id", "topic"])
-    db["monitor_windows"].create(
-        {"id": int, "run_id": int, "plugin": str, "topic": str, "start": float, "end": float, "n": int, "hits": int,
-         "share": float, "baseline": float, "z": float, "state": str}, pk="id")
-    db["monitor_windows"].create_index(["run_id", "topic", "start"])
-    db["alerts"].create(
-        {"id": int, "run_id": int, "plugin": str, "topic": str, "label": str, "raised_at": str, "window_start": float,
-         "window_end": float, "n": int, "hits": int, "share": float, "baseline": float, "z": float, "message": str}, pk="id")
-    db["alerts"].create_index(["run_id"])
-    db["monitor_runs"].create_index(["plugin"])
-
-
-@migration
-def m008_items(db: Any) -> None:
-    """Items recommended in a turn (JSON), and people's likes, dislikes and clicks on them."""
-    db["turns"].add_column("items", str)
-    db["item_feedback"].create(
-        {"id": int, "turn_id": int, "conversation_id": str, "plugin": str, "item_id": str, "kind": str, "created_at": str},
-        pk="id", foreign_keys=[("turn_id", "turns", "id")])
-    db["item_feedback"].create_index(["plugin", "item_id"])
-    db["item_feedback"].create_index(["conversation_id"])
-
-
-@migration
 def m009_users(db: Any) -> None:
-    """Who each turn and each item feedback came from (a user id; the conversation id when none is given)."""
+    """Who each turn came from (a user id; the conversation id when none is given)."""
     db["turns"].add_column("user_id", str)
-    db["item_feedback"].add_column("user_id", str)
-    db["item_feedback"].create_index(["user_id", "plugin"])
     db.execute("UPDATE turns SET user_id = conversation_id WHERE user_id IS NULL")  # before: the conversation was the user
-    db.execute("UPDATE item_feedback SET user_id = conversation_id WHERE user_id IS NULL")
+
+
+@migration
+def m010_turn_extras(db: Any) -> None:
+    """What plugins added to each reply, by plugin (JSON)."""
+    db["turns"].add_column("extras", str)
 
 
 def now() -> str:
@@ -157,9 +128,12 @@ class Store:
             raise _explain(self.path, exc) from exc
 
     def _pending(self) -> list[tuple[str, Callable[[Any], None]]]:
-        """Migrations this file has not seen yet."""
+        """Migrations this file has not seen yet: the log's own, then those plugins register (namespaced)."""
+        from agent import contrib
+
         done = {r["name"] for r in self.db["_migrations"].rows} if self.db["_migrations"].exists() else set()
-        return [(name, fn) for name, fn in MIGRATIONS if name not in done]
+        pending = [(name, fn) for name, fn in MIGRATIONS if name not in done]
+        return pending + [(m.name, m.fn) for m in contrib.migrations() if m.name not in done and m.legacy not in done]
 
     def _migrate(self) -> None:
         """Apply pending migrations, one process at a time (a lock file beside the database)."""
@@ -224,48 +198,6 @@ class Store:
             return int(cur.lastrowid)
 
         return self._write(write)
-
-    def add_item_feedback(self, turn_id: int, item_id: str, kind: str) -> int:
-        """Record a like, dislike or click on an item recommended in a turn."""
-        turn = self.turn(turn_id)
-        if turn is None:
-            raise StoreError(f"no turn {turn_id} in {self.path}; list turns with: agent logs")
-
-        def write(conn: sqlite3.Connection) -> int:
-            cur = conn.execute("INSERT INTO item_feedback (turn_id, conversation_id, user_id, plugin, item_id, kind, created_at) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?)", (turn_id, turn["conversation_id"],
-                                                               turn.get("user_id") or turn["conversation_id"], turn["plugin"],
-                                                               item_id, kind, now()))
-            return int(cur.lastrowid)
-
-        return self._write(write)
-
-    def item_events(self, plugin: str, user: str | None = None) -> list[dict[str, Any]]:
-        """Likes, dislikes and clicks on a plugin's items, oldest first (one user's, or everyone's)."""
-        sql = "SELECT user_id, item_id, kind, created_at FROM item_feedback WHERE plugin = ?"
-        args: list[Any] = [plugin]
-        if user is not None:
-            sql += " AND user_id = ?"
-            args.append(user)
-        return list(self._query(sql + " ORDER BY id", args))
-
-    def last_turns_with_items(self, conversation: str, plugin: str, limit: int = 5) -> list[dict[str, Any]]:
-        """The latest turns of a conversation that showed a plugin's items, newest first, items decoded."""
-        rows = list(self._query("SELECT id, text, label, items FROM turns WHERE conversation_id = ? AND plugin = ? "
-                                "AND items IS NOT NULL ORDER BY id DESC LIMIT ?", [conversation, plugin, limit]))
-        return [{**r, "items": json.loads(r["items"] or "[]")} for r in rows]
-
-    def user_requests(self, user: str, plugin: str, limit: int = 5) -> list[str]:
-        """What a user last asked a recommending plugin for (their 'recommend' turns), newest first."""
-        rows = self._query("SELECT text FROM turns WHERE user_id = ? AND plugin = ? AND label = 'recommend' "
-                           "ORDER BY id DESC LIMIT ?", [user, plugin, limit])
-        return [r["text"] for r in rows]
-
-    def last_request(self, conversation: str, plugin: str) -> str | None:
-        """The latest 'recommend' turn's text in a conversation."""
-        rows = list(self._query("SELECT text FROM turns WHERE conversation_id = ? AND plugin = ? AND label = 'recommend' "
-                                "ORDER BY id DESC LIMIT 1", [conversation, plugin]))
-        return rows[0]["text"] if rows else None
 
     def labelled_turns(self, plugin: str) -> list[dict[str, Any]]:
         """Turns of a plugin that have feedback, oldest first, each with its feedback list (oldest first)."""
@@ -360,9 +292,7 @@ class Store:
         row["timings"] = json.loads(row["timings"] or "{}")
         row["annotations"] = json.loads(row.get("annotations") or "{}")
         row["warnings"] = json.loads(row.get("warnings") or "[]")
-        row["items"] = json.loads(row.get("items") or "[]")
-        row["item_feedback"] = list(self._query("SELECT item_id, kind, created_at FROM item_feedback WHERE turn_id = ? ORDER BY id",
-                                                [turn_id]))
+        row["extras"] = json.loads(row.get("extras") or "{}")
         return row
 
     def turns(self, query: str | None = None, conversation: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
@@ -419,7 +349,7 @@ def _insert_turn(conn: sqlite3.Connection, stamp: str, turn: dict[str, Any], pre
 
 
 TURN_COLUMNS = ["text", "reply", "plugin", "label", "confidence", "route_confidence", "fallback_reason",
-                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced", "warnings", "items", "user_id"]
+                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced", "warnings", "extras", "user_id"]
 
 FINETUNE_COLUMNS = ["plugin", "version", "started_at", "finished_at", "status", "mode", "device", "epochs", "seconds",
                     "train_rows", "holdout_rows", "accuracy", "current_accuracy", "macro_f1", "current_version", "report"]

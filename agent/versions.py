@@ -1,6 +1,8 @@
-"""A plugin's model versions: `model/vN/` folders, a `current` pointer switched atomically, history, rollback.
+"""A plugin's model versions: `vN/` folders, a `current` pointer switched atomically, history, rollback.
 
-Layout of `plugins/NAME/model/`:
+Versions live in the home, never in the plugin folder (which may be an installed package):
+`HOME/models/NAME/` holds the classifier's versions, `HOME/models/NAME/FOLDER/` those of another
+fine-tuner (a recommender's interest model). Layout of each:
   vN/                 a finished version (weights, config.json, report.json, report.md)
   .partial-vN-PID/    a version being written; renamed to vN/ only once complete
   current             a one-line text file naming the version in use (replaced by rename)
@@ -18,7 +20,7 @@ import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from agent.errors import ModelError
 from agent.retrieval import atomic_write, clean_stale, pid_alive
@@ -28,11 +30,35 @@ _VERSION = re.compile(r"^v(\d+)$")
 _PARTIAL = re.compile(r"^\.partial-v(\d+)-(\d+)$")
 
 
-class Versions:
-    """The model folder of one plugin."""
+def versions_for(models_root: Path, manifest: Any, folder: str = "") -> "Versions":
+    """The versions of one plugin in the home; a model folder in the plugin's own folder (the old layout)
+    is moved there on first use, `current` and history included."""
+    target = Path(models_root) / manifest.name / folder if folder else Path(models_root) / manifest.name
+    legacy = manifest.folder / (folder or "model")
+    if not target.exists() and legacy.is_dir() and any(legacy.iterdir()):
+        adopt(legacy, target)
+    return Versions(target)
 
-    def __init__(self, plugin_folder: Path, dirname: str = "model") -> None:
-        self.root = Path(plugin_folder) / dirname
+
+def adopt(legacy: Path, target: Path) -> None:
+    """Move an old-layout model folder into the home (one rename), or copy it when it cannot be moved."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(legacy, target)
+    except OSError:  # another file system, or a read-only plugin folder: copy, and leave the old one be
+        partial = target.with_name(f".adopt-{target.name}-{os.getpid()}")
+        shutil.copytree(legacy, partial, ignore=shutil.ignore_patterns(".lock", ".partial-*"))
+        try:
+            os.rename(partial, target)
+        except OSError:  # another process adopted it first
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+class Versions:
+    """The model folder of one plugin (see `versions_for`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
 
     @property
     def pointer(self) -> Path:

@@ -23,8 +23,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from agent.monitor.config import MonitorConfig
-from agent.monitor.trends import SpikeDetector, Window
+from agent.scenarios.monitor.config import MonitorConfig
+from agent.scenarios.monitor.trends import SpikeDetector, Window
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "plugins" / "sentiment_monitor"

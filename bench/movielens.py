@@ -127,7 +127,7 @@ def evaluate(plugin: Path, home: Path, train, test) -> dict[str, dict[str, float
 
     from agent.encoder import shared_encoder
     from agent.manifest import load_manifest
-    from agent.recommend.model import Profile, Recommender
+    from agent.scenarios.recommend.model import Profile, Recommender
 
     manifest = load_manifest(plugin)
     rec = Recommender(manifest, home / "indexes" / manifest.name, shared_encoder("cpu"), print)

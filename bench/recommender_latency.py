@@ -40,6 +40,8 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from agent.core import Agent
+    from agent.scenarios.recommend.events import item_feedback
+    from agent.scenarios.recommend.plugin import __name__ as RECOMMENDER
     from agent.encoder import shared_encoder
     from agent.finetune import Options, finetune
     from agent.settings import Settings
@@ -54,11 +56,11 @@ def main() -> None:
                         ("cy", "books about money"), ("dee", "headphones for running")):
         for text in (wants, "more like that", "more like that"):
             shown = agent.reply(text, f"{user}-warm", "recommender", user=user)
-            for item in shown.items:
-                agent.item_feedback(shown.turn_id, item["id"], "like")
+            for item in shown.extra("items"):
+                item_feedback(agent, shown.turn_id, item["id"], "like")
     result = finetune(plugin, settings, Options(device="cpu", epochs=3), encoder=encoder)
     print(f"interest model {result.version}: {result.status} ({result.report['decision']})", flush=True)
-    rec = agent.runtimes["recommender"].recommender
+    rec = agent.runtimes["recommender"].extensions[RECOMMENDER].rec
     texts = messages(rec.items, args.n)
     for t in texts[:20]:
         agent.reply(t, "warm", "recommender", user="ann")
@@ -67,7 +69,7 @@ def main() -> None:
         start = time.perf_counter()
         reply = agent.reply(text, f"c{i // 7}", "recommender", user=("ann", "bo", "cy", "dee")[i % 4])
         replies.append((time.perf_counter() - start) * 1000)
-        parts.append(reply.timings_ms.get("recommend", 0.0))
+        parts.append(reply.timings_ms.get("respond", 0.0))
         start = time.perf_counter()
         encoder.encode([text])
         passes.append((time.perf_counter() - start) * 1000)

@@ -73,6 +73,11 @@ def make_plugin(root: Path, name: str = "shop", description: str = "A small shop
     return folder
 
 
+def models_of(home: Path, name: str) -> Path:
+    """Where a plugin's fine-tuned versions live: HOME/models/NAME (never in the plugin folder)."""
+    return Path(home) / "models" / name
+
+
 @pytest.fixture(scope="session")
 def encoder() -> Encoder:
     """The real packaged encoder on the CPU, loaded once for the whole run."""

@@ -26,7 +26,7 @@ def test_answers_logs_turn_predictions_and_hits(agent: Agent) -> None:
     assert (reply.plugin, reply.label, reply.fallback_reason) == ("shop", "card_lost", None)
     assert reply.text in {"Freeze it in the app under Cards > Freeze.", "Call us on 0800 000 000 to cancel it."}
     assert len(reply.hits) == 2 and reply.hits[0]["score"] >= reply.hits[1]["score"]
-    assert set(reply.timings_ms) == {"encode", "route", "classify", "retrieve", "observe", "log", "total"}
+    assert set(reply.timings_ms) == {"encode", "route", "classify", "retrieve", "respond", "observe", "log", "total"}
     row = agent.store.turn(reply.turn_id)
     assert (row["text"], row["label"], row["conversation_id"]) == ("help, somebody stole my card", "card_lost", reply.conversation_id)
     assert row["predictions"][0]["label"] == "card_lost" and len(row["predictions"]) == 3

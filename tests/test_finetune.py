@@ -23,7 +23,7 @@ from agent.settings import Settings
 from agent.tuned import PROBE_WEIGHTS
 from agent.versions import Versions
 
-from conftest import REPO
+from conftest import REPO, models_of
 
 # Messages people might send, with the label a person gives them.
 CORRECTIONS = [
@@ -83,7 +83,7 @@ def test_feedback_loop_learns_corrections_and_keeps_what_was_right(tmp_path: Pat
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["status"] == "promoted" and report["data"]["log_rows"] == len(CORRECTIONS)
-    assert (cs / "model" / report["version"] / "report.md").is_file()
+    assert (models_of(tmp_path / "home", "customer_service") / report["version"] / "report.md").is_file()
     fresh = Agent(settings, encoder=encoder)
     assert labels_of(fresh, [t for t, _ in CORRECTIONS]) == [want for _, want in CORRECTIONS]
     after = dict(zip([t for t, _ in STABLE], labels_of(fresh, [t for t, _ in STABLE])))
@@ -115,20 +115,20 @@ def test_new_label_from_the_log_is_learned_by_full_finetune_and_hot_swapped(plug
 def test_worse_candidate_is_not_promoted_unless_forced_and_rollback(cs: Path, tmp_path: Path, encoder) -> None:
     settings = Settings(home=tmp_path / "home", plugin_paths=[cs.parent])
     first = finetune(cs, settings, Options(mode="head", device="cpu"), encoder=encoder)
-    assert first.status == "promoted" and Versions(cs).current() == "v1"
+    assert first.status == "promoted" and Versions(models_of(tmp_path / "home", "customer_service")).current() == "v1"
     wrecked = Options(mode="full", device="cpu", epochs=0.2, lr=0.5)  # a learning rate that ruins the encoder
     second = finetune(cs, settings, wrecked, encoder=encoder)
-    assert second.status == "rejected" and Versions(cs).current() == "v1"
+    assert second.status == "rejected" and Versions(models_of(tmp_path / "home", "customer_service")).current() == "v1"
     ev = second.report["evaluation"]
     assert ev["candidate"]["accuracy"] < ev["current"]["accuracy"] - 0.01 and ev["f1_drops"]
     wrecked.force = True
     forced = finetune(cs, settings, wrecked, encoder=encoder)
-    assert forced.status == "promoted" and "--force" in forced.report["decision"] and Versions(cs).current() == "v3"
+    assert forced.status == "promoted" and "--force" in forced.report["decision"] and Versions(models_of(tmp_path / "home", "customer_service")).current() == "v3"
     runner = CliRunner()
     env = {"AGENT_HOME": str(tmp_path / "home"), "AGENT_PLUGINS_PATH": str(cs.parent)}
     result = runner.invoke(cli, ["finetune", str(cs), "--rollback"], env=env)
     assert result.exit_code == 0 and "from v3 to v1" in result.output
-    assert Versions(cs).current() == "v1"
+    assert Versions(models_of(tmp_path / "home", "customer_service")).current() == "v1"
     listed = json.loads(runner.invoke(cli, ["finetune", str(cs), "--versions", "--json"], env=env).stdout)
     assert [(r["version"], r["status"]) for r in listed] == [("v1", "current"), ("v2", "rejected"), ("v3", "promoted")]
 
@@ -147,8 +147,8 @@ def test_cancel_leaves_nothing_behind(plugin_root: Path, settings: Settings, enc
         finetune(plugin_root / "shop", settings, Options(mode="full", device="cpu", epochs=5), encoder=encoder,
                  cancel=cancel)
     assert len(calls) == 4  # it asked before every batch and stopped at the first yes
-    model = plugin_root / "shop" / "model"
-    assert Versions(plugin_root / "shop").current() == "v1" and Versions(plugin_root / "shop").finished() == ["v1"]
+    model = models_of(settings.home, "shop")
+    assert Versions(models_of(settings.home, "shop")).current() == "v1" and Versions(models_of(settings.home, "shop")).finished() == ["v1"]
     assert not [p for p in model.iterdir() if p.name.startswith(".partial")]
 
 
@@ -173,11 +173,11 @@ def test_kill_9_during_training_keeps_current_and_next_run_cleans_up(plugin_root
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert list((shop / "model").glob(".partial-*"))
-    assert Versions(shop).current() == "v1"
+    assert list(models_of(settings.home, "shop").glob(".partial-*"))
+    assert Versions(models_of(settings.home, "shop")).current() == "v1"
     assert Agent(settings, encoder=encoder).reply("I lost my card", plugin="shop").label == "card_lost"
     again = finetune(shop, settings, Options(mode="head", device="cpu"), encoder=encoder)
-    assert again.version == "v2" and not list((shop / "model").glob(".partial-*"))
+    assert again.version == "v2" and not list(models_of(settings.home, "shop").glob(".partial-*"))
 
 
 def test_running_plain_chat_uses_a_newly_promoted_model(plugin_root: Path, settings: Settings, tmp_path: Path, encoder) -> None:
@@ -246,9 +246,9 @@ def test_a_broken_new_model_is_reported_and_the_old_one_keeps_answering(plugin_r
     notes: list[str] = []
     agent = Agent(settings, encoder=encoder, notify=notes.append)
     assert agent.reply("I lost my card", plugin="shop").label == "card_lost"
-    shutil.copytree(shop / "model" / "v1", shop / "model" / "v2")
-    (shop / "model" / "v2" / "model.safetensors").write_bytes(b"not weights")
-    Versions(shop).promote("v2")
+    shutil.copytree(models_of(settings.home, "shop") / "v1", models_of(settings.home, "shop") / "v2")
+    (models_of(settings.home, "shop") / "v2" / "model.safetensors").write_bytes(b"not weights")
+    Versions(models_of(settings.home, "shop")).promote("v2")
     reply = agent.reply("when are you open", plugin="shop")
     assert reply.label == "opening_hours"
     assert any("could not be loaded" in n and "still using fine-tuned v1" in n for n in notes)

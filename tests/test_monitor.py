@@ -12,9 +12,9 @@ import pytest
 
 from agent.errors import PluginError
 from agent.manifest import load_manifest
-from agent.monitor.config import MonitorConfig, parse_window
-from agent.monitor.feed import MAX_LINE_BYTES, BadLine, FeedError, FeedItem, Parser, parse_time, raw_lines
-from agent.monitor.trends import SpikeDetector, Window, Windower
+from agent.scenarios.monitor.config import MonitorConfig, parse_window
+from agent.scenarios.monitor.feed import MAX_LINE_BYTES, BadLine, FeedError, FeedItem, Parser, parse_time, raw_lines
+from agent.scenarios.monitor.trends import SpikeDetector, Window, Windower
 
 
 def stream(detector: SpikeDetector, shares: list[float], n: int = 40, seed: int = 0, topic: str = "app") -> list[int]:
@@ -178,7 +178,7 @@ def test_bad_monitor_settings_name_the_key(tmp_path: Path, table: str, message: 
 def test_the_bundled_plugin_declares_topics_and_a_monitor() -> None:
     m = load_manifest(Path(__file__).resolve().parent.parent / "plugins" / "sentiment_monitor")
     assert m.role == "observer" and set(m.labels) == {"positive", "neutral", "negative"}
-    assert len(m.topics) >= 6 and m.monitor is not None and m.monitor.label == "negative"
+    assert len(m.tables["topics"]) >= 6 and m.tables["monitor"] is not None and m.tables["monitor"].label == "negative"
 
 
 from hypothesis import given, settings  # noqa: E402
@@ -220,7 +220,7 @@ def test_bom_crlf_emoji_and_odd_values() -> None:
 def test_a_truncated_followed_file_starts_over_with_its_header(tmp_path: Path) -> None:
     import threading as th
 
-    from agent.monitor.run import read_feed
+    from agent.scenarios.monitor.run import read_feed
 
     path = tmp_path / "feed.csv"
     path.write_bytes(b"text,source\nfirst one,a\nsecond one,a\n")
@@ -252,7 +252,7 @@ def test_a_lasting_shift_becomes_the_new_normal_and_can_alert_again() -> None:
 
 
 def test_batches_hand_over_what_was_read_before_an_error() -> None:
-    from agent.monitor.run import batches
+    from agent.scenarios.monitor.run import batches
 
     def items():  # type: ignore[no-untyped-def]
         yield FeedItem(1, "a", 0.0, "x")

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agent import cli_monitor  # noqa: F401  (registers `agent monitor`)
 from agent.cli import cli
 from agent.core import Agent
 from agent.encoder import Encoder
-from agent.monitor.run import watch
-from agent.monitor.scorer import Scorer
+from agent.scenarios.monitor.run import watch
+from agent.scenarios.monitor.scorer import Scorer
 from agent.settings import Settings
 from conftest import REPO, make_plugin
 
@@ -115,10 +114,10 @@ def test_a_strongly_negative_chat_turn_is_flagged_and_offered_a_person(monitor_a
     angry = monitor_agent.reply("I lost my card and your bank is useless, worst service ever, I am furious")
     note = angry.annotations["sentiment_monitor"]
     assert note["label"] == "negative" and note["topic"] == "cards" and note["flag"] == "strong_negative"
-    assert angry.flags and angry.flags[0]["plugin"] == "sentiment_monitor"
+    assert angry.extra("flags") and angry.extra("flags")[0]["plugin"] == "sentiment_monitor"
     assert angry.plugin == "shop" and angry.text.endswith("Would you like me to pass you to a person?")
     calm = monitor_agent.reply("what are your opening hours on saturday?")
-    assert calm.flags == [] and "flag" not in calm.annotations["sentiment_monitor"]
+    assert calm.extra("flags") == [] and "flag" not in calm.annotations["sentiment_monitor"]
     assert "pass you to a person" not in calm.text
     stored = monitor_agent.store.turn(angry.turn_id)
     assert stored["annotations"]["sentiment_monitor"]["flag"] == "strong_negative"
@@ -162,7 +161,7 @@ def test_finetune_works_out_of_the_box_and_a_running_monitor_picks_it_up(monitor
 
 
 def test_logged_chat_turns_feed_the_trends(monitor_agent: Agent) -> None:
-    from agent.monitor.run import chat_items, run_items
+    from agent.scenarios.monitor.run import chat_items, run_items
 
     for text in ("my card was declined again, this is a disgrace", "what are your opening hours?", "refund my order please"):
         monitor_agent.reply(text)

@@ -9,6 +9,8 @@ import pytest
 
 from agent.core import Agent
 from agent.errors import StoreError
+from agent import contrib
+from agent.scenarios.recommend.events import ItemStore
 from agent.store import MIGRATIONS, Store
 
 
@@ -16,7 +18,8 @@ def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
     Store(tmp_path / "a.db").close()
     store = Store(tmp_path / "a.db")
     names = [r["name"] for r in store.db["_migrations"].rows]
-    assert names == [name for name, _ in MIGRATIONS]
+    assert names == [name for name, _ in MIGRATIONS] + [m.name for m in contrib.migrations()]
+    assert "recommend.m008_items" in names and "monitor.m007_monitor" in names  # plugins' migrations, namespaced
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -59,6 +62,8 @@ def test_a_database_from_before_items_keeps_its_turns_and_gains_item_feedback(tm
 
     before = [m for m in MIGRATIONS if m[0] < "m008"]
     monkeypatch.setattr(store_module, "MIGRATIONS", before)
+    plugins = contrib.migrations()
+    monkeypatch.setattr(contrib, "migrations", lambda: [m for m in plugins if m.legacy and m.legacy < "m008"])
     old = Store(tmp_path / "old.db")
     old.db.execute("INSERT INTO conversations (id, started_at, last_at) VALUES ('c', 'then', 'then')")
     old.db.execute("INSERT INTO turns (conversation_id, created_at, text, reply, plugin, label, timings) "
@@ -66,10 +71,13 @@ def test_a_database_from_before_items_keeps_its_turns_and_gains_item_feedback(tm
     assert "items" not in old.db["turns"].columns_dict
     old.close()
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(contrib, "migrations", lambda: plugins)
     store = Store(tmp_path / "old.db")
+    items = ItemStore(store)
     turn = store.turn(1)
-    assert turn["text"] == "I lost my card" and turn["items"] == [] and turn["item_feedback"] == []
-    store.add_item_feedback(1, "travel-card", "like")
-    assert [(f["item_id"], f["kind"]) for f in store.turn(1)["item_feedback"]] == [("travel-card", "like")]
-    assert [r["name"] for r in store.db["_migrations"].rows][-2:] == ["m008_items", "m009_users"]
-    assert store.turn(1)["user_id"] == "c" and store.item_events("shop", "c")[0]["item_id"] == "travel-card"
+    assert turn["text"] == "I lost my card" and turn["extras"] == {} and items.turn_feedback(1) == []
+    items.add_item_feedback(1, "travel-card", "like")
+    assert [(f["item_id"], f["kind"]) for f in items.turn_feedback(1)] == [("travel-card", "like")]
+    assert [r["name"] for r in store.db["_migrations"].rows][-5:] == [
+        "m009_users", "m010_turn_extras", "recommend.m008_items", "recommend.m009_item_users", "recommend.m010_items_in_extras"]
+    assert store.turn(1)["user_id"] == "c" and items.item_events("shop", "c")[0]["item_id"] == "travel-card"

@@ -16,13 +16,14 @@ from agent.cli import cli
 from agent.core import Agent
 from agent.settings import Settings
 from agent.versions import Versions
-from conftest import make_plugin
+from conftest import make_plugin, models_of
 from textual.command import CommandList, CommandPalette
 
 from tui.app import AgentApp
 from tui.screens import LogsScreen, Picker
 from tui.session import Session
-from tui.widgets import AgentMessage, FinetuneBar, HistoryInput, Note, SentimentPanel
+from agent.scenarios.monitor.tui import SentimentPanel, sentiment
+from tui.widgets import AgentMessage, FinetuneBar, HistoryInput, Note
 
 SIZE = (80, 24)
 RECOMMENDS = '''
@@ -235,7 +236,7 @@ def test_recommended_items_are_shown_and_liked_or_rejected(settings: Settings, p
     turn = run(go())
     stored = Agent(settings).store.turn(turn)
     assert [(f["item_id"], f["kind"]) for f in stored["item_feedback"]] == [("travel-card", "like"), ("saver", "dislike")]
-    assert [i["id"] for i in stored["items"]] == ["travel-card", "saver"]
+    assert [i["id"] for i in stored["extras"]["shop"]["items"]] == ["travel-card", "saver"]
     env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(plugin_root)}
     out = CliRunner().invoke(cli, ["feedback", str(turn), "--click", "saver"], env=env)
     assert out.exit_code == 0 and "stored click of item saver" in out.output
@@ -270,7 +271,7 @@ def test_sentiment_panel_plots_the_running_feed_and_its_alerts(settings: Setting
                                      "share": 0.8, "baseline": 0.12, "window_end": 300.0, "message": "cards spike"}])
             await until(pilot, lambda: "cards" in text_of(panel.query_one("#sent-alerts")), timeout=10)
             assert "80% (baseline 12%)" in text_of(panel.query_one("#sent-alerts"))
-            data = app.session.sentiment()
+            data = sentiment(app.session.core().store)
             assert [s for _, s in data.series["cards"]] == [0.1, 0.15, 0.1, 0.7, 0.8] and len(data.series["fees"]) == 3
             await pilot.press("f7")
             assert not app.query_one("#side").display
@@ -342,7 +343,7 @@ def test_finetune_in_the_app_shows_progress_and_the_next_reply_uses_the_new_mode
     seen, before = run(go())
     assert before != "crypto"
     assert any(s.startswith("step ") and "loss" in s for s in seen)  # progress with the loss was shown
-    assert Versions(plugin_root / "shop").current() == "v1"
+    assert Versions(models_of(settings.home, "shop")).current() == "v1"
 
 
 def test_cancel_from_the_keyboard_keeps_the_current_model(settings: Settings, plugin_root: Path, encoder) -> None:
@@ -358,8 +359,8 @@ def test_cancel_from_the_keyboard_keeps_the_current_model(settings: Settings, pl
 
     said = run(go())
     assert "fine-tuning shop stopped: fine-tuning was cancelled" in said and "current model is unchanged" in said
-    assert Versions(plugin_root / "shop").current() is None
-    assert not list((plugin_root / "shop" / "model").glob(".partial-*"))
+    assert Versions(models_of(settings.home, "shop")).current() is None
+    assert not list(models_of(settings.home, "shop").glob(".partial-*"))
 
 
 async def echo_ms(app: AgentApp, key: str) -> float:

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label
 
 from tui.screens import LogsScreen, Picker
-from tui.widgets import AgentMessage, FinetuneBar, HistoryInput, Note, SentimentPanel, UserMessage
+from tui.widgets import AgentMessage, FinetuneBar, HistoryInput, Note, UserMessage
 
 if TYPE_CHECKING:
     from agent.core import Reply
@@ -28,12 +28,19 @@ if TYPE_CHECKING:
     from tui.session import Session
 
 HELP = ("[b]/use NAME[/] switch plugin (/use alone lists them) · [b]/good[/] [b]/bad[/] rate the last reply · "
-        "[b]/label [--new] [LABEL][/] correct it · [b]/like N[/] [b]/dislike N[/] [b]/click N[/] an item · "
-        "[b]/finetune [NAME] [head|full|lora][/] · [b]/monitor FEED [--follow][/] or [b]/monitor stop[/] · [b]/logs[/] · [b]/panel[/] · [b]/new[/] conversation · [b]/quit[/]\n"
+        "[b]/label [--new] [LABEL][/] correct it · "
+        "[b]/finetune [NAME] [head|full|lora][/] · [b]/logs[/] · [b]/panel[/] · [b]/new[/] conversation · [b]/quit[/]\n"
         "keys: F2 good · F3 bad · F4 correct label · F5 fine-tune · F6 logs · F7 side panel · "
         "Ctrl+P commands · ↑↓ history · Esc cancel a fine-tune")
 MAIN_ONLY = {"rate", "correct", "finetune", "logs", "toggle_side"}  # actions of the chat screen's keys
-SENTIMENT_EVERY = 2.0  # seconds between reads of the monitor tables while the side panel is open
+
+
+def help_text() -> str:
+    """The app's commands, then those plugins contribute (`register_chat_commands`)."""
+    from agent import contrib
+
+    extra = " · ".join(f"[b]{escape(o.name)}[/] {escape(o.help)}" for o in contrib.chat_commands().values())
+    return HELP + (f"\nfrom plugins: {extra}" if extra else "")
 
 
 class Lane:
@@ -76,7 +83,7 @@ class Lane:
 
 
 class AgentApp(App[None]):
-    """The chat: conversation, prompt, fine-tune bar, and a side panel with sentiment and plugin panels."""
+    """The chat: conversation, prompt, fine-tune bar, and a side panel with the panels plugins contribute."""
 
     CSS_PATH = "agent.tcss"
     TITLE = "agent"
@@ -98,7 +105,6 @@ class AgentApp(App[None]):
         self.ready = threading.Event()  # set once the models are loaded
         self.finetuning: str | None = None
         self._cancel = threading.Event()
-        self._stop_feed: threading.Event | None = None  # set to end the running monitor feed
         self._load = load
         self._load_notes: list[str] = []
         self.lane = Lane(self)
@@ -108,8 +114,7 @@ class AgentApp(App[None]):
         yield Header()
         with Horizontal(id="body"):
             yield VerticalScroll(id="chat")
-            with Vertical(id="side"):
-                yield SentimentPanel(id="sentiment")
+            yield Vertical(id="side")
         yield FinetuneBar(id="finetune")
         yield HistoryInput(placeholder="Type a message · /help · Ctrl+P for commands", id="prompt")
         yield Footer()
@@ -120,7 +125,6 @@ class AgentApp(App[None]):
         self.query_one("#side").display = False
         self.query_one("#prompt").focus()
         self.say(f"conversation [b]{escape(self.session.conversation)}[/] · /help for commands", "dim")
-        self.set_interval(SENTIMENT_EVERY, self.refresh_sentiment)
         self.session.on_note = self._agent_note
         if self._load:
             self.load()
@@ -193,7 +197,7 @@ class AgentApp(App[None]):
             yield SystemCommand(f"Fine-tune {name}", "Train on its data and corrections, in the background",
                                 partial(self.start_finetune, name))
         yield SystemCommand("Logs", "Search past turns, open conversations, correct labels", self.action_logs)
-        yield SystemCommand("Sentiment panel", "Show or hide the side panel", self.action_toggle_side)
+        yield SystemCommand("Side panel", "Show or hide the side panel (plugins' panels)", self.action_toggle_side)
         yield SystemCommand("Mark last reply good", "Store a 'good' rating", partial(self.action_rate, "good"))
         yield SystemCommand("Mark last reply bad", "Store a 'bad' rating", partial(self.action_rate, "bad"))
         yield SystemCommand("Correct last label", "Pick the right label", self.action_correct)
@@ -240,10 +244,12 @@ class AgentApp(App[None]):
         word, _, arg = text.partition(" ")
         arg = arg.strip()
         simple: dict[str, Callable[[], None]] = {
-            "/help": lambda: self.say(HELP), "/good": partial(self.action_rate, "good"), "/bad": partial(self.action_rate, "bad"),
+            "/help": lambda: self.say(help_text()), "/good": partial(self.action_rate, "good"), "/bad": partial(self.action_rate, "bad"),
             "/logs": self.action_logs, "/panel": self.action_toggle_side, "/quit": self.exit, "/exit": self.exit,
             "/new": self.new_conversation}
-        items = {"/like": "like", "/dislike": "dislike", "/reject": "dislike", "/click": "click"}
+        from agent import contrib
+
+        contributed = contrib.chat_commands()
         if word in simple and not arg:
             simple[word]()
         elif word == "/use" and len(arg.split()) > 1:
@@ -258,12 +264,10 @@ class AgentApp(App[None]):
                 self.say("usage: /label --new LABEL (a label the plugin does not have yet)", "warning")
             else:
                 self.correct(label, new) if label else self.action_correct()
-        elif word in items:
-            self.item(arg, items[word])
         elif word == "/finetune":
             self.finetune_command(arg)
-        elif word == "/monitor":
-            self.monitor_command(arg)
+        elif word in contributed:
+            contributed[word].fn(self, arg)
         else:
             self.say(f"unknown command {escape(text)}; /help lists them", "warning")
 
@@ -348,23 +352,6 @@ class AgentApp(App[None]):
             self.lane.submit(partial(self.session.correct, reply.turn_id, label, new),
                              self._stored(reply.turn_id, f"✎ label corrected to {label}"), self._failed)
 
-    def item(self, arg: str, kind: str) -> None:
-        """Like, dislike or click item N (or ID) of the last reply."""
-        reply = self._last_turn()
-        if reply is None:
-            return
-        if not reply.items:
-            self.say("the last reply recommended no items", "warning")
-            return
-        ids = [i["id"] for i in reply.items]
-        item_id = arg if arg in ids else ids[int(arg) - 1] if arg.isdigit() and 0 < int(arg) <= len(ids) else arg
-        if item_id not in ids:
-            self.say(f"give an item number 1-{len(ids)} or one of: {escape(', '.join(ids))}", "warning")
-            return
-        mark = {"like": "♥ liked", "dislike": "⊘ rejected", "click": "→ clicked"}[kind]
-        self.lane.submit(partial(self.session.item, reply.turn_id, item_id, kind),
-                         self._stored(reply.turn_id, f"{mark} {item_id}"), self._failed)
-
     # ---- fine-tuning -------------------------------------------------------------------------
     def finetune_command(self, arg: str) -> None:
         """/finetune [NAME] [head|full|lora]"""
@@ -446,81 +433,42 @@ class AgentApp(App[None]):
     def _cancel_pressed(self) -> None:
         self.action_cancel_finetune()
 
-    # ---- sentiment monitor -------------------------------------------------------------------
-    def monitor_command(self, arg: str) -> None:
-        """/monitor FEED [--follow] runs a feed in the background; /monitor stop ends it."""
-        from pathlib import Path
-
-        if arg == "stop":
-            if self._stop_feed is None:
-                self.say("no feed is running", "warning")
-            else:
-                self._stop_feed.set()
-            return
-        follow = "--follow" in arg.split()
-        path = Path(arg.replace("--follow", "").strip()).expanduser()
-        if not arg or not path.is_file():
-            self.say(f"usage: /monitor FEED [--follow] (a JSONL or CSV file){'; no file ' + escape(str(path)) if arg else ''}",
-                     "warning")
-            return
-        if self._stop_feed is not None:
-            self.say("a feed is already running; /monitor stop ends it", "warning")
-            return
-        self._stop_feed = threading.Event()
-        if not self.query_one("#side").display:
-            self.action_toggle_side()
-        self.say(f"monitoring {escape(str(path))}{' (following it)' if follow else ''}; the side panel updates as it runs", "dim")
-        self._monitor(path, follow, self._stop_feed)
-
-    @work(thread=True, group="monitor", exit_on_error=False)
-    def _monitor(self, path: Any, follow: bool, stop: threading.Event) -> None:
-        def alert(a: dict[str, Any]) -> None:
-            self.call_from_thread(self.notify, a["message"], title="sentiment alert", severity="warning", timeout=8)
-
-        try:
-            summary = self.session.monitor(path, follow, stop, alert)
-        except Exception as exc:  # noqa: BLE001 - a bad feed is reported in the chat
-            self.call_from_thread(self._monitor_done, f"monitor stopped: {escape(str(exc))}", "error")
-            return
-        self.call_from_thread(self._monitor_done, f"feed {escape(path.name)}: {summary.items:,} items, {summary.bad_lines} bad "
-                              f"lines, {summary.windows} windows, {len(summary.alerts)} alert(s); run {summary.run_id}", "dim")
-
-    def _monitor_done(self, text: str, kind: str) -> None:
-        self._stop_feed = None
-        self.say(text, kind)
-        self.refresh_sentiment()
-
     # ---- logs and side panel -----------------------------------------------------------------
     def action_logs(self) -> None:
         """Open the logs browser."""
         self.push_screen(LogsScreen(self.session))
 
     def action_toggle_side(self) -> None:
-        """Show or hide the side panel (sentiment plot and plugins' panels)."""
+        """Show or hide the side panel (the panels plugins contribute)."""
         side = self.query_one("#side")
         side.display = not side.display
         if side.display:
-            self.refresh_sentiment()
+            self._refresh_panels()
 
-    def refresh_sentiment(self) -> None:
-        """Re-read the monitor tables (off the UI thread) while the panel is shown."""
-        if self.query_one("#side").display and self.ready.is_set():
-            self._read_sentiment()
+    def show_side(self) -> None:
+        """Show the side panel if it is hidden."""
+        if not self.query_one("#side").display:
+            self.action_toggle_side()
 
-    @work(thread=True, exclusive=True, group="sentiment", exit_on_error=False)
-    def _read_sentiment(self) -> None:
-        try:
-            data = self.session.sentiment()
-        except Exception as exc:  # noqa: BLE001 - a locked or damaged database: said once, the chat goes on
-            self.call_from_thread(self._sentiment_error, str(exc))
-            return
-        self.call_from_thread(self._show_sentiment, data)
+    def _refresh_panels(self) -> None:
+        """Ask each panel that can to re-read its data now."""
+        for panel in self.query_one("#side").children:
+            refresh = getattr(panel, "refresh_data", None)
+            if callable(refresh):
+                refresh()
 
-    def _show_sentiment(self, data: Any) -> None:
-        self.query_one(SentimentPanel).show(data)
+    # ---- for plugins' chat commands ----------------------------------------------------------
+    def last_turn(self) -> "Reply | None":
+        """The last logged reply, or None (and a warning in the chat)."""
+        return self._last_turn()
 
-    def _sentiment_error(self, message: str) -> None:
-        self.query_one("#sent-title", Label).update(f"[red]{escape(message)}[/]")
+    def submit(self, fn: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """Run `fn` on the agent's thread after the calls before it; `done(result)` on the UI thread, errors in the chat."""
+        self.lane.submit(fn, done, self._failed)
+
+    def stored(self, turn_id: int, text: str) -> Callable[[Any], None]:
+        """A `done` that marks the turn's message with `text` (feedback stored)."""
+        return self._stored(turn_id, text)
 
 
 def _accuracy_note(report: dict[str, Any]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -14,23 +13,6 @@ if TYPE_CHECKING:
     from agent.finetune import FinetuneResult
     from agent.settings import Settings
     from agent.trainer import ProgressFn
-
-MAX_SERIES = 48  # windows per topic in the sentiment plot
-MAX_TOPICS = 5  # topics plotted (those with the most items)
-
-
-@dataclass
-class Sentiment:
-    """The latest monitor run of the home: negative share per topic over time, and recent alerts."""
-
-    run_id: int | None = None
-    plugin: str = ""
-    label: str = ""
-    status: str = ""
-    items: int = 0
-    series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # topic -> [(window end, share)]
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-
 
 class Session:
     """One chat: its agent, conversation id, forced plugin and last reply."""
@@ -70,9 +52,14 @@ class Session:
 
     def panels(self) -> tuple[list[tuple[str, Any]], list[str]]:
         """Widget classes from plugins' `tui_panels` hooks as (plugin, class), and the hooks that failed."""
+        from agent.registry import plugin_manager
+
         with self._lock:
             hooks = self.core().hooks
-            found = [(plugin, panel) for plugin, panels in hooks.call_each("tui_panels")
+            pm = plugin_manager()
+            defaults = [(impl.plugin_name, impl.function()) for impl in reversed(pm.hook.tui_panels.get_hookimpls())
+                        if not hooks.pm.is_registered(impl.plugin)]  # a plugin's own panels come below, once
+            found = [(plugin, panel) for plugin, panels in [*defaults, *hooks.call_each("tui_panels")]
                      for panel in (panels if isinstance(panels, (list, tuple)) else [panels])]
             return found, [str(f) for f in hooks.drain()]
 
@@ -103,10 +90,6 @@ class Session:
         """Correct a logged turn's label (`new`: teach a label the plugin does not have yet)."""
         return self.core().feedback(turn_id, label=label, new_label=new)
 
-    def item(self, turn_id: int, item_id: str, kind: str) -> int:
-        """Like, dislike or click an item a turn recommended."""
-        return self.core().item_feedback(turn_id, item_id, kind)
-
     def plugin_folder(self, name: str) -> Path:
         """The folder of a discovered plugin."""
         from agent.errors import InputError
@@ -131,32 +114,3 @@ class Session:
     def turn(self, turn_id: int) -> dict[str, Any] | None:
         """One logged turn with its feedback."""
         return self.core().store.turn(turn_id)
-
-    def monitor(self, path: Path, follow: bool, stop: threading.Event, on_alert: Callable[[dict[str, Any]], None]) -> Any:
-        """Run the sentiment monitor over a feed file (JSONL or CSV) until it ends or `stop` is set."""
-        from agent.cli_monitor import _runtime
-        from agent.monitor.run import watch
-
-        agent = self.core()
-        runtime = _runtime(agent, None)
-        with open(path, "rb") as fh:
-            return watch(runtime, agent.store, fh, path, max_chars=self.settings.max_chars, follow=follow, stop=stop,
-                         on_alert=on_alert)
-
-    def sentiment(self) -> Sentiment:
-        """The latest monitor run's windows and alerts, read from the log (a feed may still be running)."""
-        store = self.core().store
-        runs = store.query("SELECT id, plugin, label, status, items FROM monitor_runs ORDER BY id DESC LIMIT 1")
-        if not runs:
-            return Sentiment()
-        run = runs[0]
-        rows = store.query("SELECT topic, end, share, n FROM monitor_windows WHERE run_id = ? ORDER BY start", [run["id"]])
-        totals: dict[str, int] = {}
-        for r in rows:
-            totals[r["topic"]] = totals.get(r["topic"], 0) + int(r["n"] or 0)
-        keep = sorted(totals, key=lambda t: -totals[t])[:MAX_TOPICS]
-        series = {t: [(float(r["end"]), float(r["share"])) for r in rows if r["topic"] == t][-MAX_SERIES:] for t in keep}
-        alerts = store.query("SELECT topic, share, baseline, window_end, message FROM alerts WHERE run_id = ? "
-                             "ORDER BY id DESC LIMIT 5", [run["id"]])
-        return Sentiment(run["id"], run["plugin"] or "", run["label"] or "", run["status"] or "", int(run["items"] or 0),
-                         series, alerts)

@@ -1,4 +1,4 @@
-"""The chat app's widgets: messages, the prompt with history, the fine-tune bar, the sentiment panel."""
+"""The chat app's widgets: messages, the prompt with history, the fine-tune bar."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Collapsible, Input, Label, ProgressBar, Static
 
+from agent.render import extras_lines
+
 if TYPE_CHECKING:
     from agent.core import Reply
     from agent.trainer import Progress
-
-    from tui.session import Sentiment
 
 
 class UserMessage(Static):
@@ -42,8 +42,7 @@ def meta_line(reply: "Reply") -> str:
         parts.append(f"{escape(reply.label)} [b]{reply.confidence or 0:.2f}[/]")
     if reply.turn_id is not None:
         parts.append(f"turn {reply.turn_id}")
-    for flag in reply.flags:
-        parts.append(f"[red]⚑ {escape(str(flag.get('flag', 'flagged')).replace('_', ' '))}[/]")
+    parts += [text for _, kind, text in extras_lines(reply) if kind == "meta"]
     return " · ".join(parts)
 
 
@@ -70,10 +69,8 @@ class AgentMessage(Vertical):
         if r.turn_id is None:
             return
         yield Static(meta_line(r), classes="meta")
-        for n, item in enumerate(r.items, 1):
-            reason = f" — {escape(item['reason'])}" if item.get("reason") else ""
-            yield Static(f"{n}. [b]{escape(item['title'])}[/] [dim]({escape(item['id'])})[/]{reason}",
-                         classes="item", id=f"item-{r.turn_id}-{n}")
+        for n, (_, kind, text) in enumerate((x for x in extras_lines(r) if x[1] != "meta"), 1):
+            yield Static(text, classes=kind, id=f"{kind}-{r.turn_id}-{n}")
         for name, note in r.annotations.items():
             yield Static(annotation_line(name, note), classes="annotation")
         for warning in r.warnings:
@@ -147,37 +144,3 @@ class FinetuneBar(Vertical):
     def note(self, text: str) -> None:
         """A message from the run (plan chosen, old versions removed)."""
         self.query_one("#ft-stats", Label).update(escape(text))
-
-
-class SentimentPanel(Vertical):
-    """Negative share per topic over time (the latest monitor run) and the latest alerts."""
-
-    def compose(self) -> ComposeResult:
-        from textual_plotext import PlotextPlot
-
-        yield Label("sentiment: no monitor run yet", id="sent-title")
-        yield PlotextPlot(id="sent-plot")
-        yield Static("", id="sent-alerts")
-
-    def show(self, data: "Sentiment") -> None:
-        """Redraw from the latest data."""
-        from textual_plotext import PlotextPlot
-
-        title = self.query_one("#sent-title", Label)
-        if data.run_id is None:
-            title.update("sentiment: no monitor run yet (agent monitor FEED)")
-            return
-        title.update(f"{escape(data.label or 'watched')} share · run {data.run_id} · {escape(data.status)}")
-        widget = self.query_one(PlotextPlot)
-        plt = widget.plt
-        plt.clear_data()
-        plt.clear_figure()
-        t0 = min((pts[0][0] for pts in data.series.values() if pts), default=0.0)
-        for topic, pts in data.series.items():
-            if pts:
-                plt.plot([(end - t0) / 60 for end, _ in pts], [share for _, share in pts], label=topic[:12])
-        plt.ylim(0, 1)
-        plt.xlabel("minutes")
-        widget.refresh()
-        lines = [f"[red]▲ {escape(a['topic'])}[/] {a['share']:.0%} (baseline {a['baseline']:.0%})" for a in data.alerts]
-        self.query_one("#sent-alerts", Static).update("\n".join(lines) or "[dim]no alerts[/]")

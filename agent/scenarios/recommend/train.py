@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from agent.errors import InputError
-from agent.recommend.model import INTEREST_DIR, POSITIVE, Interest, Profile, Recommender, Stats, history_text
+from agent.scenarios.recommend.events import ItemStore
+from agent.scenarios.recommend.model import POSITIVE, Interest, Profile, Recommender, Stats, history_text
 from agent.retrieval import atomic_write
 from agent.versions import Versions
 
@@ -54,7 +55,7 @@ def events_by_user(rec: Recommender, store: "Store", plugin: str) -> dict[str, l
     """Every user's events in time order: the interactions file (by timestamp when given), then the log."""
     past = sorted(rec.past, key=lambda e: float(e.get("timestamp") or 0)) if rec.past else []
     out: dict[str, list[dict[str, Any]]] = {}
-    for e in [*past, *store.item_events(plugin)]:
+    for e in [*past, *ItemStore(store).item_events(plugin)]:
         if e["item_id"] in rec.by_id:
             out.setdefault(str(e["user_id"]), []).append({"user_id": str(e["user_id"]), "item_id": e["item_id"],
                                                           "kind": e["kind"]})
@@ -215,10 +216,10 @@ def scaled(chosen: dict[str, float], configured: dict[str, float]) -> dict[str, 
 def finetune_interest(manifest: "Manifest", index_root: Path, store: "Store", encoder: "Encoder", device: str,
                       epochs: float | None, lr: float | None, seed: int, force: bool, max_minutes: float | None,
                       progress: "ProgressFn | None", cancel: "CancelFn | None",
-                      say: Callable[[str], None]) -> dict[str, Any]:
+                      say: Callable[[str], None], versions: Versions) -> dict[str, Any]:
     """Train, evaluate against the current model (or none), save a version; promote it unless it is worse."""
     started = time.perf_counter()
-    rec = Recommender(manifest, Path(index_root) / manifest.name, encoder, say)
+    rec = Recommender(manifest, Path(index_root) / manifest.name, encoder, say, versions)
     data = split(events_by_user(rec, store, manifest.name), rec.config.history)
     if not data.pairs:
         raise InputError(f"{manifest.name}: no liked or clicked items to learn from yet; like items in the chat "
@@ -243,7 +244,6 @@ def finetune_interest(manifest: "Manifest", index_root: Path, store: "Store", en
     chosen, _ = choose_weights(rec, pick, stats, with_interest=True)
     fig = evaluate(rec, judge, stats, chosen)
     weights = {"request": rec.config.w_request, **scaled(chosen, rec.config.weights())}
-    versions = Versions(manifest.folder, INTEREST_DIR)
     bar = current_fig["ndcg@10"] if current_fig else base_fig["ndcg@10"]
     promote = force or fig["ndcg@10"] >= bar - TOLERANCE
     decision = (f"held-out NDCG@10 {fig['ndcg@10']:.4f} against {bar:.4f} for "
@@ -266,6 +266,7 @@ def finetune_interest(manifest: "Manifest", index_root: Path, store: "Store", en
                       "base_model": encoder.fingerprint,
                       "heldout": fig, "history": rec.config.history}
             atomic_write(partial / "config.json", json.dumps(config).encode())
+            report["row"] = row(report)
             atomic_write(partial / "report.json", json.dumps({**report, "version": version}, indent=2).encode())
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
@@ -276,3 +277,10 @@ def finetune_interest(manifest: "Manifest", index_root: Path, store: "Store", en
         for old in versions.prune():
             say(f"removed old version {old}")
     return {**report, "version": version}
+
+
+def row(rep: dict[str, Any]) -> dict[str, Any]:
+    """The line of `agent finetune --versions`: held-out NDCG@10 stands for accuracy."""
+    held = rep["heldout"]
+    return {"mode": "interest", "device": rep["run"]["device"], "accuracy": held["candidate"]["ndcg@10"],
+            "current_accuracy": (held["current"] or {}).get("ndcg@10"), "finished_at": "-"}

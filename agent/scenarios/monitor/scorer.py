@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from agent.data import read_rows
 from agent.errors import DataError
-from agent.monitor.config import OTHER, MonitorConfig
+from agent.scenarios.monitor.config import OTHER, MonitorConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,7 +30,7 @@ class Score:
 
 def topic_texts(m: "Manifest", column: str) -> dict[str, list[str]]:
     """Per topic: its description, then the examples whose `column` names it (rows naming no known topic are refused)."""
-    out = {name: [desc] for name, desc in m.topics.items()}
+    out = {name: [desc] for name, desc in (m.tables.get("topics") or {}).items()}
     if not m.examples or not out:
         return out
     path = m.data_file(m.examples, "data.examples")
@@ -79,7 +79,7 @@ class Scorer:
 
     def __init__(self, runtime: "PluginRuntime") -> None:
         self.runtime = runtime
-        self.config = runtime.manifest.monitor or MonitorConfig()
+        self.config = runtime.manifest.tables.get("monitor") or MonitorConfig()
         if self.config.label not in runtime.labels:
             raise DataError(f"{runtime.manifest.path}: [monitor] label '{self.config.label}' is not one of the plugin's "
                             f"labels {runtime.labels}; set it to the label to watch")
@@ -95,7 +95,7 @@ class Scorer:
     def topics(self) -> TopicIndex:
         """Topic centroids in the current encoder's space: the chat's saved ones for the shared encoder,
         built anew for a fine-tuned encoder (and again when a new model is picked up)."""
-        from agent.monitor.chat import chat_topics
+        from agent.scenarios.monitor.chat import chat_topics
 
         if self._topics is None or self._topics_for is not self.encoder:
             m, shared = self.runtime.manifest, self.encoder is self.runtime.encoder

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from agent.monitor.scorer import TopicIndex, topic_texts
+from agent.scenarios.monitor.scorer import TopicIndex, topic_texts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,10 +26,10 @@ def chat_topics(manifest: "Manifest", encoder: "Encoder", index_dir: Path,
     from agent.data import file_hash
     from agent.retrieval import ensure_index
 
-    if not manifest.topics:
+    if not (manifest.tables.get("topics") or {}):
         return None
-    column = manifest.monitor.topic_column if manifest.monitor else "topic"
-    threshold = manifest.monitor.min_topic_similarity if manifest.monitor else 0.15
+    column = manifest.tables.get("monitor").topic_column if manifest.tables.get("monitor") else "topic"
+    threshold = manifest.tables.get("monitor").min_topic_similarity if manifest.tables.get("monitor") else 0.15
     texts = topic_texts(manifest, column)
     expect = {"encoder": encoder.fingerprint, "data_hash": file_hash(manifest.path, extra=json.dumps(texts))}
 
@@ -43,7 +43,7 @@ def chat_topics(manifest: "Manifest", encoder: "Encoder", index_dir: Path,
 
 def flag(manifest: "Manifest", note: dict[str, Any]) -> dict[str, Any] | None:
     """A flag for a turn whose label is the watched one with at least `flag_confidence`, else None."""
-    config = manifest.monitor
+    config = manifest.tables.get("monitor")
     if config is None or note.get("label") != config.label or note.get("confidence", 0.0) < config.flag_confidence:
         return None
     return {"plugin": manifest.name, "flag": f"strong_{config.label}", "confidence": note["confidence"],

@@ -14,10 +14,10 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 from agent import guard
 from agent.errors import AgentError
-from agent.monitor.feed import BOM, ROTATED, BadLine, FeedItem, Parser, raw_lines, sniff_format
-from agent.monitor.config import OTHER
-from agent.monitor.scorer import Score, Scorer
-from agent.monitor.trends import SpikeDetector, Window, Windower
+from agent.scenarios.monitor.feed import BOM, ROTATED, BadLine, FeedItem, Parser, raw_lines, sniff_format
+from agent.scenarios.monitor.config import OTHER
+from agent.scenarios.monitor.scorer import Score, Scorer
+from agent.scenarios.monitor.trends import SpikeDetector, Window, Windower
 
 if TYPE_CHECKING:
     from agent.runtime import PluginRuntime
@@ -212,7 +212,7 @@ def watch(runtime: "PluginRuntime", store: "Store", fh: IO[bytes], path: Path | 
           stop: threading.Event | None = None, **kwargs: Any) -> Summary:
     """Monitor one feed to its end (or, following it, until Ctrl-C, `stop` or idle); return the run's summary."""
     stop = stop or threading.Event()
-    topics = {*runtime.manifest.topics, OTHER} if runtime.manifest.topics else None
+    topics = {*(runtime.manifest.tables.get("topics") or {}), OTHER} if (runtime.manifest.tables.get("topics") or {}) else None
     feed = read_feed(fh, path, fmt, max_chars, topics, follow, idle_exit, stop)
     return run_items(runtime, store, feed, str(path) if path is not None else "stdin", stop=stop, **kwargs)
 

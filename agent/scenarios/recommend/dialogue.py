@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from agent.recommend.model import Profile, Recommender, avoided_terms
+from agent.scenarios.recommend.events import ItemStore
+from agent.scenarios.recommend.model import Profile, Recommender, avoided_terms
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,6 +25,7 @@ def respond(store: "Store", rec: Recommender, plugin: str, text: str, vector: "n
             user: str, label: str | None, record: bool = True) -> tuple[str, list[dict[str, Any]]]:
     """The reply text and the items to show for one turn; 'not that one' and 'I like it' are stored as feedback
     (unless `record` is off, as in a dry run)."""
+    store = ItemStore(store)  # type: ignore[assignment]
     events = store.item_events(plugin)
     profile = Profile.from_events(user, [e for e in events if e["user_id"] == user])
     previous = store.last_turns_with_items(conversation, plugin)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
 from typing import Any, Iterator
 
-from agent.monitor.config import MonitorConfig
+from agent.scenarios.monitor.config import MonitorConfig
 
 NEW_NORMAL = 24  # judged windows after which a lasting episode becomes the baseline
 

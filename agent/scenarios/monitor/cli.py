@@ -9,11 +9,11 @@ from typing import Any
 
 import click
 
-from agent.cli import cli, console, make_agent
+from agent.cli_util import console, make_agent
 from agent.errors import InputError
 
 
-@cli.command()
+@click.command()
 @click.argument("feed", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("--plugin", "-p", "plugin_name", help="The monitoring plugin (default: the one with a [monitor] table).")
 @click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto", show_default=True,
@@ -44,9 +44,9 @@ def monitor(ctx: click.Context, feed: Path | None, plugin_name: str | None, fmt:
         raise click.UsageError("give a FEED file (or - for stdin), --chats, or --report")
     if idle_exit is not None and not follow:
         raise click.UsageError("--idle-exit only applies with --follow")
-    runtime = _runtime(agent, plugin_name)
+    runtime = monitor_runtime(agent, plugin_name)
     if chats:
-        from agent.monitor.run import chat_items, run_items
+        from agent.scenarios.monitor.run import chat_items, run_items
 
         items = chat_items(agent.store, runtime.name)
         summary = run_items(runtime, agent.store, items, "chat", on_alert=_alert_printer(as_json))
@@ -59,9 +59,9 @@ def monitor(ctx: click.Context, feed: Path | None, plugin_name: str | None, fmt:
     if summary.bad_lines and not summary.items:
         raise click.ClickException(f"no line of the feed could be read ({summary.bad_lines} bad lines); see the messages above")
 
-def _runtime(agent: Any, name: str | None) -> Any:
+def monitor_runtime(agent: Any, name: str | None) -> Any:
     """The runtime of the named plugin, or of the only plugin with a [monitor] table."""
-    candidates = [m for m in agent.manifests if (m.name == name if name else m.monitor is not None)]
+    candidates = [m for m in agent.manifests if (m.name == name if name else m.tables.get("monitor") is not None)]
     if not candidates:
         if name:
             raise InputError(f"no plugin named '{name}'; see `agent plugins`")
@@ -74,7 +74,7 @@ def _runtime(agent: Any, name: str | None) -> Any:
 def _watch(agent: Any, runtime: Any, feed: Path, fmt: str, follow: bool, idle_exit: float | None, quiet: bool,
            as_json: bool) -> Any:
     """Run the monitor on a file or stdin, printing bad lines and alerts as they come (alerts on stderr with --json)."""
-    from agent.monitor.run import watch
+    from agent.scenarios.monitor.run import watch
 
     def on_bad(bad: Any) -> None:
         click.secho(f"{where}:{bad.line}: {bad.reason}; skipped", err=True, fg="yellow")
@@ -125,7 +125,7 @@ def _print_summary(summary: Any) -> None:
 
 def _report(agent: Any, plugin: str | None, run_id: int | None, as_json: bool) -> None:
     """The trends report of a run, as rich tables or JSON."""
-    from agent.monitor import report
+    from agent.scenarios.monitor import report
 
     if as_json:
         run = report.run_row(agent.store, plugin, run_id)

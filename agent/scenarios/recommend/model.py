@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from agent.data import file_hash
 from agent.errors import ModelError
-from agent.recommend.config import RecommendConfig
-from agent.recommend.items import Item, read_interactions, read_items
+from agent.scenarios.recommend.config import RecommendConfig
+from agent.scenarios.recommend.items import Item, read_interactions, read_items
 from agent.retrieval import VectorIndex, ensure_index
-from agent.versions import Versions
+from agent.versions import Versions, versions_for
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from agent.manifest import Manifest
 
 TERMS = ("request", "profile", "interest", "popularity", "together")
-INTEREST_DIR = "interest"  # the plugin's folder of fine-tuned interest models (versions like model/)
+INTEREST_DIR = "interest"  # HOME/models/NAME/interest/: the fine-tuned interest models (versions like the classifier's)
 POSITIVE = ("like", "click")
 
 
@@ -112,7 +112,7 @@ def history_text(items: list[Item]) -> str:
 def item_index(manifest: "Manifest", index_dir: Path, encoder: "Encoder", items: list[Item],
                notify: Callable[[str], None] | None) -> VectorIndex:
     """The items' base-encoder vectors, built once and reused while the items file is unchanged."""
-    config = manifest.recommend
+    config = manifest.tables["recommend"]
     assert config is not None
     path = manifest.data_file(config.items, "recommend.items")
     expect = {"encoder": encoder.fingerprint, "data": file_hash(path)}
@@ -162,16 +162,16 @@ class Recommender:
     """Items, their vectors, popularity, the interest model: everything a recommendation turn needs."""
 
     def __init__(self, manifest: "Manifest", index_dir: Path, encoder: "Encoder",
-                 notify: Callable[[str], None] | None = None) -> None:
-        assert manifest.recommend is not None
-        self.manifest, self.config, self.encoder, self.notify = manifest, manifest.recommend, encoder, notify
+                 notify: Callable[[str], None] | None = None, versions: Versions | None = None) -> None:
+        assert manifest.tables.get("recommend") is not None
+        self.manifest, self.config, self.encoder, self.notify = manifest, manifest.tables["recommend"], encoder, notify
         items_path = manifest.data_file(self.config.items, "recommend.items")
         self.items = read_items(items_path)
         self.items_hash = file_hash(items_path)
         self.by_id = {item.id: n for n, item in enumerate(self.items)}
         self.vectors = item_index(manifest, index_dir, encoder, self.items, notify).vectors()
         self.past = self._interactions()
-        self.versions = Versions(manifest.folder, INTEREST_DIR)
+        self.versions = versions or versions_for(Path(index_dir).parent.parent / "models", manifest, INTEREST_DIR)
         self._stamp: Any = None
         self.interest: Interest | None = None
         self.refresh()
