@@ -190,8 +190,10 @@ def _register() -> None:
     from agent.registry import plugin_manager
 
     plugin_manager().hook.register_commands(cli=cli)
+    have = {p.name for p in feedback.params}
     for option in contrib.feedback_options():
-        feedback.params.append(click.Option([f"--{option.name}"], metavar="ITEM", help=option.help))
+        if option.name not in have:
+            feedback.params.append(click.Option([f"--{option.name}"], metavar="ITEM", help=option.help))
 
 
 _register()

@@ -14,7 +14,7 @@ from agent.cli_util import console, escape, make_settings, note
 
 
 @click.command()
-@click.argument("plugin_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("plugin_dir", metavar="PLUGIN", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--mode", type=click.Choice(["full", "lora", "head"]),
               help="full: all weights; lora: adapters (peft); head: frozen encoder. Default: full on CUDA; "
                    "on a CPU the best mode that fits --max-minutes.")
@@ -37,10 +37,13 @@ from agent.cli_util import console, escape, make_settings, note
 @click.pass_context
 def finetune(ctx: click.Context, plugin_dir: Path, device_opt: str | None, rollback: bool, list_versions: bool,
              as_json: bool, **kw: Any) -> None:
-    """Fine-tune a plugin's classifier from its data and the turns people labelled; promote it if not worse."""
+    """Fine-tune PLUGIN (a folder, or a plugin's name) from its data and the turns people labelled; promote it
+    if it is not worse. Versions are written to HOME/models/NAME/, never into the plugin folder."""
     from agent import finetune as ft
+    from agent.plugins import plugin_folder
 
     settings = make_settings(ctx)
+    plugin_dir = plugin_folder(settings, plugin_dir)
     if rollback or list_versions:
         _versions_only(settings, plugin_dir, rollback, as_json)
         return

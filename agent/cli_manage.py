@@ -126,9 +126,10 @@ def logs_export(ctx: click.Context, output: str) -> None:
 @click.option("--name", help="Plugin name (default: the folder name).")
 @click.option("--force", is_flag=True, help="Write into a non-empty folder.")
 @click.option("--no-build", is_flag=True, help="Do not build the index and head now.")
+@click.option("--from", "source", metavar="PLUGIN", help="Copy this plugin (a bundled one, say) to edit it.")
 @click.pass_context
 def new_plugin(ctx: click.Context, folder: Path, role: str, examples: Path | None, labels: Path | None, text_column: str,
-               label_column: str, faq: Path | None, name: str | None, force: bool, no_build: bool) -> None:
+               label_column: str, faq: Path | None, name: str | None, force: bool, no_build: bool, source: str | None) -> None:
     """Create a working plugin in FOLDER: from your labels and examples, or a commented sample to edit.
 
     A bare NAME (no '/') goes to the plugins folder of the home, where the agent finds it.
@@ -150,7 +151,15 @@ def new_plugin(ctx: click.Context, folder: Path, role: str, examples: Path | Non
                          "choose another folder name or pass --name")
     if plugin_name != (name or folder.name):
         note(f"the plugin is named '{plugin_name}' (letters, digits, '_' and '-' only)")
-    manifest = scaffold(folder, role, name, examples, labels, faq, text_column, label_column, force)
+    if source is not None:
+        from agent.plugins import plugin_folder
+        from agent.scaffold import copy_plugin
+
+        if examples or labels or faq:
+            raise click.UsageError("--from copies a whole plugin; it does not go with --examples, --labels or --faq")
+        manifest = copy_plugin(plugin_folder(settings, source), folder, plugin_name, force)
+    else:
+        manifest = scaffold(folder, role, name, examples, labels, faq, text_column, label_column, force)
     click.echo(f"wrote {short(manifest.parent)}/: {', '.join(sorted(p.name for p in manifest.parent.iterdir()))}")
     if not no_build:
         rt = make_agent(ctx).load_runtime(manifest)
@@ -172,7 +181,7 @@ def short(path: Path) -> str:
 
 
 @click.command("eval")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder", metavar="PLUGIN", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Labelled CSV/JSONL.")
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--label-column", default="label", show_default=True)
@@ -183,8 +192,9 @@ def short(path: Path) -> str:
 @click.pass_context
 def eval_cmd(ctx: click.Context, folder: Path, data: Path, text_column: str, label_column: str, json_out: str | None,
              noise: float, seed: int) -> None:
-    """Evaluate the plugin in FOLDER on labelled data: accuracy, macro-F1, per-label scores, confusions."""
+    """Evaluate PLUGIN (a folder, or a plugin's name) on labelled data: accuracy, macro-F1, per-label scores, confusions."""
     from agent.data import read_rows
+    from agent.plugins import plugin_folder
     from agent.evaluate import evaluate
     from agent.render import eval_tables
 
@@ -193,7 +203,7 @@ def eval_cmd(ctx: click.Context, folder: Path, data: Path, text_column: str, lab
     rows = read_rows(data, [text_column, label_column], "pass --text-column / --label-column to name the columns")
     if not rows:
         raise AgentError(f"{data}: no rows to evaluate")
-    runtime = make_agent(ctx).load_runtime(folder)
+    runtime = make_agent(ctx).load_runtime(plugin_folder(make_settings(ctx), folder))
     note(f"evaluating {runtime.name} ({runtime.model_state}) on {len(rows)} rows")
     foreign = sorted({r[label_column] for r in rows} - set(runtime.labels) - {"oos"})
     if foreign:

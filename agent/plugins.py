@@ -150,3 +150,19 @@ def _from_entry_point(obj: Any, where: str) -> Manifest:
     manifest = load_manifest(folder / "plugin.toml")
     manifest.hooks_object = obj
     return manifest
+
+
+def plugin_folder(settings: Settings, name_or_folder: str | Path) -> Path:
+    """A plugin folder given as a path, or the folder of the discovered plugin with that name (folders and packages)."""
+    path = Path(name_or_folder).expanduser()
+    if (path / "plugin.toml").is_file():
+        return path
+    manifests, skipped = discover(settings)
+    for m in manifests:
+        if m.name == str(name_or_folder):
+            return m.folder
+    why = [s.reason for s in skipped if s.name == str(name_or_folder)]
+    if why:
+        raise PluginError(f"plugin '{name_or_folder}' is not available: {why[0]}")
+    raise PluginError(f"{name_or_folder}: neither a plugin folder (no plugin.toml there) nor the name of a plugin; "
+                      f"choose one of {sorted(m.name for m in manifests)} (see `agent plugins`)")

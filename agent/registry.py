@@ -4,16 +4,21 @@ exactly as an installed package's hooks are (as llm and pytest do), then package
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
-DEFAULT_PLUGINS = (
-    "agent.cli_manage",
-    "agent.cli_finetune",
-    "agent.cli_replay",
-    "agent.scenarios.faq",
-    "agent.scenarios.recommend.plugin",
-    "agent.scenarios.monitor.plugin",
-)
+COMMANDS = ("agent.cli_manage", "agent.cli_finetune", "agent.cli_replay")  # the commands besides ask, chat, feedback
+
+
+def _scenario_modules() -> tuple[str, ...]:
+    """The scenario kinds shipped in agent/scenarios/: each module there, and each package's `plugin` module."""
+    folder = Path(__file__).resolve().parent / "scenarios"
+    modules = [f"agent.scenarios.{p.stem}" for p in sorted(folder.glob("*.py")) if p.stem != "__init__"]
+    return (*modules, *(f"agent.scenarios.{p.parent.name}.plugin" for p in sorted(folder.glob("*/plugin.py"))))
+
+
+# The agent's own features, registered exactly as an installed package's hooks are (llm's DEFAULT_PLUGINS).
+DEFAULT_PLUGINS = (*COMMANDS, *_scenario_modules())
 _pm: Any = None
 _lock = threading.RLock()
 

@@ -17,6 +17,30 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "plugin"
 
 
+def copy_plugin(source: Path, dest: Path, name: str, force: bool = False) -> Path:
+    """Copy a plugin folder (its manifest, data and hooks; no caches) to DEST under a new name; the manifest path."""
+    import shutil
+
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()) and not force:
+        raise PluginError(f"{dest} already exists and is not empty; choose a new folder or pass --force")
+    shutil.copytree(source, dest, dirs_exist_ok=True, ignore=_inputs_only)
+    manifest = dest / "plugin.toml"
+    text = manifest.read_text(encoding="utf-8")
+    renamed, n = re.subn(r'(?m)^name\s*=\s*"[^"]*"', f"name = {json.dumps(name)}", text, count=1)
+    if not n:
+        raise PluginError(f"{source / 'plugin.toml'}: no top-level name = \"...\" line to rename; copy it by hand")
+    manifest.write_text(renamed, encoding="utf-8")
+    return manifest
+
+
+def _inputs_only(folder: str, names: list[str]) -> list[str]:
+    """What not to copy out of a plugin folder: caches, its own tests, and model folders of the old layout."""
+    here = Path(folder)
+    return [n for n in names if n == "__pycache__" or n.startswith(("test_", ".partial-"))
+            or (here / n / "current").is_file() or (here / n / "history.json").is_file()]
+
+
 def scaffold(dest: Path, role: str = "responder", name: str | None = None, examples: Path | None = None,
              labels: Path | None = None, faq: Path | None = None, text_column: str = "text",
              label_column: str = "label", force: bool = False) -> Path:

@@ -9,6 +9,12 @@ from pathlib import Path
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
+def bundled_root() -> Path:
+    """The bundled plugins: agent/bundled/ in an installed wheel, plugins/ in a checkout."""
+    installed = Path(__file__).resolve().parent / "bundled"
+    return installed if installed.is_dir() else PACKAGE_ROOT / "plugins"
+
+
 def default_home() -> Path:
     """AGENT_HOME, else the project checkout (when run from one), else ~/.agent."""
     if os.environ.get("AGENT_HOME"):
@@ -55,7 +61,7 @@ class Settings:
         if self.plugin_paths is not None:  # explicit paths (tests, embedding) replace the defaults
             paths = [*self.plugin_paths, self.home / "plugins"]
         else:
-            paths = [*plugin_dirs_from_env(), self.home / "plugins", PACKAGE_ROOT / "plugins"]
+            paths = [*plugin_dirs_from_env(), self.home / "plugins", bundled_root()]
         seen: list[Path] = []
         for p in (Path(x).resolve() for x in paths):
             if p not in seen and p.is_dir():

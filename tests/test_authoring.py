@@ -41,16 +41,20 @@ refund_status = "When the refund for a return arrives"
 
 def wheel(tmp_path: Path) -> Path:
     """A real wheel of a plugin package that declares the `agent.plugins` entry point."""
-    files = {
-        "agent_returns/__init__.py": PKG_HOOKS,
-        "agent_returns/plugin.toml": PKG_MANIFEST,
-        "agent_returns-0.1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: agent-returns\nVersion: 0.1.0\n",
-        "agent_returns-0.1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        "agent_returns-0.1.0.dist-info/entry_points.txt": "[agent.plugins]\nreturns = agent_returns\n",
-    }
+    files = {"agent_returns/__init__.py": PKG_HOOKS, "agent_returns/plugin.toml": PKG_MANIFEST}
+    return wheel_of(tmp_path, "agent_returns", "agent-returns", "returns", files)
+
+
+def wheel_of(tmp_path: Path, module: str, dist: str, entry: str, files: dict[str, str]) -> Path:
+    """A real wheel of package `dist` holding `files`, with the entry point `entry = module` in `agent.plugins`."""
+    info = f"{module}-0.1.0.dist-info"
+    files = {**files,
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+             f"{info}/entry_points.txt": f"[agent.plugins]\n{entry} = {module}\n"}
     record = [f"{name},sha256={_digest(text)},{len(text.encode())}" for name, text in files.items()]
-    files["agent_returns-0.1.0.dist-info/RECORD"] = "\n".join([*record, "agent_returns-0.1.0.dist-info/RECORD,,", ""])
-    path = tmp_path / "agent_returns-0.1.0-py3-none-any.whl"
+    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,", ""])
+    path = tmp_path / f"{module}-0.1.0-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
         for name, text in files.items():
             zf.writestr(name, text)

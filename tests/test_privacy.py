@@ -61,7 +61,7 @@ def test_no_card_number_reaches_the_home_folder(tmp_path: Path, encoder: Encoder
     assert result.status == "promoted"
     agent.store.close()
     files = [p for p in [*settings.home.rglob("*"), *(root / "shop").rglob("*")] if p.is_file()]
-    assert any(p.name == "agent.db" for p in files) and any("model" in p.parts for p in files)
+    assert any(p.name == "agent.db" for p in files) and any("models" in p.parts for p in files)
     for path in files:
         data = path.read_bytes()
         for card in CARDS:

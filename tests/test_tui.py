@@ -23,6 +23,7 @@ from tui.app import AgentApp
 from tui.screens import LogsScreen, Picker
 from tui.session import Session
 from agent.scenarios.monitor.tui import SentimentPanel, sentiment
+from agent.scenarios.recommend.events import ItemStore
 from tui.widgets import AgentMessage, FinetuneBar, HistoryInput, Note
 
 SIZE = (80, 24)
@@ -234,8 +235,9 @@ def test_recommended_items_are_shown_and_liked_or_rejected(settings: Settings, p
             return app.last.turn_id
 
     turn = run(go())
-    stored = Agent(settings).store.turn(turn)
-    assert [(f["item_id"], f["kind"]) for f in stored["item_feedback"]] == [("travel-card", "like"), ("saver", "dislike")]
+    store = Agent(settings).store
+    stored = store.turn(turn)
+    assert [(f["item_id"], f["kind"]) for f in ItemStore(store).turn_feedback(turn)] == [("travel-card", "like"), ("saver", "dislike")]
     assert [i["id"] for i in stored["extras"]["shop"]["items"]] == ["travel-card", "saver"]
     env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(plugin_root)}
     out = CliRunner().invoke(cli, ["feedback", str(turn), "--click", "saver"], env=env)
