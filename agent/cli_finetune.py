@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 
-from agent.hookspecs import hookimpl
-
 from agent.cli_util import console, escape, make_settings, note
+from agent.hookspecs import hookimpl
 
 
 @click.command()

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from agent.hookspecs import hookimpl
-
 from agent.cli_util import console, escape, make_agent, make_settings, note
 from agent.errors import AgentError
+from agent.hookspecs import hookimpl
 
 
 @click.command()
@@ -194,8 +191,8 @@ def eval_cmd(ctx: click.Context, folder: Path, data: Path, text_column: str, lab
              noise: float, seed: int) -> None:
     """Evaluate PLUGIN (a folder, or a plugin's name) on labelled data: accuracy, macro-F1, per-label scores, confusions."""
     from agent.data import read_rows
-    from agent.plugins import plugin_folder
     from agent.evaluate import evaluate
+    from agent.plugins import plugin_folder
     from agent.render import eval_tables
 
     if json_out and json_out != "-" and not Path(json_out).resolve().parent.is_dir():

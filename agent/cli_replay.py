@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
-from agent.hookspecs import hookimpl
-
 from agent.cli_util import console, make_agent
+from agent.hookspecs import hookimpl
 
 EXIT_GATE = 1  # a --fail-under / --max-changed gate failed (errors in the command itself also exit 1)
 

@@ -317,7 +317,8 @@ class Agent:
         t = time.perf_counter()
         answered = self._respond(turn, runtime, decision, hits, best)
         turn.timings["respond"] = _ms(t)
-        text, label = answered.get("text", self._answer_text(runtime, decision.label, decision.fallback_reason)), answered.get("label", decision.label)
+        text = answered.get("text", self._answer_text(runtime, decision.label, decision.fallback_reason))
+        label = answered.get("label", decision.label)
         fallback = answered.get("fallback_reason", decision.fallback_reason)
         extras = {runtime.name: answered["extras"]} if answered.get("extras") else {}
         hit_dicts = [h.to_dict() for h in hits]

@@ -29,7 +29,7 @@ from agent.manifest import Manifest, load_manifest
 from agent.retrieval import atomic_write
 from agent.runtime import label_list, read_examples
 from agent.settings import Settings
-from agent.trainer import Cancelled, CancelFn, Plan, Progress, ProgressFn, fit_head, steps_for, time_step, train_encoder
+from agent.trainer import CancelFn, Cancelled, Plan, Progress, ProgressFn, fit_head, steps_for, time_step, train_encoder
 from agent.tuned import PROBE_WEIGHTS, TUNED_WEIGHT, TunedClassifier, combine
 from agent.versions import Versions, versions_for
 

@@ -7,9 +7,9 @@ import unicodedata
 from typing import Any
 
 from agent.errors import InputError
+from agent.pii import KINDS, PLACEHOLDERS, redact  # noqa: F401  (re-exported: guard is where text is checked)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-from agent.pii import KINDS, PLACEHOLDERS, redact  # noqa: F401  (re-exported: guard is where text is checked)
 
 
 def decode(data: bytes | str) -> str:

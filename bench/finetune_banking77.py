@@ -68,7 +68,8 @@ def main() -> None:
     summary = {
         "train_rows": ft["data"]["train_rows"], "holdout_rows": ft["data"]["holdout_rows"], "shots": args.shots or None,
         "mode": ft["run"]["mode"], "device": ft["run"]["device"], "epochs": ft["run"]["epochs"], "steps": ft["run"].get("steps"),
-        "finetune_seconds_wall": round(t_ft, 1), "training_seconds": ft["run"].get("train_seconds"), "finetune_seconds_inside": ft["run"].get("seconds"),
+        "finetune_seconds_wall": round(t_ft, 1), "training_seconds": ft["run"].get("train_seconds"),
+        "finetune_seconds_inside": ft["run"].get("seconds"),
         "test_accuracy_before": before["accuracy"], "test_macro_f1_before": before["macro_f1"],
         "test_accuracy_after": after["accuracy"], "test_macro_f1_after": after["macro_f1"],
         "eval_seconds_wall": round(t_eval, 1), "eval_rows_per_second": after["rows_per_second"],

@@ -40,10 +40,10 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from agent.core import Agent
-    from agent.scenarios.recommend.events import item_feedback
-    from agent.scenarios.recommend.plugin import __name__ as RECOMMENDER
     from agent.encoder import shared_encoder
     from agent.finetune import Options, finetune
+    from agent.scenarios.recommend.events import item_feedback
+    from agent.scenarios.recommend.plugin import __name__ as RECOMMENDER
     from agent.settings import Settings
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-rec-"))

@@ -11,7 +11,6 @@ from agent.core import Agent
 from agent.encoder import Encoder
 from agent.errors import InputError
 from agent.settings import Settings
-
 from conftest import make_plugin
 
 

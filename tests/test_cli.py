@@ -11,7 +11,6 @@ from click.testing import CliRunner, Result
 import agent.cli_manage  # noqa: F401  (registers the management commands)
 from agent.cli import cli
 from agent.store import Store
-
 from conftest import EXAMPLES, FAQ, write_csv
 
 

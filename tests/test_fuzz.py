@@ -39,8 +39,8 @@ from agent.errors import AgentError
 from agent.manifest import Manifest, load_manifest
 from agent.replay.inputs import CSV_COLUMNS, BadLine, ReplayTurn, read_entries
 from agent.settings import PACKAGE_ROOT, Settings
-
-from conftest import EXAMPLES as SHOP_EXAMPLES, make_plugin
+from conftest import EXAMPLES as SHOP_EXAMPLES
+from conftest import make_plugin
 
 EXAMPLES = int(os.environ.get("AGENT_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(

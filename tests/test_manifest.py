@@ -8,7 +8,6 @@ import pytest
 
 from agent.errors import PluginError
 from agent.manifest import load_manifest
-
 from conftest import REPO
 
 
@@ -48,7 +47,8 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     ('name = "x"\ndescription = "d"\ncolour = "red"', r"plugin.toml:3: unknown key 'colour'; expected only \['data'"),
     ('name = "x"\ndescription = "d"\n[retrieval]\ntop_k = 3', "missing required key 'retrieval.corpus'"),
     ('name = "x y"\ndescription = "d"', "key 'name' must be letters"),
-    ('name = "x"\ndescription = "d"\n[thresholds]\nmin_simlarity = 0.9', r"plugin.toml:4: unknown key 'min_simlarity' in \[thresholds\]; did you mean 'min_similarity'\?"),
+    ('name = "x"\ndescription = "d"\n[thresholds]\nmin_simlarity = 0.9',
+     r"plugin.toml:4: unknown key 'min_simlarity' in \[thresholds\]; did you mean 'min_similarity'\?"),
 ])
 def test_bad_keys_are_named(tmp_path: Path, text: str, pattern: str) -> None:
     with pytest.raises(PluginError, match=pattern):

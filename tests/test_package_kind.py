@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_authoring import agent_cli, wheel_of
 
 HOOKS = '''

@@ -12,11 +12,11 @@ from agent.errors import AgentError
 from agent.finetune import Options, finetune
 from agent.scenarios.recommend.events import ItemStore, item_feedback
 from agent.scenarios.recommend.items import read_items
-from agent.scenarios.recommend.plugin import __name__ as RECOMMENDER
 from agent.scenarios.recommend.model import Profile, avoid_adjustment, avoided_terms
+from agent.scenarios.recommend.plugin import __name__ as RECOMMENDER
 from agent.settings import Settings
 from agent.versions import Versions
-from conftest import models_of, REPO, write_csv
+from conftest import REPO, models_of, write_csv
 
 
 @pytest.fixture

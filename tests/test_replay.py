@@ -9,17 +9,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from agent import cli_replay  # noqa: F401  (registers `agent replay`)
 import agent.cli_manage  # noqa: F401
+from agent import cli_replay  # noqa: F401  (registers `agent replay`)
 from agent.cli import cli
 from agent.core import Agent, Message
 from agent.encoder import Encoder
 from agent.errors import InputError
 from agent.replay.engine import batches
 from agent.replay.inputs import BadLine, ReplayTurn, read_entries
-from agent.settings import PACKAGE_ROOT, Settings
+from agent.settings import PACKAGE_ROOT
 from agent.store import Store
-
 from conftest import make_plugin
 
 SCRIPT = """\

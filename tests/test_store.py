@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from agent import contrib
 from agent.core import Agent
 from agent.errors import StoreError
-from agent import contrib
 from agent.scenarios.recommend.events import ItemStore
 from agent.store import MIGRATIONS, Store
 

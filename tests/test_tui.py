@@ -11,19 +11,18 @@ from typing import Any, Callable
 
 import pytest
 from click.testing import CliRunner
+from textual.command import CommandList, CommandPalette
 
 from agent.cli import cli
 from agent.core import Agent
+from agent.scenarios.monitor.tui import SentimentPanel, sentiment
+from agent.scenarios.recommend.events import ItemStore
 from agent.settings import Settings
 from agent.versions import Versions
 from conftest import make_plugin, models_of
-from textual.command import CommandList, CommandPalette
-
 from tui.app import AgentApp
 from tui.screens import LogsScreen, Picker
 from tui.session import Session
-from agent.scenarios.monitor.tui import SentimentPanel, sentiment
-from agent.scenarios.recommend.events import ItemStore
 from tui.widgets import AgentMessage, FinetuneBar, HistoryInput, Note
 
 SIZE = (80, 24)

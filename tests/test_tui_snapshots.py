@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from test_tui import RECOMMENDS, SIZE, app_for, send, until
+
 from agent.core import Agent
 from agent.settings import Settings
 from agent.trainer import Progress
-from test_tui import RECOMMENDS, SIZE, app_for, send, until
 from tui.app import AgentApp
 from tui.screens import LogsScreen, Picker
 from tui.session import Session

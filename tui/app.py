@@ -15,7 +15,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Label
+from textual.widgets import Button, Footer, Header
 
 from tui.screens import LogsScreen, Picker
 from tui.widgets import AgentMessage, FinetuneBar, HistoryInput, Note, UserMessage
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from agent.core import Reply
     from agent.finetune import FinetuneResult
     from agent.trainer import Progress
-
     from tui.session import Session
 
 HELP = ("[b]/use NAME[/] switch plugin (/use alone lists them) · [b]/good[/] [b]/bad[/] rate the last reply · "

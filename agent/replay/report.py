@@ -10,7 +10,6 @@ from typing import Any
 from agent import guard
 from agent.replay.inputs import BadLine
 
-
 LOGGED = {"plugin": "plugin", "label": "label", "fallback": "fallback_reason"}  # compared field -> key in a logged turn
 
 

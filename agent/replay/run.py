@@ -39,7 +39,7 @@ def replay(agent: "Agent", opts: ReplayOptions, progress: Callable[[int], None] 
     status, start = "interrupted", time.perf_counter()
     try:
         if opts.engine == "local":
-            agent.runtimes, agent.observers, agent.encoder  # load models and indexes before the clock starts
+            _ = agent.runtimes, agent.observers, agent.encoder  # load models and indexes before the clock starts
             start = time.perf_counter()
         stream = batches(_turns(entries, report), opts.batch_size, agent.responder_names())
         with _results_file(opts.results) as sink:

@@ -2,43 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
-
-from agent.scenarios.monitor.scorer import TopicIndex, topic_texts
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import numpy as np
 
-    from agent.encoder import Encoder
     from agent.manifest import Manifest
-
-
-def chat_topics(manifest: "Manifest", encoder: "Encoder", index_dir: Path,
-                notify: Callable[[str], None] | None = None) -> TopicIndex | None:
-    """Topic centroids in the shared encoder's space, for a plugin with [topics] (None without).
-
-    They are saved in the plugin's index folder and rebuilt only when the topics, their examples or
-    the encoder change, so a one-shot `agent ask` does not re-encode them.
-    """
-    import json
-
-    from agent.data import file_hash
-    from agent.retrieval import ensure_index
-
-    if not (manifest.tables.get("topics") or {}):
-        return None
-    column = manifest.tables.get("monitor").topic_column if manifest.tables.get("monitor") else "topic"
-    threshold = manifest.tables.get("monitor").min_topic_similarity if manifest.tables.get("monitor") else 0.15
-    texts = topic_texts(manifest, column)
-    expect = {"encoder": encoder.fingerprint, "data_hash": file_hash(manifest.path, extra=json.dumps(texts))}
-
-    def build() -> tuple["np.ndarray", dict[str, Any]]:
-        built = TopicIndex.build(texts, encoder, threshold)
-        return built.centroids, {"ids": built.names, "labels": built.names}
-
-    saved = ensure_index(index_dir, "topics", expect, build, notify)
-    return TopicIndex(list(saved.ids), saved.vectors(), threshold)
 
 
 def flag(manifest: "Manifest", note: dict[str, Any]) -> dict[str, Any] | None:

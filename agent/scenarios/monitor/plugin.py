@@ -75,7 +75,7 @@ class _Topics:
     def index(self) -> Any:
         """The TopicIndex, or None without [topics] (or after an error, reported once)."""
         from agent.errors import AgentError
-        from agent.scenarios.monitor.chat import chat_topics
+        from agent.scenarios.monitor.scorer import chat_topics
 
         if self._index is ...:
             try:

@@ -14,8 +14,8 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 from agent import guard
 from agent.errors import AgentError
-from agent.scenarios.monitor.feed import BOM, ROTATED, BadLine, FeedItem, Parser, raw_lines, sniff_format
 from agent.scenarios.monitor.config import OTHER
+from agent.scenarios.monitor.feed import BOM, ROTATED, BadLine, FeedItem, Parser, raw_lines, sniff_format
 from agent.scenarios.monitor.scorer import Score, Scorer
 from agent.scenarios.monitor.trends import SpikeDetector, Window, Windower
 

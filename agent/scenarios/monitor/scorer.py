@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from agent.data import read_rows
 from agent.errors import DataError
@@ -95,8 +96,6 @@ class Scorer:
     def topics(self) -> TopicIndex:
         """Topic centroids in the current encoder's space: the chat's saved ones for the shared encoder,
         built anew for a fine-tuned encoder (and again when a new model is picked up)."""
-        from agent.scenarios.monitor.chat import chat_topics
-
         if self._topics is None or self._topics_for is not self.encoder:
             m, shared = self.runtime.manifest, self.encoder is self.runtime.encoder
             saved = chat_topics(m, self.encoder, self.runtime.index_dir, self.runtime.notify) if shared else None
@@ -132,3 +131,30 @@ class Scorer:
             out.append(Score(labels[top], round(float(p[top]), 4), round(float(p[watched]), 4) if watched is not None else 0.0,
                              topic, sim))
         return out
+
+
+def chat_topics(manifest: "Manifest", encoder: "Encoder", index_dir: Path,
+                notify: Callable[[str], None] | None = None) -> TopicIndex | None:
+    """Topic centroids in the shared encoder's space, for a plugin with [topics] (None without).
+
+    They are saved in the plugin's index folder and rebuilt only when the topics, their examples or
+    the encoder change, so a one-shot `agent ask` does not re-encode them.
+    """
+    import json
+
+    from agent.data import file_hash
+    from agent.retrieval import ensure_index
+
+    if not (manifest.tables.get("topics") or {}):
+        return None
+    column = manifest.tables.get("monitor").topic_column if manifest.tables.get("monitor") else "topic"
+    threshold = manifest.tables.get("monitor").min_topic_similarity if manifest.tables.get("monitor") else 0.15
+    texts = topic_texts(manifest, column)
+    expect = {"encoder": encoder.fingerprint, "data_hash": file_hash(manifest.path, extra=json.dumps(texts))}
+
+    def build() -> tuple["np.ndarray", dict[str, Any]]:
+        built = TopicIndex.build(texts, encoder, threshold)
+        return built.centroids, {"ids": built.names, "labels": built.names}
+
+    saved = ensure_index(index_dir, "topics", expect, build, notify)
+    return TopicIndex(list(saved.ids), saved.vectors(), threshold)

@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from agent.data import file_hash
 from agent.errors import ModelError
-from agent.scenarios.recommend.config import RecommendConfig
-from agent.scenarios.recommend.items import Item, read_interactions, read_items
 from agent.retrieval import VectorIndex, ensure_index
+from agent.scenarios.recommend.items import Item, read_interactions, read_items
 from agent.versions import Versions, versions_for
 
 if TYPE_CHECKING:

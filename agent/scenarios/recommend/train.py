@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from agent.errors import InputError
+from agent.retrieval import atomic_write
 from agent.scenarios.recommend.events import ItemStore
 from agent.scenarios.recommend.model import POSITIVE, Interest, Profile, Recommender, Stats, history_text
-from agent.retrieval import atomic_write
 from agent.versions import Versions
 
 if TYPE_CHECKING:

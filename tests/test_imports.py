@@ -1,0 +1,95 @@
+"""The shape of the code: no import circle anywhere in agent/ and tui/ (imports inside functions count
+too), and the core imports no scenario kind; the default plugins reach it through the hooks."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import REPO
+
+
+def module_name(path: Path) -> str:
+    """agent/scenarios/faq.py -> agent.scenarios.faq (a package's __init__ is the package)."""
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, known: set[str]) -> set[str]:
+    """The project modules a file imports, wherever the import statement is."""
+    found: set[str] = set()
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            names = [f"{base}.{a.name}" for a in node.names] + [base]
+        else:
+            continue
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name:
+                found.add(name)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (a package's own __init__ aside)."""
+    files = [p for folder in ("agent", "tui") for p in (REPO / folder).rglob("*.py")]
+    known = {module_name(p) for p in files}
+    return {module_name(p): imports_of(p, known) - {module_name(p)} for p in files}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_circle_in_agent_and_tui() -> None:
+    edges = graph()
+    assert len(edges) > 60 and "agent.scenarios.recommend.plugin" in edges
+    assert cycles(edges) == []
+
+
+def test_the_core_imports_no_scenario_and_the_app_no_command_module() -> None:
+    edges = graph()
+    core = [m for m in edges if not m.startswith("agent.scenarios") and m not in ("agent.cli_manage", "agent.cli_finetune",
+                                                                                   "agent.cli_replay")]
+    assert [(m, sorted(i for i in edges[m] if i.startswith("agent.scenarios"))) for m in core
+            if any(i.startswith("agent.scenarios") for i in edges[m])] == []
+    assert not [m for m in edges if m.startswith("tui") and any(i.startswith("agent.cli") for i in edges[m])]
+
+
+def test_the_checker_finds_a_circle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
