@@ -39,9 +39,11 @@ def _row(m: Manifest, settings: Settings, hooks: list[str]) -> dict[str, Any]:
 
 def model_state(m: Manifest, settings: Settings) -> str:
     """'fine-tuned vN', 'head (cached)' or 'none yet (fitted on first use)'."""
-    pointer = m.folder / "model" / "current"
-    if pointer.is_file():
-        return f"fine-tuned {pointer.read_text().strip()}"
+    from agent.versions import versions_for
+
+    current = versions_for(settings.models_root, m).current()
+    if current:
+        return f"fine-tuned {current}"
     head = settings.index_root / m.name / "head" / "config.json"
     if head.is_file():
         try:

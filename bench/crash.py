@@ -86,7 +86,7 @@ def wait_for(proc: subprocess.Popen, sign: str, home: Path, stderr: Path, plugin
         if sign == "turns":
             return turn_count(home) > before
         if sign == "partial":
-            return any((plugin / "model").glob(".partial-*"))
+            return any((home / "models" / plugin.name).glob(".partial-*"))
         return sign in stderr.read_text(errors="replace")
 
     while proc.poll() is None and time.perf_counter() - start < limit:
@@ -116,7 +116,7 @@ def check(home: Path, plugin: Path, env: dict[str, str]) -> dict[str, object]:
     run = subprocess.run([sys.executable, "-c", CHECK, str(home), str(plugin.parent)], env=env,
                          capture_output=True, text=True, timeout=300)
     answer = json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0 else {"error": run.stderr[-500:]}
-    left = leftovers(home, plugin / "model")
+    left = leftovers(home, home / "models" / plugin.name)
     ok = integrity == "ok" and orphans == 0 and answer.get("label") == "card_lost_or_stolen" and not left
     return {"integrity": integrity, "orphan_turns": orphans, "turns": turns, "answer": answer, "leftovers": left, "ok": ok}
 

@@ -63,8 +63,8 @@ def main() -> None:
     before, _ = evaluate(plugin, work / "eval-before.json", env)
     t_ft = run(["agent", "finetune", str(plugin), "--json", *args.finetune_args], env)
     after, t_eval = evaluate(plugin, work / "eval-after.json", env)
-    version = (plugin / "model" / "current").read_text().strip()
-    ft = json.loads((plugin / "model" / version / "report.json").read_text())
+    version = (work / "home" / "models" / plugin.name / "current").read_text().strip()
+    ft = json.loads((work / "home" / "models" / plugin.name / version / "report.json").read_text())
     summary = {
         "train_rows": ft["data"]["train_rows"], "holdout_rows": ft["data"]["holdout_rows"], "shots": args.shots or None,
         "mode": ft["run"]["mode"], "device": ft["run"]["device"], "epochs": ft["run"]["epochs"], "steps": ft["run"].get("steps"),

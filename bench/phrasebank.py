@@ -70,8 +70,8 @@ def main() -> None:
     before = evaluate(plugin, test_csv, work / "eval-before.json", env)
     t_ft = run(["agent", "finetune", str(plugin), "--json", *args.finetune_args], env)
     after = evaluate(plugin, test_csv, work / "eval-after.json", env)
-    version = (plugin / "model" / "current").read_text().strip()
-    ft = json.loads((plugin / "model" / version / "report.json").read_text())
+    version = (work / "home" / "models" / plugin.name / "current").read_text().strip()
+    ft = json.loads((work / "home" / "models" / plugin.name / version / "report.json").read_text())
     summary = {
         "agree": args.agree, "seed": args.seed, "train_rows": len(train), "test_rows": len(test),
         "mode": ft["run"]["mode"], "device": ft["run"]["device"], "epochs": ft["run"]["epochs"],

@@ -50,6 +50,7 @@ def test_locked_database_gives_a_clear_error(tmp_path: Path, monkeypatch: pytest
     blocker = sqlite3.connect(tmp_path / "agent.db")
     blocker.execute("BEGIN EXCLUSIVE")
     monkeypatch.setattr("agent.store.time.sleep", lambda s: None)
+    monkeypatch.setattr("agent.store.BUSY_SECONDS", 2.0)  # the retry deadline; the default minute would only slow the suite
     with pytest.raises(StoreError, match="is locked by another process"):
         store.log_turn({"conversation_id": "c", "text": "hi"}, [], [])
     blocker.rollback()
