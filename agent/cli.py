@@ -185,11 +185,20 @@ def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, ba
 
 
 def _register() -> None:
-    """Commands from every plugin's `register_commands` hook, and the options plugins add to `agent feedback`."""
-    from agent import contrib
+    """Commands from every plugin's `register_commands` hook, and the options plugins add to `agent feedback`
+    (again once packages and folders are discovered, for theirs)."""
     from agent.registry import plugin_manager
 
     plugin_manager().hook.register_commands(cli=cli)
+    _feedback_options()
+    cli.needs_plugins = {"feedback"}
+    cli.after_plugins = [_feedback_options]
+
+
+def _feedback_options() -> None:
+    """The options plugins contribute to `agent feedback`, each added once."""
+    from agent import contrib
+
     have = {p.name for p in feedback.params}
     for option in contrib.feedback_options():
         if option.name not in have:

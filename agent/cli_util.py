@@ -17,10 +17,15 @@ class Group(click.Group):
     """Adds the commands plugins contribute; turns AgentError and file-system errors into a one-line
     message and exit code 1, never a traceback."""
 
+    needs_plugins: set[str] = set()  # built-in commands that take options from plugins: discover them first
+    after_plugins: list[Any] = []  # callbacks run once plugins (folders and packages) are discovered
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [*super().list_commands(ctx), *sorted(self._plugin_commands(ctx))]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.needs_plugins:
+            self._plugin_commands(ctx)
         return super().get_command(ctx, name) or self._plugin_commands(ctx).get(name)
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
@@ -37,6 +42,8 @@ class Group(click.Group):
                 ctx.meta["plugin_commands"] = {}
                 return {}
             ctx.meta["plugin_commands"] = contributed(agent, set(super().list_commands(ctx)))
+            for callback in self.after_plugins:
+                callback()
         return ctx.meta["plugin_commands"]
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -36,7 +36,7 @@ class Option:
     fn: Callable[..., Any]
 
 
-_cache: dict[str, tuple[int, Any]] = {}
+_cache: dict[str, tuple[frozenset[int], Any]] = {}
 
 
 def _collect(hook: str, make: Callable[[Callable[..., None]], Any]) -> Any:
@@ -44,7 +44,7 @@ def _collect(hook: str, make: Callable[[Callable[..., None]], Any]) -> Any:
     from agent.registry import plugin_manager
 
     pm = plugin_manager()
-    size = len(pm.get_plugins())
+    size = frozenset(id(p) for p in pm.get_plugins())  # which plugins are registered, not only how many
     cached = _cache.get(hook)
     if cached is not None and cached[0] == size:
         return cached[1]

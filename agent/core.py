@@ -329,8 +329,9 @@ class Agent:
             extras={k: dict(v) for k, v in extras.items()})
         if custom is not None:
             custom, hooked = _hook_reply(runtime.name, custom, self.hooks)
-            if hooked:
-                extras[runtime.name] = {**extras.get(runtime.name, {}), **hooked}
+            kept = {k: v for k, v in hooked.items() if v not in (None, [], {})}  # an empty list leaves what the kind showed
+            if kept:
+                extras[runtime.name] = {**extras.get(runtime.name, {}), **kept}
             text, turn.hook_reply = custom if custom is not None else text, custom is not None
         return Reply(
             extras=extras, warnings=[str(f) for f in self.hooks.drain()],
@@ -343,20 +344,20 @@ class Agent:
 
     def _respond(self, turn: Turn, runtime: "PluginRuntime", decision: Any, hits: list["Hit"], best: "Hit | None") -> dict[str, Any]:
         """The first `respond` hook's answer (the FAQ answer, items, ...), or {} to keep the agent's default."""
-        from agent.registry import plugin_manager
+        from agent.registry import call_kinds
 
         assert turn.vector is not None
         ctx = TurnContext(runtime.name, runtime.manifest, runtime, runtime.extensions, turn.text, turn.vector[0],
                           turn.conversation_id, turn.user, decision.label, decision.confidence, decision.fallback_reason,
                           hits, best, self._answer_text(runtime, decision.label, decision.fallback_reason), self.store, turn.log)
-        result = plugin_manager().hook.respond(turn=ctx)
+        result = call_kinds("respond", lambda plugin, exc: self.hooks.report(plugin, "respond", exc), first=True, turn=ctx)
         return result if isinstance(result, dict) else {}
 
     def _observe(self, turns: list[Turn]) -> None:
         """Observers label the turns with the shared embeddings; `observe` and `observe_turn` hooks add to them."""
         import numpy as np
 
-        from agent.registry import plugin_manager
+        from agent.registry import call_kinds
 
         vectors = np.concatenate([turn.vector for turn in turns])  # type: ignore[misc]
         for name, runtime in self.observers.items():
@@ -369,7 +370,11 @@ class Agent:
             for turn, p in zip(turns, probs):
                 top = int(p.argmax())
                 turn.reply.annotations[name] = {"label": runtime.labels[top], "confidence": round(float(p[top]), 4)}
-            plugin_manager().hook.observe(turns=turns, plugin=name, runtime=runtime)
+            call_kinds("observe", lambda plugin, exc: self.hooks.report(plugin, "observe", exc), turns=turns, plugin=name,
+                       runtime=runtime)
+            failed = [str(f) for f in self.hooks.drain()]
+            for turn in turns:
+                turn.reply.warnings += failed
         observing = self.hooks.names("observe_turn")
         for turn in turns:
             if observing:

@@ -169,6 +169,10 @@ class Hooks:
                 out.append((name, result))
         return out
 
+    def report(self, plugin: str, hook: str, exc: BaseException) -> None:
+        """Record a hook that raised outside a plugin's own thread (a kind's turn hook)."""
+        self._fail(plugin.split(":", 1)[-1], hook, exc)
+
     def warn(self, plugin: str, hook: str, message: str) -> None:
         """Record a hook result that was only partly usable."""
         self._fail(plugin, hook, ValueError(message), describe=False)

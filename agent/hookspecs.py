@@ -30,7 +30,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 # Hooks the agent calls on every registered plugin (the default plugins, and packages or folders that
 # implement one of them); the others are called for the plugin they belong to.
 KIND_HOOKS = ("register_commands", "register_tables", "register_migrations", "register_finetuners", "register_feedback",
-              "register_reply_keys", "register_chat_commands", "open_plugin", "respond", "observe", "format_extras")
+              "register_reply_keys", "register_chat_commands", "open_plugin", "respond", "observe", "format_extras",
+              "describe_turn")
 
 
 # ---- contributions ------------------------------------------------------------------------------
@@ -145,6 +146,11 @@ def observe_turn(plugin: str, text: str, reply: Any, annotation: dict[str, Any] 
     label and confidence for the turn when it is an observer with labels, else None. What the hook
     returns is stored with the turn under the plugin's name (`Reply.annotations[plugin]`).
     """
+
+
+@hookspec
+def describe_turn(turn: dict[str, Any], store: Any) -> dict[str, Any] | None:
+    """Keys to add to a logged turn read back (`agent logs export`, the logs browser): a kind's own rows about it."""
 
 
 @hookspec(firstresult=True)

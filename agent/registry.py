@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 COMMANDS = ("agent.cli_manage", "agent.cli_finetune", "agent.cli_replay")  # the commands besides ask, chat, feedback
 
@@ -57,3 +57,21 @@ def register_kind(obj: Any, name: str) -> None:
         if pm.get_plugin(name) is not None:
             pm.unregister(name=name)
         pm.register(obj, name=name)
+
+
+def call_kinds(hook: str, on_error: Callable[[str, Exception], None], first: bool = False, **kwargs: Any) -> Any:
+    """Call `hook` on every registered plugin in pluggy's order, each by the arguments it names. One that raises
+    is reported through `on_error(plugin, exc)` and skipped, so a broken kind never ends a turn. With `first`,
+    the first result that is not None (or None); else the list of results that are not None."""
+    out = []
+    for impl in reversed(getattr(plugin_manager().hook, hook).get_hookimpls()):
+        try:
+            result = impl.function(*[kwargs[a] for a in impl.argnames])
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug stays its own
+            on_error(impl.plugin_name, exc)
+            continue
+        if result is not None:
+            if first:
+                return result
+            out.append(result)
+    return None if first else out

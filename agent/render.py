@@ -43,11 +43,12 @@ def extras_lines(reply: "Reply") -> list[tuple[str, str, str]]:
     one 'plugin: key value' line each; kind 'meta' belongs on the reply's meta line."""
     from rich.markup import escape
 
-    from agent.registry import plugin_manager
+    from agent.registry import call_kinds
 
     out: list[tuple[str, str, str]] = []
     for plugin, extras in reply.extras.items():
-        lines = plugin_manager().hook.format_extras(plugin=plugin, extras=extras) if isinstance(extras, dict) else None
+        lines = call_kinds("format_extras", lambda name, exc: None, first=True, plugin=plugin, extras=extras) \
+            if isinstance(extras, dict) else None  # one that raises leaves the default lines
         if lines is None:
             lines = [f"{escape(plugin)}: {escape(str(k))} {escape(_short(v))}" for k, v in (extras or {}).items()]
         out += [(plugin, *line) if isinstance(line, tuple) else (plugin, "extra", str(line)) for line in lines]

@@ -106,10 +106,18 @@ class PluginRuntime:
         """Each plugin kind's state for this plugin (`open_plugin` hooks), by the kind's name."""
         from agent.registry import plugin_manager
 
-        pm, out = plugin_manager(), {}
-        for impl in pm.hook.open_plugin.get_hookimpls():
-            state = impl.function(**{a: {"plugin": self.name, "manifest": self.manifest, "runtime": self,
-                                         "encoder": self.encoder, "notify": self.notify}[a] for a in impl.argnames})
+        args = {"plugin": self.name, "manifest": self.manifest, "runtime": self, "encoder": self.encoder, "notify": self.notify}
+        out = {}
+        for impl in plugin_manager().hook.open_plugin.get_hookimpls():
+            try:
+                state = impl.function(*[args[a] for a in impl.argnames])
+            except (PluginError, ModelError, DataError):
+                raise  # the plugin's own data is at fault: it is skipped with the reason, as for its indexes
+            except Exception as exc:  # noqa: BLE001 - a broken kind must not stop this plugin from answering
+                if self.notify:
+                    self.notify(f"plugin {impl.plugin_name.split(':', 1)[-1]}: hook open_plugin failed for {self.name}: "
+                                f"{type(exc).__name__}: {exc}")
+                continue
             if state is not None:
                 out[impl.plugin_name] = state
         return out

@@ -281,7 +281,9 @@ class Store:
         return list(self._query(sql, args or []))
 
     def turn(self, turn_id: int) -> dict[str, Any] | None:
-        """One turn with its predictions, hits and feedback, or None."""
+        """One turn with its predictions, hits and feedback, or None; plugins add their own (`describe_turn`)."""
+        from agent.registry import call_kinds
+
         rows = list(self._query("SELECT * FROM turns WHERE id = ?", [turn_id]))
         if not rows:
             return None
@@ -293,6 +295,8 @@ class Store:
         row["annotations"] = json.loads(row.get("annotations") or "{}")
         row["warnings"] = json.loads(row.get("warnings") or "[]")
         row["extras"] = json.loads(row.get("extras") or "{}")
+        for extra in call_kinds("describe_turn", lambda plugin, exc: None, turn=dict(row), store=self):
+            row.update({k: v for k, v in extra.items() if k not in row})  # a plugin adds keys, never replaces the log's
         return row
 
     def turns(self, query: str | None = None, conversation: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:

@@ -31,27 +31,55 @@ _PARTIAL = re.compile(r"^\.partial-v(\d+)-(\d+)$")
 
 
 def versions_for(models_root: Path, manifest: Any, folder: str = "") -> "Versions":
-    """The versions of one plugin in the home; a model folder in the plugin's own folder (the old layout)
-    is moved there on first use, `current` and history included."""
+    """The versions of one plugin in the home. A model folder in the plugin's own folder (the old layout)
+    is taken over on first use, `current` and history included: moved when the plugin folder lies in
+    the home (a checkout is its own home), copied otherwise, so another home never takes it away."""
     target = Path(models_root) / manifest.name / folder if folder else Path(models_root) / manifest.name
     legacy = manifest.folder / (folder or "model")
-    if not target.exists() and legacy.is_dir() and any(legacy.iterdir()):
-        adopt(legacy, target)
+    if not _has_versions(target) and _has_versions(legacy):
+        adopt(legacy, target, move=legacy.resolve().is_relative_to(Path(models_root).resolve().parent))
     return Versions(target)
 
 
-def adopt(legacy: Path, target: Path) -> None:
-    """Move an old-layout model folder into the home (one rename), or copy it when it cannot be moved."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _has_versions(root: Path) -> bool:
+    """Whether a folder holds a `current` pointer or a finished version."""
     try:
-        os.rename(legacy, target)
-    except OSError:  # another file system, or a read-only plugin folder: copy, and leave the old one be
+        return (root / "current").is_file() or any(_VERSION.match(p.name) and p.is_dir() for p in root.iterdir())
+    except OSError:
+        return False
+
+
+def adopt(legacy: Path, target: Path, move: bool) -> None:
+    """Take an old-layout model folder into the home: one rename, or a copy renamed into place (also when
+    the rename fails: a read-only folder, another file system). One process at a time; a lost race is fine."""
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".adopt-{target.name}.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        if _has_versions(target) or not _has_versions(legacy):  # another process took it over meanwhile
+            return
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()  # an empty folder left by a lock or a cancelled run
+        if move and not target.exists():
+            try:
+                os.rename(legacy, target)
+                return
+            except OSError:
+                pass
+        for stale in target.parent.glob(f".adopt-{target.name}-*"):  # copies of runs killed half-way
+            pid = stale.name.rsplit("-", 1)[1]
+            if stale.is_dir() and not (pid.isdigit() and pid_alive(int(pid))):
+                shutil.rmtree(stale, ignore_errors=True)
         partial = target.with_name(f".adopt-{target.name}-{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(legacy, partial, ignore=shutil.ignore_patterns(".lock", ".partial-*"))
-        try:
-            os.rename(partial, target)
-        except OSError:  # another process adopted it first
+        if target.exists():  # a parent folder of other versions (a recommender's interest/ inside it): merge
+            for p in partial.iterdir():
+                os.replace(p, target / p.name)
             shutil.rmtree(partial, ignore_errors=True)
+        else:
+            os.rename(partial, target)
 
 
 class Versions:

@@ -79,9 +79,10 @@ def main() -> None:
         seconds = run(["agent", "finetune", str(plugin), "--json", *args.finetune_args], env)
         results["all_finetuned"] = {**evaluate(plugin, test, args.work / "eval-finetuned.json", env),
                                     "finetune_seconds_wall": round(seconds, 1)}
-        version = (args.work / "home" / "models" / plugin.name / "current").read_text().strip() if (args.work / "home" / "models" / plugin.name / "current").is_file() else None
+        models = args.work / "home" / "models" / plugin.name  # versions live in the home
+        version = (models / "current").read_text().strip() if (models / "current").is_file() else None
         if version:
-            ft = json.loads((args.work / "home" / "models" / plugin.name / version / "report.json").read_text())
+            ft = json.loads((models / version / "report.json").read_text())
             results["all_finetuned"].update({"mode": ft["run"]["mode"], "device": ft["run"]["device"],
                                              "epochs": ft["run"]["epochs"], "status": ft["status"]})
     print(json.dumps(results, indent=2))

@@ -53,8 +53,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "agent-bench-monitor")
-    parser.add_argument("--plugin", type=Path, default=REPO / "plugins" / "sentiment_monitor",
-                        help="the monitoring plugin folder (e.g. one fine-tuned on Financial PhraseBank)")
+    parser.add_argument("--plugin", type=Path, default=REPO / "plugins" / "sentiment_monitor", help="the monitoring plugin folder")
+    parser.add_argument("--models", type=Path, help="its fine-tuned versions (HOME/models/NAME of the home that trained it)")
     args = parser.parse_args()
     if not DATA.is_file():
         sys.exit(f"{DATA} not found: this benchmark needs ../shared/data/financial_phrasebank beside the project")
@@ -66,6 +66,8 @@ def main() -> None:
     print(f"raw encoder: {encoder_rate:,.1f} texts/s", flush=True)
     plugins = args.work / "plugins"
     shutil.copytree(args.plugin, plugins / args.plugin.name, ignore=shutil.ignore_patterns("__pycache__"))
+    if args.models:  # versions live in the home, not the plugin folder
+        shutil.copytree(args.models, args.work / "home" / "models" / args.plugin.name)
     env = {**os.environ, "AGENT_HOME": str(args.work / "home"), "AGENT_PLUGINS_PATH": str(plugins),
            "AGENT_LOAD_PLUGINS": args.plugin.name}
     subprocess.run(["agent", "monitor", "--help"], env=env, check=True, capture_output=True)

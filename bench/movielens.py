@@ -171,9 +171,9 @@ def main() -> None:
     print(f"{len(items)} movies with an overview; {len(train):,} training ratings; {len(test)} users scored, "
           f"{sum(len(t) for t in test.values()):,} test items", flush=True)
     plugin = work / "plugins" / "movies"
-    if not (plugin / "interest").is_dir():
-        write_plugin(plugin, items, train)
     home = work / "home"
+    if not (home / "models" / "movies" / "interest" / "current").is_file():
+        write_plugin(plugin, items, train)
     env = {**os.environ, "AGENT_HOME": str(home), "AGENT_PLUGINS_PATH": str(plugin.parent)}
     figures: dict[str, object] = {}
     if not args.skip_finetune:

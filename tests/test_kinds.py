@@ -62,6 +62,12 @@ def respond(turn):
             "extras": {"ticket": ticket, "urgent": urgent, "opened_by": state["opened"]}}
 
 @hookimpl
+def describe_turn(turn, store):
+    if turn["plugin"] != "desk" or not store.db["desk_tickets"].exists():
+        return None
+    return {"tickets": [r["id"] for r in store.query("SELECT id FROM desk_tickets WHERE turn_text = ?", [turn["text"]])]}
+
+@hookimpl
 def format_extras(plugin, extras):
     if "ticket" not in extras:
         return None
@@ -137,8 +143,9 @@ def desk(tmp_path: Path) -> Iterator[Settings]:
     (watcher / "plugin.toml").write_text(OBSERVER)
     yield Settings(home=tmp_path / "home", plugin_paths=[root])
     pm = plugin_manager()
-    if pm.get_plugin("plugin:desk") is not None:  # the kind leaves with its folder
-        pm.unregister(name="plugin:desk")
+    for name in ("plugin:desk", "plugin:shop"):  # the kinds leave with their folders
+        if pm.get_plugin(name) is not None:
+            pm.unregister(name=name)
 
 
 def test_hook_register_tables_parses_the_kinds_own_table(desk: Settings, encoder: Encoder) -> None:
@@ -181,6 +188,15 @@ def test_hook_respond_reads_the_embedding_and_writes_its_table(desk: Settings, e
     assert other.text.startswith(("Freeze it", "Call us")) and other.extras == {}
 
 
+def test_hook_describe_turn_adds_the_kinds_rows_to_a_logged_turn(desk: Settings, encoder: Encoder) -> None:
+    agent = Agent(desk, encoder=encoder)
+    turn = agent.reply("refund please", plugin="desk").turn_id
+    other = agent.reply("refund please", plugin="shop").turn_id
+    assert agent.store.turn(turn)["tickets"] == [1] and "tickets" not in agent.store.turn(other)
+    exported = list(agent.store.export())
+    assert [t.get("tickets") for t in exported] == [[1], None]
+
+
 def test_hook_open_plugin_keeps_the_kinds_state_on_the_runtime(desk: Settings, encoder: Encoder) -> None:
     agent = Agent(desk, encoder=encoder)
     assert agent.runtimes["desk"].extensions["plugin:desk"] == {"opened": "desk"}
@@ -212,9 +228,6 @@ def test_hook_register_feedback_adds_an_option_to_agent_feedback(desk: Settings,
     agent = Agent(desk, encoder=encoder)
     turn = agent.reply("refund please", plugin="desk").turn_id
     env = {"AGENT_PLUGINS_PATH": str(desk.plugin_paths[0])}  # type: ignore[index]
-    import agent.cli as cli_module
-
-    cli_module._register()  # the kind was registered after the command group was built
     out = CliRunner().invoke(cli, ["--home", str(desk.home), "feedback", str(turn), "--close", "done"], env=env)
     assert out.exit_code == 0 and f"closed the ticket of turn {turn}" in out.output
     assert agent.store.query("SELECT queue FROM desk_tickets ORDER BY id")[-1]["queue"] == "closed"
@@ -266,6 +279,17 @@ def test_hook_register_chat_commands_adds_a_slash_command(desk: Settings, encode
 
     notes = asyncio.run(go())
     assert any("tickets: open" in n for n in notes)
+
+
+def test_a_kind_whose_turn_hooks_raise_is_reported_and_the_turn_goes_on(desk: Settings, encoder: Encoder) -> None:
+    (desk.plugin_paths[0] / "shop" / "hooks.py").write_text(  # type: ignore[index]
+        "from agent import hookimpl\n\n@hookimpl\ndef respond(turn):\n    raise RuntimeError('no desk today')\n\n"
+        "@hookimpl\ndef observe(turns):\n    raise KeyError('nothing to see')\n")
+    agent = Agent(desk, encoder=encoder)
+    reply = agent.reply("I lost my card", plugin="desk")
+    assert reply.text == "Ticket 1 is open in the support queue."  # the desk still answers its own turns
+    assert any("plugin shop: hook respond failed: RuntimeError: no desk today" in w for w in reply.warnings)
+    assert any("plugin shop: hook observe failed: KeyError" in w for w in reply.warnings)
 
 
 def test_the_core_names_no_scenario() -> None:

@@ -20,7 +20,7 @@ from agent.versions import versions_for
 from conftest import models_of
 
 
-def test_models_in_the_plugin_folder_move_to_the_home_with_history(plugin_root: Path, settings: Settings,
+def test_models_in_a_plugin_folder_are_taken_into_the_home_with_history(plugin_root: Path, settings: Settings,
                                                                   encoder: Encoder) -> None:
     shop = plugin_root / "shop"
     agent = Agent(settings, encoder=encoder)
@@ -29,15 +29,15 @@ def test_models_in_the_plugin_folder_move_to_the_home_with_history(plugin_root: 
     finetune(shop, settings, Options(mode="head", device="cpu"), encoder=encoder)
     finetune(shop, settings, Options(mode="head", device="cpu", force=True, seed=1), encoder=encoder)
     home_models = models_of(settings.home, "shop")
-    before = sorted(str(p.relative_to(home_models)) for p in home_models.rglob("*") if p.is_file())
+    before = sorted(str(p.relative_to(home_models)) for p in home_models.rglob("*") if p.is_file() and p.name != ".lock")
     shutil.move(str(home_models), str(shop / "model"))  # the layout of earlier releases
     assert (shop / "model" / "current").read_text().strip() == "v2"
 
     fresh = Agent(settings, encoder=encoder)
     reply = fresh.reply("I want to buy some bitcoin", plugin="shop")
     assert reply.label == "crypto" and fresh.runtimes["shop"].model_state.startswith("fine-tuned v2")
-    after = sorted(str(p.relative_to(home_models)) for p in home_models.rglob("*") if p.is_file())
-    assert after == before and not (shop / "model").exists()  # moved whole: nothing lost, nothing left behind
+    after = sorted(str(p.relative_to(home_models)) for p in home_models.rglob("*") if p.is_file() and p.name != ".lock")
+    assert after == before and (shop / "model" / "current").is_file()  # copied whole: this plugin folder is not the home's
     env = {"AGENT_PLUGINS_PATH": str(plugin_root)}
     runner = CliRunner()
     listed = json.loads(runner.invoke(cli, ["--home", str(settings.home), "finetune", "shop", "--versions", "--json"], env=env).output)
@@ -45,6 +45,22 @@ def test_models_in_the_plugin_folder_move_to_the_home_with_history(plugin_root: 
     rolled = runner.invoke(cli, ["--home", str(settings.home), "finetune", str(shop), "--rollback"], env=env)
     assert rolled.exit_code == 0 and "from v2 to v1" in rolled.output
     assert fresh.reply("when are you open", plugin="shop").turn_id and fresh.runtimes["shop"].model_state.startswith("fine-tuned v1")
+
+
+def test_an_old_model_folder_inside_the_home_is_moved(tmp_path: Path) -> None:
+    home = tmp_path / "checkout"  # a checkout is its own home: plugins/NAME/model/ moves to models/NAME/
+    plugin = home / "plugins" / "shop"
+    (plugin / "model" / "v1").mkdir(parents=True)
+    (plugin / "model" / "v1" / "config.json").write_text('{"labels": ["a", "b"]}')
+    (plugin / "model" / "current").write_text("v1\n")
+
+    class Manifest:
+        name, folder = "shop", plugin
+
+    versions = versions_for(home / "models", Manifest)
+    assert versions.current() == "v1" and versions.current_labels() == ["a", "b"] and not (plugin / "model").exists()
+    (plugin / "model").mkdir()  # an empty folder left behind is no model: nothing is taken over again
+    assert versions_for(home / "models", Manifest).current() == "v1"
 
 
 def test_an_old_model_folder_that_cannot_be_moved_is_copied(tmp_path: Path, monkeypatch) -> None:

@@ -36,6 +36,7 @@ def m010_items_in_extras(db: Any) -> None:
         return
     db.execute("UPDATE turns SET extras = json_object(plugin, json_object('items', json(items))) "
                "WHERE items IS NOT NULL AND items != '[]' AND extras IS NULL")
+    db.execute("ALTER TABLE turns DROP COLUMN items")  # copied above, in the same transaction
 
 
 def shown_items(turn: dict[str, Any]) -> list[dict[str, Any]]:

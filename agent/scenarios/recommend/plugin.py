@@ -120,6 +120,14 @@ def respond(turn: Any) -> dict[str, Any] | None:
 
 
 @hookimpl
+def describe_turn(turn: dict[str, Any], store: Any) -> dict[str, Any] | None:
+    """The likes, dislikes and clicks given on the items a turn showed."""
+    if not events.shown_items(turn):
+        return None
+    return {"item_feedback": events.ItemStore(store).turn_feedback(turn["id"])}
+
+
+@hookimpl
 def format_extras(extras: dict[str, Any]) -> list[Any] | None:
     """Recommended items as numbered lines with their reasons (rich markup)."""
     items = extras.get("items")
