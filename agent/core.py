@@ -350,7 +350,8 @@ class Agent:
         ctx = TurnContext(runtime.name, runtime.manifest, runtime, runtime.extensions, turn.text, turn.vector[0],
                           turn.conversation_id, turn.user, decision.label, decision.confidence, decision.fallback_reason,
                           hits, best, self._answer_text(runtime, decision.label, decision.fallback_reason), self.store, turn.log)
-        result = call_kinds("respond", lambda plugin, exc: self.hooks.report(plugin, "respond", exc), first=True, turn=ctx)
+        result = call_kinds("respond", lambda plugin, exc: self.hooks.report(plugin, "respond", exc), first=True,
+                            guard=self.hooks.guarded, turn=ctx)
         return result if isinstance(result, dict) else {}
 
     def _observe(self, turns: list[Turn]) -> None:
@@ -370,8 +371,8 @@ class Agent:
             for turn, p in zip(turns, probs):
                 top = int(p.argmax())
                 turn.reply.annotations[name] = {"label": runtime.labels[top], "confidence": round(float(p[top]), 4)}
-            call_kinds("observe", lambda plugin, exc: self.hooks.report(plugin, "observe", exc), turns=turns, plugin=name,
-                       runtime=runtime)
+            call_kinds("observe", lambda plugin, exc: self.hooks.report(plugin, "observe", exc), guard=self.hooks.guarded,
+                       turns=turns, plugin=name, runtime=runtime)
             failed = [str(f) for f in self.hooks.drain()]
             for turn in turns:
                 turn.reply.warnings += failed

@@ -169,9 +169,17 @@ class Hooks:
                 out.append((name, result))
         return out
 
+    def guarded(self, plugin: str, fn: Callable[[], Any]) -> Any:
+        """fn() on the plugin's own thread under the time limit (a package's or folder's kind hook)."""
+        runner = self._runners.get(plugin) or self._runners.setdefault(plugin, Runner(plugin))
+        try:
+            return runner.call(fn, self.timeout)
+        except HookTimeout as exc:
+            raise HookTimeout(f"{exc} (AGENT_HOOK_TIMEOUT sets the limit)") from None
+
     def report(self, plugin: str, hook: str, exc: BaseException) -> None:
-        """Record a hook that raised outside a plugin's own thread (a kind's turn hook)."""
-        self._fail(plugin.split(":", 1)[-1], hook, exc)
+        """Record a kind's turn hook that raised or ran past the time limit."""
+        self._fail(plugin.split(":", 1)[-1], hook, exc, describe=not isinstance(exc, HookTimeout))
 
     def warn(self, plugin: str, hook: str, message: str) -> None:
         """Record a hook result that was only partly usable."""

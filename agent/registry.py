@@ -4,6 +4,7 @@ exactly as an installed package's hooks are (as llm and pytest do), then package
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,14 +60,17 @@ def register_kind(obj: Any, name: str) -> None:
         pm.register(obj, name=name)
 
 
-def call_kinds(hook: str, on_error: Callable[[str, Exception], None], first: bool = False, **kwargs: Any) -> Any:
+def call_kinds(hook: str, on_error: Callable[[str, Exception], None], first: bool = False,
+               guard: Callable[[str, Callable[[], Any]], Any] | None = None, **kwargs: Any) -> Any:
     """Call `hook` on every registered plugin in pluggy's order, each by the arguments it names. One that raises
-    is reported through `on_error(plugin, exc)` and skipped, so a broken kind never ends a turn. With `first`,
-    the first result that is not None (or None); else the list of results that are not None."""
+    is reported through `on_error(plugin, exc)` and skipped, so a broken kind never ends a turn; `guard(plugin, fn)`,
+    when given, runs a package's or folder's call (the time limit of its hooks). With `first`, the first result
+    that is not None (or None); else the list of results that are not None."""
     out = []
     for impl in reversed(getattr(plugin_manager().hook, hook).get_hookimpls()):
+        call = partial(impl.function, *[kwargs[a] for a in impl.argnames])
         try:
-            result = impl.function(*[kwargs[a] for a in impl.argnames])
+            result = call() if guard is None or impl.plugin_name in DEFAULT_PLUGINS else guard(impl.plugin_name, call)
         except Exception as exc:  # noqa: BLE001 - a plugin's bug stays its own
             on_error(impl.plugin_name, exc)
             continue

@@ -194,7 +194,7 @@ def test_hook_describe_turn_adds_the_kinds_rows_to_a_logged_turn(desk: Settings,
     other = agent.reply("refund please", plugin="shop").turn_id
     assert agent.store.turn(turn)["tickets"] == [1] and "tickets" not in agent.store.turn(other)
     exported = list(agent.store.export())
-    assert [t.get("tickets") for t in exported] == [[1], None]
+    assert {t["plugin"]: t.get("tickets") for t in exported} == {"desk": [1], "shop": None}
 
 
 def test_hook_open_plugin_keeps_the_kinds_state_on_the_runtime(desk: Settings, encoder: Encoder) -> None:
@@ -290,6 +290,16 @@ def test_a_kind_whose_turn_hooks_raise_is_reported_and_the_turn_goes_on(desk: Se
     assert reply.text == "Ticket 1 is open in the support queue."  # the desk still answers its own turns
     assert any("plugin shop: hook respond failed: RuntimeError: no desk today" in w for w in reply.warnings)
     assert any("plugin shop: hook observe failed: KeyError" in w for w in reply.warnings)
+
+
+def test_a_kind_hook_of_a_folder_runs_under_the_time_limit(desk: Settings, encoder: Encoder, monkeypatch) -> None:
+    (desk.plugin_paths[0] / "shop" / "hooks.py").write_text(  # type: ignore[index]
+        "import time\nfrom agent import hookimpl\n\n@hookimpl\ndef respond(turn):\n    time.sleep(5)\n")
+    monkeypatch.setenv("AGENT_HOOK_TIMEOUT", "0.3")
+    agent = Agent(desk, encoder=encoder)
+    reply = agent.reply("I lost my card", plugin="desk")
+    assert reply.text == "Ticket 1 is open in the support queue." and reply.timings_ms["respond"] < 2000
+    assert any("plugin shop: hook respond failed: timed out after 0.3 s" in w for w in reply.warnings)
 
 
 def test_the_core_names_no_scenario() -> None:
