@@ -315,9 +315,10 @@ class Agent:
         turn.timings["retrieve"] = _ms(t)
         turn.responder = runtime.manifest
         t = time.perf_counter()
-        answered = self._respond(turn, runtime, decision, hits, best)
+        default = self._answer_text(runtime, decision.label, decision.fallback_reason)
+        answered = self._respond(turn, runtime, decision, hits, best, default)
         turn.timings["respond"] = _ms(t)
-        text = answered.get("text", self._answer_text(runtime, decision.label, decision.fallback_reason))
+        text = answered.get("text", default)
         label = answered.get("label", decision.label)
         fallback = answered.get("fallback_reason", decision.fallback_reason)
         extras = {runtime.name: answered["extras"]} if answered.get("extras") else {}
@@ -342,14 +343,15 @@ class Agent:
             answer_id=answered.get("answer_id") if custom is None else None,
         )
 
-    def _respond(self, turn: Turn, runtime: "PluginRuntime", decision: Any, hits: list["Hit"], best: "Hit | None") -> dict[str, Any]:
+    def _respond(self, turn: Turn, runtime: "PluginRuntime", decision: Any, hits: list["Hit"], best: "Hit | None",
+                 default: str) -> dict[str, Any]:
         """The first `respond` hook's answer (the FAQ answer, items, ...), or {} to keep the agent's default."""
         from agent.registry import call_kinds
 
         assert turn.vector is not None
         ctx = TurnContext(runtime.name, runtime.manifest, runtime, runtime.extensions, turn.text, turn.vector[0],
                           turn.conversation_id, turn.user, decision.label, decision.confidence, decision.fallback_reason,
-                          hits, best, self._answer_text(runtime, decision.label, decision.fallback_reason), self.store, turn.log)
+                          hits, best, default, self.store, turn.log)
         result = call_kinds("respond", lambda plugin, exc: self.hooks.report(plugin, "respond", exc), first=True,
                             guard=self.hooks.guarded, turn=ctx)
         return result if isinstance(result, dict) else {}

@@ -65,7 +65,7 @@ def call_kinds(hook: str, on_error: Callable[[str, Exception], None], first: boo
     """Call `hook` on every registered plugin in pluggy's order, each by the arguments it names. One that raises
     is reported through `on_error(plugin, exc)` and skipped, so a broken kind never ends a turn; `guard(plugin, fn)`,
     when given, runs a package's or folder's call (the time limit of its hooks). With `first`, the first result
-    that is not None (or None); else the list of results that are not None."""
+    that is not None (or None); else (plugin, result) for each result that is not None."""
     out = []
     for impl in reversed(getattr(plugin_manager().hook, hook).get_hookimpls()):
         call = partial(impl.function, *[kwargs[a] for a in impl.argnames])
@@ -77,5 +77,5 @@ def call_kinds(hook: str, on_error: Callable[[str, Exception], None], first: boo
         if result is not None:
             if first:
                 return result
-            out.append(result)
+            out.append((impl.plugin_name, result))
     return None if first else out

@@ -104,23 +104,16 @@ class PluginRuntime:
 
     def _open_extensions(self) -> dict[str, Any]:
         """Each plugin kind's state for this plugin (`open_plugin` hooks), by the kind's name."""
-        from agent.registry import plugin_manager
+        from agent.registry import call_kinds
 
-        args = {"plugin": self.name, "manifest": self.manifest, "runtime": self, "encoder": self.encoder, "notify": self.notify}
-        out = {}
-        for impl in plugin_manager().hook.open_plugin.get_hookimpls():
-            try:
-                state = impl.function(*[args[a] for a in impl.argnames])
-            except (PluginError, ModelError, DataError):
-                raise  # the plugin's own data is at fault: it is skipped with the reason, as for its indexes
-            except Exception as exc:  # noqa: BLE001 - a broken kind must not stop this plugin from answering
-                if self.notify:
-                    self.notify(f"plugin {impl.plugin_name.split(':', 1)[-1]}: hook open_plugin failed for {self.name}: "
-                                f"{type(exc).__name__}: {exc}")
-                continue
-            if state is not None:
-                out[impl.plugin_name] = state
-        return out
+        def failed(kind: str, exc: Exception) -> None:
+            if isinstance(exc, (PluginError, ModelError, DataError)):
+                raise exc  # the plugin's own data is at fault: it is skipped with the reason, as for its indexes
+            if self.notify:  # a broken kind must not stop this plugin from answering
+                self.notify(f"plugin {kind.split(':', 1)[-1]}: hook open_plugin failed for {self.name}: {type(exc).__name__}: {exc}")
+
+        return dict(call_kinds("open_plugin", failed, plugin=self.name, manifest=self.manifest, runtime=self,
+                               encoder=self.encoder, notify=self.notify))
 
     @property
     def name(self) -> str:
@@ -229,7 +222,8 @@ class PluginRuntime:
 
     def refresh(self) -> bool:
         """Load a newly promoted (or rolled back) model if `current` changed; True when it did."""
-        if any(getattr(state, "refresh", None) and state.refresh() for state in self.extensions.values()):
+        swapped = [state.refresh() for state in self.extensions.values() if callable(getattr(state, "refresh", None))]
+        if any(swapped):  # every kind's state is refreshed, not only the first that changed
             return True
         stamp = self.versions.stamp()
         if stamp == self._stamp:

@@ -295,7 +295,7 @@ class Store:
         row["annotations"] = json.loads(row.get("annotations") or "{}")
         row["warnings"] = json.loads(row.get("warnings") or "[]")
         row["extras"] = json.loads(row.get("extras") or "{}")
-        for extra in call_kinds("describe_turn", lambda plugin, exc: None, turn=dict(row), store=self):
+        for _, extra in call_kinds("describe_turn", lambda plugin, exc: None, turn=dict(row), store=self):
             row.update({k: v for k, v in extra.items() if k not in row})  # a plugin adds keys, never replaces the log's
         return row
 
