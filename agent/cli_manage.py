@@ -166,8 +166,9 @@ def new_plugin(ctx: click.Context, folder: Path, role: str, examples: Path | Non
     found = any(manifest.parent.resolve().parent == p for p in settings.search_paths())
     env = "" if found else f"AGENT_PLUGINS_PATH={manifest.parent.resolve().parent} "
     plugin = plugin_name
+    tests = f"\n  python -m pytest {quote(short(manifest.parent))}" if any(manifest.parent.glob("test_*.py")) else ""
     click.echo(f"next: edit {quote(short(manifest))}, then\n  {env}agent plugins\n  {env}agent ask --plugin {plugin} \"...\""
-               f"\n  python -m pytest {quote(short(manifest.parent))}")
+               + tests)
 
 
 def short(path: Path) -> str:
