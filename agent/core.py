@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from agent import choices as two
 from agent import guard
 from agent.errors import AgentError, InputError, ModelError, PluginError
 from agent.hooks import Hooks
@@ -48,6 +49,7 @@ class Turn:
     vector: "np.ndarray | None" = None
     hook_reply: bool = False  # a build_reply hook wrote the reply: it may echo the message, so redact it too
     responder: Manifest | None = None  # the manifest of the plugin that answered
+    picked: "two.Picked | None" = None  # the message picks one of the labels the last turn offered
     timings: dict[str, float] = field(default_factory=dict)
     reply: "Reply" = None  # type: ignore[assignment]  # set once answered
 
@@ -71,6 +73,7 @@ class Reply:
     warnings: list[str] = field(default_factory=list)  # plugin hooks that failed during this turn
     answer_id: str | None = None  # the corpus entry the answer came from, when it came from one
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)  # what plugins added to the reply, by plugin
+    choices: list[dict[str, Any]] = field(default_factory=list)  # the two labels offered to pick from (agent.choices)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -118,6 +121,7 @@ class Agent:
         self._runtimes: dict[str, PluginRuntime] | None = None
         self._observers: dict[str, PluginRuntime] | None = None
         self._forced: dict[str, str] = {}
+        self._offers: dict[str, tuple[int | None, str, list[two.Choice]] | None] = {}  # by conversation, newest turn's
 
     def _load_hooks(self, manifest: Manifest) -> bool:
         """Register a plugin's hooks; a plugin whose hooks do not load is skipped with the reason."""
@@ -255,6 +259,9 @@ class Agent:
         _spread(turns, "log", _ms(t) * share)
         for turn, turn_id in zip(turns, ids):
             turn.reply.turn_id = turn_id
+        if log:
+            self._learn_picks(turns)
+        self._remember_offers(turns)
 
     @staticmethod
     def _classify(turns: list[Turn], routes: list[Route], runtimes: dict[str, "PluginRuntime"]) -> list["np.ndarray"]:
@@ -287,8 +294,40 @@ class Agent:
         use, cleaned = parse_use(cleaned)
         if use is not None:
             self._forced[conversation_id] = self._responder(use)
+        picked = self._picked(cleaned, conversation_id) if use is None else None
         forced = self._forced.get(conversation_id) or (self._responder(plugin) if plugin else None)
-        return Turn(cleaned, conversation_id, forced)
+        return Turn(cleaned, conversation_id, picked.plugin if picked else forced, picked=picked)
+
+    def _picked(self, text: str, conversation_id: str) -> "two.Picked | None":
+        """The label this message picks from those the conversation's last turn offered, if it picks one."""
+        if not two.might_pick(text):
+            return None
+        if conversation_id in self._offers:
+            offer = self._offers[conversation_id]
+        else:
+            last = self.store.last_turn(conversation_id) if self.settings.db_path.exists() else None
+            offer = (last["id"], last["plugin"], two.loads(last["choices"])) if last and last.get("choices") else None
+        if offer is None or offer[1] not in self.runtimes:
+            return None
+        choice = two.pick(text, offer[2])
+        return two.Picked(offer[0], offer[1], choice) if choice else None
+
+    def _remember_offers(self, turns: list[Turn]) -> None:
+        """What each conversation's newest turn offered to pick from (a bounded memory of recent conversations)."""
+        for turn in turns:
+            reply = turn.reply
+            self._offers.pop(turn.conversation_id, None)
+            self._offers[turn.conversation_id] = (reply.turn_id, reply.plugin or "", two.loads(json.dumps(reply.choices))) \
+                if reply.choices else None
+        while len(self._offers) > 10_000:
+            self._offers.pop(next(iter(self._offers)))
+
+    def _learn_picks(self, turns: list[Turn]) -> None:
+        """A person's pick becomes the label of the turn that offered it (`agent finetune` learns it)."""
+        for turn in turns:
+            picked = turn.picked
+            if picked is not None and picked.turn_id is not None and turn.reply.turn_id is not None:
+                self.store.add_feedback(picked.turn_id, "label", picked.choice.label, two.NOTE)
 
     def _responder(self, name: str) -> str:
         """A loaded responder's name, or an error that says why it is not available."""
@@ -309,16 +348,26 @@ class Agent:
         assert turn.vector is not None
         t = time.perf_counter()
         decision = runtime.decide(probs, chosen.similarity)
+        if turn.picked is not None:
+            c = turn.picked.choice
+            decision = replace(decision, label=c.label, confidence=c.probability, top=[(c.label, c.probability)],
+                               fallback_reason=None)
         turn.timings["classify"] += _ms(t)  # the batched classifier's share, plus deciding on this turn
         t = time.perf_counter()
-        hits, best = runtime.retrieve(turn.vector[0], decision.label)
+        hits, best = self._retrieve(turn, runtime, decision.label)
+        mode = two.offer(decision, runtime.manifest.thresholds) if turn.picked is None else None
+        offered = self._choices(turn, runtime, decision, best) if mode is not None else []
         turn.timings["retrieve"] = _ms(t)
         turn.responder = runtime.manifest
         t = time.perf_counter()
-        default = self._answer_text(runtime, decision.label, decision.fallback_reason)
+        default = two.asking(offered) if mode else self._answer_text(runtime, decision.label, decision.fallback_reason)
         answered = self._respond(turn, runtime, decision, hits, best, default)
         turn.timings["respond"] = _ms(t)
         text = answered.get("text", default)
+        if "text" in answered and (mode or not answered.get("answer_id")):
+            offered = []  # a plugin answered in its own way: it shows no choice
+        elif mode is False and offered:
+            text = two.also(text, offered[1])
         label = answered.get("label", decision.label)
         fallback = answered.get("fallback_reason", decision.fallback_reason)
         extras = {runtime.name: answered["extras"]} if answered.get("extras") else {}
@@ -334,6 +383,7 @@ class Agent:
             if kept:
                 extras[runtime.name] = {**extras.get(runtime.name, {}), **kept}
             text, turn.hook_reply = custom if custom is not None else text, custom is not None
+            offered = offered if custom is None else []
         return Reply(
             extras=extras, warnings=[str(f) for f in self.hooks.drain()],
             text=text, plugin=runtime.name, label=label, confidence=round(decision.confidence, 4),
@@ -341,7 +391,29 @@ class Agent:
             turn_id=None, conversation_id=turn.conversation_id, route_confidence=chosen.confidence,
             predictions=[{"label": lab, "probability": round(p, 4)} for lab, p in decision.top],
             answer_id=answered.get("answer_id") if custom is None else None,
+            choices=[c.to_dict() for c in offered],
         )
+
+    @staticmethod
+    def _retrieve(turn: Turn, runtime: "PluginRuntime", label: str) -> tuple[list["Hit"], "Hit | None"]:
+        """Corpus hits and the answer for the label; for a pick, the answer the offering turn found for it."""
+        assert turn.vector is not None
+        answer_id = turn.picked.choice.answer_id if turn.picked is not None else None
+        entry = runtime.entry(answer_id, turn.vector[0]) if answer_id else None
+        if entry is not None:
+            return [entry], entry
+        return runtime.retrieve(turn.vector[0], label)
+
+    @staticmethod
+    def _choices(turn: Turn, runtime: "PluginRuntime", decision: Any, best: "Hit | None") -> list[two.Choice]:
+        """The top two labels, each with what it is about and the corpus answer it would give."""
+        assert turn.vector is not None
+        out = []
+        for n, (label, p) in enumerate(decision.top[:2]):
+            hit = best if n == 0 else runtime.retrieve(turn.vector[0], label)[1]
+            answer_id = hit.id if hit is not None and hit.label in (label, None) else None
+            out.append(two.Choice(label, round(p, 4), runtime.describe(label), answer_id))
+        return out
 
     def _respond(self, turn: Turn, runtime: "PluginRuntime", decision: Any, hits: list["Hit"], best: "Hit | None",
                  default: str) -> dict[str, Any]:
@@ -427,6 +499,7 @@ class Agent:
             "annotations": json.dumps(guard.redact_tree(reply.annotations), ensure_ascii=False) if reply.annotations else None,
             "warnings": json.dumps(guard.redact_tree(reply.warnings), ensure_ascii=False) if reply.warnings else None,
             "extras": json.dumps(guard.redact_tree(reply.extras), ensure_ascii=False) if reply.extras else None,
+            "choices": json.dumps(reply.choices, ensure_ascii=False) if reply.choices else None,
         }
         return row, [(p["label"], p["probability"]) for p in reply.predictions], reply.hits
 

@@ -21,6 +21,8 @@ class Thresholds:
     min_confidence: float = 0.40
     min_margin: float = 0.05
     min_similarity: float = 0.40
+    two_choices: float = 0.5  # a fallback whose second label is this likely relative to the first offers both
+    second_choice: float = 0.8  # an answer whose second label is this likely relative to the first offers it too
 
 
 @dataclass
@@ -242,8 +244,9 @@ def _retrieval(r: TableReader) -> Retrieval | None:
 def _thresholds(r: TableReader) -> Thresholds:
     """The [thresholds] table, each a number in [0, 1]."""
     th = Thresholds()
-    if t := r.sub("thresholds", {"min_confidence", "min_margin", "min_similarity"}):
-        for key in ("min_confidence", "min_margin", "min_similarity"):
+    keys = ("min_confidence", "min_margin", "min_similarity", "two_choices", "second_choice")
+    if t := r.sub("thresholds", set(keys)):
+        for key in keys:
             value = t.get(key, float, getattr(th, key), "a number from 0 to 1")
             if not 0.0 <= value <= 1.0:
                 raise t.fail(key, "a number from 0 to 1", value)

@@ -305,6 +305,16 @@ class PluginRuntime:
         best_s, best_i = self.corpus_index.search(query, 1, rows=pairsfor_label)
         return hits, self._hit(int(best_i[0, 0]), float(best_s[0, 0]))
 
+    def entry(self, entry_id: str, vector: "np.ndarray") -> Hit | None:
+        """The corpus entry with this id, scored against `vector`; None when the corpus has no such entry."""
+        import numpy as np
+
+        if self.corpus_index is None or entry_id not in self.corpus_index.ids:
+            return None
+        row = np.array([self.corpus_index.ids.index(entry_id)], dtype=np.int64)
+        score, _ = self.corpus_index.search(vector.reshape(1, -1), 1, rows=row)
+        return self._hit(int(row[0]), float(score[0, 0]))
+
     def _hit(self, row: int, score: float) -> Hit:
         """A corpus row as a Hit."""
         r = self.manifest.retrieval

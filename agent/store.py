@@ -102,6 +102,12 @@ def m010_turn_extras(db: Any) -> None:
     db["turns"].add_column("extras", str)
 
 
+@migration
+def m011_turn_choices(db: Any) -> None:
+    """The two labels a turn offered to choose from (JSON), when it offered them."""
+    db["turns"].add_column("choices", str)
+
+
 def now() -> str:
     """UTC timestamp, ISO 8601."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -295,9 +301,16 @@ class Store:
         row["annotations"] = json.loads(row.get("annotations") or "{}")
         row["warnings"] = json.loads(row.get("warnings") or "[]")
         row["extras"] = json.loads(row.get("extras") or "{}")
+        row["choices"] = json.loads(row.get("choices") or "[]")
         for _, extra in call_kinds("describe_turn", lambda plugin, exc: None, turn=dict(row), store=self):
             row.update({k: v for k, v in extra.items() if k not in row})  # a plugin adds keys, never replaces the log's
         return row
+
+    def last_turn(self, conversation_id: str) -> dict[str, Any] | None:
+        """The newest turn of a conversation (id, plugin, choices), or None."""
+        rows = list(self._query("SELECT id, plugin, choices FROM turns WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
+                                [conversation_id]))
+        return rows[0] if rows else None
 
     def turns(self, query: str | None = None, conversation: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
         """Recent turns, newest first; `query` is full-text search, `conversation` filters."""
@@ -353,7 +366,7 @@ def _insert_turn(conn: sqlite3.Connection, stamp: str, turn: dict[str, Any], pre
 
 
 TURN_COLUMNS = ["text", "reply", "plugin", "label", "confidence", "route_confidence", "fallback_reason",
-                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced", "warnings", "extras", "user_id"]
+                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced", "warnings", "extras", "user_id", "choices"]
 
 FINETUNE_COLUMNS = ["plugin", "version", "started_at", "finished_at", "status", "mode", "device", "epochs", "seconds",
                     "train_rows", "holdout_rows", "accuracy", "current_accuracy", "macro_f1", "current_version", "report"]

@@ -44,6 +44,8 @@ THRESHOLDS = '''
 min_confidence = 0.40   # below this top probability: fall back
 min_margin = 0.05       # top two closer than this: ambiguous, fall back
 min_similarity = 0.35   # nearest example less similar than this: out of scope, fall back
+two_choices = 0.5       # a fallback whose second label is at least this share of the first offers both
+second_choice = 0.8     # an answer whose second label comes this close also offers the second
 '''
 
 FALLBACK = '''

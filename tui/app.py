@@ -224,6 +224,10 @@ class AgentApp(App[None]):
         else:
             self.ask(text)
 
+    @on(AgentMessage.Picked)
+    def _picked(self, event: AgentMessage.Picked) -> None:
+        self.ask(event.number)
+
     def ask(self, text: str) -> None:
         """Send a message (to the conversation and plugin of this moment); the reply arrives when the agent has it."""
         self.add(UserMessage(text))

@@ -9,6 +9,7 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import Button, Collapsible, Input, Label, ProgressBar, Static
 
 from agent.render import extras_lines
@@ -71,6 +72,10 @@ class AgentMessage(Vertical):
         yield Static(meta_line(r), classes="meta")
         for n, (_, kind, text) in enumerate((x for x in extras_lines(r) if x[1] != "meta"), 1):
             yield Static(text, classes=kind, id=f"{kind}-{r.turn_id}-{n}")
+        if r.choices:
+            with Horizontal(classes="choices"):
+                for n, choice in enumerate(r.choices, 1):
+                    yield Button(f"{n}. {choice['about']}", id=f"choice-{r.turn_id}-{n}", classes="choice", compact=True)
         for name, note in r.annotations.items():
             yield Static(annotation_line(name, note), classes="annotation")
         for warning in r.warnings:
@@ -78,6 +83,21 @@ class AgentMessage(Vertical):
         if r.hits:
             lines = "\n".join(f"{h['score']:.2f}  {escape(str(h['id']))}: {escape(str(h['text']))}" for h in r.hits)
             yield Collapsible(Static(lines, classes="sources"), title=f"sources ({len(r.hits)})", collapsed=True)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        """A choice picked: sent as its number, the way a person would type it."""
+        if event.button.has_class("choice"):
+            event.stop()
+            for button in self.query(".choice").results(Button):
+                button.disabled = True
+            self.post_message(self.Picked(str(event.button.id).rsplit("-", 1)[-1]))
+
+    class Picked(Message):
+        """The person picked one of the labels a reply offered (its number, as text)."""
+
+        def __init__(self, number: str) -> None:
+            super().__init__()
+            self.number = number
 
     def mark(self, text: str) -> None:
         """Show feedback given on this reply."""

@@ -1,0 +1,131 @@
+"""Two likely labels: a close call offers both (numbered in plain chat, buttons in the app), and the pick is learned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agent import choices as two
+from agent.cli import cli
+from agent.core import Agent
+from agent.encoder import Encoder
+from agent.errors import PluginError
+from agent.manifest import Thresholds, load_manifest
+from agent.runtime import Decision
+from agent.settings import PACKAGE_ROOT, Settings
+from agent.trainset import logged_rows
+from conftest import make_plugin
+
+PLUGIN = PACKAGE_ROOT / "plugins" / "customer_service"
+TWO_THINGS = "my card got eaten by the atm and the app says I was charged twice"
+BOTH = "I lost my card and I want to close my account"
+
+
+@pytest.fixture
+def bank(tmp_path: Path, encoder: Encoder) -> Agent:
+    """The bundled customer_service plugin alone, with a temporary home."""
+    return Agent(Settings(home=tmp_path / "home", plugin_paths=[PLUGIN]), encoder=encoder)
+
+
+def faq_answers(label: str) -> set[str]:
+    """The answers the bundled FAQ gives for a label."""
+    import csv
+
+    with open(PLUGIN / "faq.csv", encoding="utf-8") as fh:
+        return {r["answer"] for r in csv.DictReader(fh) if r["label"] == label}
+
+
+def test_a_fallback_between_two_labels_offers_both_and_the_pick_is_learned(bank: Agent) -> None:
+    first = bank.reply(TWO_THINGS, "c1")
+    assert first.fallback_reason is not None and [c["label"] for c in first.choices] == [p["label"] for p in first.predictions[:2]]
+    assert "1. Report a lost or stolen card" in first.text and "\n2. " in first.text
+    assert bank.store.turn(first.turn_id)["choices"][1]["label"] == first.choices[1]["label"]
+    second = first.choices[1]["label"]
+    picked = bank.reply("2", "c1")
+    assert (picked.label, picked.fallback_reason, picked.choices) == (second, None, [])
+    assert picked.text in faq_answers(second)
+    feedback = bank.store.turn(first.turn_id)["feedback"]
+    assert [(f["kind"], f["label"]) for f in feedback] == [("label", second)]
+    assert (TWO_THINGS, second) in [(r.text, r.label) for r in logged_rows(bank.store, "customer_service")]
+    assert bank.store.turn(picked.turn_id)["feedback"] == []  # the "2" itself teaches nothing
+
+
+def test_an_answer_with_a_close_second_offers_the_second(bank: Agent) -> None:
+    reply = bank.reply(BOTH, "c2")
+    assert reply.fallback_reason is None and reply.answer_id is not None
+    assert reply.text.split("\n\n")[0] in faq_answers(reply.label) and reply.text.endswith("reply 2.")
+    assert [c["label"] for c in reply.choices] == ["card_lost_or_stolen", "account_close"]
+    picked = bank.reply("the second one", "c2")
+    assert picked.label == "account_close" and picked.text in faq_answers("account_close")
+
+
+def test_a_pick_only_counts_right_after_the_offer(bank: Agent) -> None:
+    bank.reply(TWO_THINGS, "c3")
+    other = bank.reply("how do I change my PIN?", "c3")
+    assert other.label == "card_pin_change" and not other.choices
+    again = bank.reply("2", "c3")  # the last turn offered nothing: "2" is just a message
+    assert not bank.store.turn(again.turn_id)["feedback"] and bank.store.turn(other.turn_id)["feedback"] == []
+    lone = bank.reply("2", "c-new")
+    assert lone.turn_id is not None and not bank.store.query("SELECT * FROM feedback")
+
+
+def test_the_offer_survives_a_new_process(tmp_path: Path, encoder: Encoder) -> None:
+    settings = Settings(home=tmp_path / "home", plugin_paths=[PLUGIN])
+    first = Agent(settings, encoder=encoder).reply(TWO_THINGS, "c4")
+    picked = Agent(settings, encoder=encoder).reply("1", "c4")  # e.g. agent ask -c c4 1
+    assert picked.label == first.choices[0]["label"] and picked.fallback_reason is None
+
+
+def test_a_dry_run_picks_but_stores_nothing(bank: Agent) -> None:
+    first, = bank.replies([_msg(TWO_THINGS, "c5")], log=False)
+    assert first.choices and first.turn_id is None
+    picked, = bank.replies([_msg("2", "c5")], log=False)
+    assert picked.label == first.choices[1]["label"]
+    assert not bank.settings.db_path.exists() or not bank.store.query("SELECT * FROM feedback")
+
+
+def _msg(text: str, conversation: str) -> object:
+    from agent.core import Message
+
+    return Message(text, conversation)
+
+
+def test_plain_chat_numbers_the_choices_and_takes_a_number(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path / "home"), "chat", "--plain"],
+                                input=f"{TWO_THINGS}\n2\n", env={"AGENT_LOAD_PLUGINS": "customer_service"})
+    assert result.exit_code == 0, result.output
+    assert "1. Report a lost or stolen card and block it" in result.output and "Reply 1 or 2" in result.output
+    assert "I don't recognise this" in result.output  # the answer for the second label
+
+
+@pytest.mark.parametrize("text, n", [("1", 0), ("2", 1), ("2.", 1), ("#2", 1), ("the second one", 1), ("First", 0),
+                                     ("option 2", 1), ("i meant the first one", 0), ("account close", 1),
+                                     ("close an account", 1), ("3", None), ("2 cards", None), ("I need help", None)])
+def test_what_counts_as_a_pick(text: str, n: int | None) -> None:
+    offered = [two.Choice("card_lost_or_stolen", 0.4, "Report a lost or stolen card"), two.Choice("account_close", 0.3, "Close an account")]
+    got = two.pick(text, offered)
+    assert got is (offered[n] if n is not None else None)
+
+
+def test_when_two_are_offered() -> None:
+    th = Thresholds()
+    top = [("a", 0.2), ("b", 0.15), ("c", 0.1)]
+    assert two.offer(Decision("a", 0.2, top, "low_confidence 0.20 < 0.40"), th) is True
+    assert two.offer(Decision("a", 0.2, [("a", 0.2), ("b", 0.05)], "low_confidence 0.20 < 0.40"), th) is None
+    assert two.offer(Decision("a", 0.2, top, "out_of_scope 0.20 < 0.40"), th) is None
+    assert two.offer(Decision("a", 0.5, [("a", 0.5), ("b", 0.45)], None), th) is False
+    assert two.offer(Decision("a", 0.6, [("a", 0.6), ("b", 0.3)], None), th) is None
+    assert two.offer(Decision("a", 0.2, top, "low_confidence"), Thresholds(two_choices=1.0)) is None
+
+
+def test_thresholds_are_checked(tmp_path: Path) -> None:
+    folder = make_plugin(tmp_path)
+    toml = folder / "plugin.toml"
+    toml.write_text(toml.read_text().replace("min_similarity = 0.40", "min_similarity = 0.40\ntwo_choices = 1.5"))
+    with pytest.raises(PluginError, match="two_choices"):
+        load_manifest(folder)
+    toml.write_text(toml.read_text().replace("two_choices = 1.5", "two_choices = 1.0\nsecond_choice = 0.9"))
+    th = load_manifest(folder).thresholds
+    assert (th.two_choices, th.second_choice) == (1.0, 0.9)
