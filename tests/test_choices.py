@@ -129,3 +129,31 @@ def test_thresholds_are_checked(tmp_path: Path) -> None:
     toml.write_text(toml.read_text().replace("two_choices = 1.5", "two_choices = 1.0\nsecond_choice = 0.9"))
     th = load_manifest(folder).thresholds
     assert (th.two_choices, th.second_choice) == (1.0, 0.9)
+
+
+def test_the_app_shows_the_choices_as_buttons_and_a_click_picks(tmp_path: Path, encoder: Encoder) -> None:
+    import asyncio
+
+    from test_tui import SIZE, app_for, send, until
+    from textual.widgets import Button
+
+    from tui.widgets import AgentMessage
+
+    settings = Settings(home=tmp_path / "home", plugin_paths=[PLUGIN])
+
+    async def go() -> None:
+        app = app_for(settings, encoder)
+        async with app.run_test(size=SIZE) as pilot:
+            message = await send(pilot, app, TWO_THINGS)
+            offered = app.last.choices
+            buttons = list(message.query(".choice").results(Button))
+            assert [str(b.label) for b in buttons] == [f"{n}. {c['about']}" for n, c in enumerate(offered, 1)]
+            before = len(app.query(AgentMessage))
+            await pilot.click(f"#{buttons[1].id}")
+            await until(pilot, lambda: len(app.query(AgentMessage)) > before)
+            assert app.last.label == offered[1]["label"] and app.last.fallback_reason is None
+            assert all(b.disabled for b in buttons)
+            stored = app.session.agent.store.turn(message.reply.turn_id)["feedback"]
+            assert [f["label"] for f in stored] == [offered[1]["label"]]
+
+    asyncio.run(go())
