@@ -45,7 +45,7 @@ def test_a_conversation_of_requests_and_follow_ups(agent: Agent) -> None:
 
     travel = agent.reply("something like the travel card but without fees", "c1", user="ann")
     ids = [i["id"] for i in travel.extra("items")]
-    assert travel.text == "Like Northwind Travel Card, without fees:" and "travel-card" not in ids
+    assert travel.text == "Here are some ideas similar to Northwind Travel Card, without fees:" and "travel-card" not in ids
     assert all("no fees" in i["reason"] for i in travel.extra("items"))
 
     more = agent.reply("more like that", "c1", user="ann")
@@ -120,8 +120,7 @@ def test_finetune_without_feedback_says_what_to_do(shop: Path, tmp_path: Path, e
 
 def test_avoided_terms_and_their_adjustment(shop: Path) -> None:
     assert avoided_terms("something like the travel card but without fees") == ["fees"]
-    assert avoided_terms("no annual fee please, and not that one") == ["annual"] or avoided_terms(
-        "no annual fee please, and not that one")[0] in ("annual", "fee")
+    assert avoided_terms("no annual fee please, and not that one") == ["annual fee"]
     items = {i.id: i for i in read_items(shop / "items.csv")}
     adj = avoid_adjustment([items["travel-card"], items["globetrotter-debit-card"]], ["fees"])
     assert adj[0] < 0 < adj[1]

@@ -20,6 +20,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -233,8 +234,11 @@ class Recommender:
 
     def rank(self, profile: Profile, request: "np.ndarray | None", stats: Stats, exclude: set[str] = frozenset(),
              avoid: list[str] = (), words: set[str] = frozenset(), k: int | None = None,
-             weights: dict[str, float] | None = None, anchor: str | None = None) -> list[Scored]:
-        """The top-k items for this user and request, with the parts of each score and the reasons."""
+             weights: dict[str, float] | None = None, anchor: str | None = None, pin: str | None = None) -> list[Scored]:
+        """The top-k items for this user and request, with the parts of each score and the reasons.
+
+        `pin` is an item the person asked for by name: it is shown first, or last when it mentions something
+        they asked to avoid (never when they rejected it or it is excluded)."""
         import numpy as np
 
         w = weights or self.weights()
@@ -243,9 +247,15 @@ class Recommender:
         total = total + parts["avoid"]
         banned = set(profile.disliked) | set(exclude)
         order = [int(i) for i in np.argsort(-total, kind="stable") if self.items[int(i)].id not in banned]
-        top = order[: k or self.config.top_k]
-        return [Scored(self.items[i], float(total[i]), {n: float(v[i]) for n, v in parts.items()},
-                       self._reasons(i, profile, parts, avoid, words, w, anchor)) for i in top]
+        n = k or self.config.top_k
+        pinned = self.by_id.get(pin) if pin is not None else None
+        if pinned is None or pinned not in order:
+            top = order[:n]
+        else:
+            rest = [i for i in order if i != pinned][: n - 1]
+            top = rest + [pinned] if mentions(self.items[pinned], list(avoid)) else [pinned, *rest]
+        return [Scored(self.items[i], float(total[i]), {name: float(v[i]) for name, v in parts.items()},
+                       self._reasons(i, profile, parts, avoid, words, w, anchor, pinned=i == pinned)) for i in top]
 
     def parts(self, profile: Profile, request: "np.ndarray | None", stats: Stats,
               weights: dict[str, float], avoid: list[str] = ()) -> dict[str, "np.ndarray"]:
@@ -274,12 +284,18 @@ class Recommender:
                 "avoid": avoid_adjustment(self.items, list(avoid)) if avoid else zeros}
 
     def _reasons(self, row: int, profile: Profile, parts: dict[str, "np.ndarray"], avoid: list[str],
-                 words: set[str], w: dict[str, float], anchor: str | None = None) -> list[str]:
+                 words: set[str], w: dict[str, float], anchor: str | None = None, pinned: bool = False) -> list[str]:
         """Why an item is shown: what matched, which past like it resembles, what it avoids, popularity."""
         item, reasons = self.items[row], []
-        if avoid and parts["avoid"][row] > 0:
-            reasons.append(f"no {' or '.join(avoid)}")
-        if parts["request"][row] > 0.3:
+        if pinned:
+            reasons.append("the one you asked about")
+            clash = mentions(item, list(avoid))
+            if clash:
+                reasons.append(f"mentions {join_terms(clash, 'and')}, which you asked to avoid")
+        free = free_of(item, list(avoid)) if avoid else []
+        if free:
+            reasons.append("no " + " and no ".join(free))
+        if parts["request"][row] > 0.3 and not pinned:
             reasons.append(f"similar to {anchor}" if anchor else "matches your request" + _shared(item, words))
         liked = [self.by_id[i] for i in profile.positives(set(self.by_id)) if self.by_id[i] != row]
         if liked and w.get("profile", 0) > 0:
@@ -294,6 +310,11 @@ class Recommender:
         return reasons[:3] or ["close to what you asked for"]
 
 
+def join_terms(terms: list[str], joiner: str = "or") -> str:
+    """'fees', 'fees or a monthly fee', 'a, b or c'."""
+    return terms[0] if len(terms) == 1 else f"{', '.join(terms[:-1])} {joiner} {terms[-1]}"
+
+
 def _shared(item: Item, words: Any) -> str:
     """' (tags: travel, no-fees)' for the request words an item's tags share, or ''."""
     if not words:
@@ -305,31 +326,74 @@ def _shared(item: Item, words: Any) -> str:
 NOT_TERMS = {"one", "ones", "that", "this", "these", "those", "thanks", "more", "first", "second", "third", "fourth",
              "fifth", "last", "interested", "sure", "really", "too", "very", "much", "quite", "like", "keen", "bad",
              "good", "great", "for", "now", "yet", "again", "worry", "problem", "idea"}
-_NEGATION = re.compile(r"\b(?:without|no|not|never|avoid|except|minus|free of)\s+(?:any\s+|the\s+|a\s+|an\s+)?([a-z][a-z\-]{2,})",
-                       re.IGNORECASE)
+# Words that end an avoided phrase: "no foreign fees please" -> "foreign fees", "without fees for students" -> "fees".
+PHRASE_END = NOT_TERMS | {"and", "or", "but", "please", "with", "on", "in", "of", "at", "to", "from", "by", "when", "if",
+                          "so", "which", "who", "as", "than", "abroad", "overseas", "anymore", "though", "any", "all",
+                          "whatsoever", "i", "we", "you", "it", "is", "are", "the", "a", "an", "what", "do", "can"}
+_NEGATION = re.compile(r"\b(?:without|no|not|never|avoid|except|minus|free of)\s+(?:any\s+|the\s+|a\s+|an\s+)?"
+                       r"([a-z][a-z\-]{2,}(?:\s+[a-z][a-z\-]*){0,2})", re.IGNORECASE)
 _FREE = r"\b(?:no|without|zero|free of|0)\s+(?:\w+\s+){0,2}"
+_GAP = r"(?:[\s-]+\w+)?[\s-]+"  # a phrase's words may have one word between them: "foreign transaction fees"
 
 
 def avoided_terms(text: str) -> list[str]:
-    """What a request asks to avoid: 'without fees' -> ['fees']."""
-    return list(dict.fromkeys(m.group(1).lower() for m in _NEGATION.finditer(text)
-                              if m.group(1).lower() not in NOT_TERMS))
+    """What a request asks to avoid, as whole phrases: 'without fees' -> ['fees'], 'no foreign fees' -> ['foreign fees']."""
+    terms = (_phrase(m.group(1).lower().split()) for m in _NEGATION.finditer(text))
+    return list(dict.fromkeys(t for t in terms if t))
+
+
+def _phrase(words: list[str]) -> str:
+    """The words up to the first that ends a phrase ('' when the first does: 'not that one')."""
+    kept: list[str] = []
+    for word in words:
+        if word in PHRASE_END:
+            break
+        kept.append(word)
+    return " ".join(kept)
+
+
+@lru_cache(maxsize=256)
+def _patterns(term: str) -> tuple[str, "re.Pattern[str]", "re.Pattern[str]"]:
+    """(its last word's stem, mentions it, says it is free of it), for lowercased text; 'no fees' and a 'no-fees'
+    tag also free an item of 'foreign fees'."""
+    words = [re.escape(w) for w in term.lower().split()]
+    stem = term.lower().split()[-1].rstrip("s")
+    head = re.escape(stem) + "s?"
+    phrase = _GAP.join([*words[:-1], head])
+    free = rf"{_FREE}{phrase}\b|\b{phrase}[- ]free\b|\bno-{phrase}\b"
+    if len(words) > 1:
+        free += rf"|\b(?:no|without|zero|free of)\s+{head}\b|\bno-{head}\b|\b{head}[- ]free\b"
+    return stem, re.compile(rf"\b{phrase}\b"), re.compile(free)
+
+
+def _verdict(text: str, term: str) -> int:
+    """+1 when the lowercased text says it is free of the term, −1 when it mentions having it, else 0."""
+    stem, has, free = _patterns(term)
+    if stem not in text:  # every pattern holds the stem: most items are settled here
+        return 0
+    return 1 if free.search(text) else -1 if has.search(text) else 0
+
+
+def _searchable(item: Item) -> str:
+    """The text the avoided terms are looked for in: title, category, description and tags, lowercased."""
+    return f"{item.text} {' '.join(item.tags)}".lower()
+
+
+def free_of(item: Item, terms: list[str]) -> list[str]:
+    """The terms an item says it has none of ('no foreign transaction fees', a 'no-fees' tag)."""
+    text = _searchable(item)
+    return [t for t in terms if _verdict(text, t) > 0]
+
+
+def mentions(item: Item, terms: list[str]) -> list[str]:
+    """The terms an item says it has ('a £2 monthly fee'), not counting those it says it is free of."""
+    text = _searchable(item)
+    return [t for t in terms if _verdict(text, t) < 0]
 
 
 def avoid_adjustment(items: list[Item], terms: list[str]) -> "np.ndarray":
-    """+0.15 for an item that says it is free of a term, −0.3 for one that mentions having it."""
+    """+0.15 for each term an item says it is free of, −0.3 for each it mentions having."""
     import numpy as np
 
-    out = np.zeros(len(items), dtype=np.float32)
-    for term in terms:
-        stem = term.rstrip("s")
-        has = re.compile(rf"\b{re.escape(stem)}s?\b", re.IGNORECASE)
-        free = re.compile(rf"{_FREE}{re.escape(stem)}s?\b|\b{re.escape(stem)}s?[- ]free\b|\bno-{re.escape(stem)}s?\b",
-                          re.IGNORECASE)
-        for n, item in enumerate(items):
-            text = f"{item.text} {' '.join(item.tags)}"
-            if free.search(text):
-                out[n] += 0.15
-            elif has.search(text):
-                out[n] -= 0.3
-    return out
+    verdicts = [[_verdict(_searchable(i), t) for t in terms] for i in items]
+    return np.array([0.15 * v.count(1) - 0.3 * v.count(-1) for v in verdicts], dtype=np.float32)
