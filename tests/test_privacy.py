@@ -1,10 +1,13 @@
-"""PII redaction: recall on the project's own corpora, nothing raw on disk after a chat and a fine-tune,
-and the per-plugin `[privacy]` table."""
+"""PII redaction: recall on the project's own corpora, nothing raw on disk after a chat, a fine-tune and a
+monitored feed (cards typed with any separator, in either width), and the per-plugin `[privacy]` table."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import shutil
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -15,11 +18,13 @@ from agent.errors import PluginError
 from agent.finetune import Options, finetune
 from agent.guard import PLACEHOLDERS, redact
 from agent.manifest import load_manifest
+from agent.scenarios.monitor.run import watch
 from agent.settings import Settings
-from conftest import make_plugin
+from conftest import REPO, make_plugin
 
 DATA = Path(__file__).parent / "data"
-CORPORA = ["pii_corpus.jsonl", "pii_holdout.jsonl"]
+CORPORA = {"pii_corpus.jsonl": sorted(PLACEHOLDERS), "pii_holdout.jsonl": sorted(PLACEHOLDERS),
+           "pii_separators.jsonl": ["account", "card", "iban", "phone"]}  # separators: e-mails have none to vary
 
 
 def score(path: Path) -> dict[str, object]:
@@ -34,15 +39,44 @@ def score(path: Path) -> dict[str, object]:
             "clean": len(clean), "false_positives": changed, "kinds": sorted({p["kind"] for _, p in planted})}
 
 
-@pytest.mark.parametrize("name", CORPORA)
-def test_redaction_recall_on_our_corpora(name: str) -> None:
+@pytest.mark.parametrize("name, kinds", CORPORA.items())
+def test_redaction_recall_on_our_corpora(name: str, kinds: list[str]) -> None:
     s = score(DATA / name)
-    assert s["planted"] >= 200 and s["clean"] >= 200 and s["kinds"] == sorted(PLACEHOLDERS)
+    assert s["planted"] >= 200 and s["clean"] >= 150 and s["kinds"] == kinds
     assert s["recall"] >= 0.99, s["missed"]
     assert len(s["false_positives"]) <= 0.02 * s["clean"], s["false_positives"]  # reported in the README
 
 
-CARDS = ["4539 1488 0343 6467", "5555-5555-5555-4444", "378282246310005"]
+CARDS = ["4539 1488 0343 6467", "5555-5555-5555-4444", "378282246310005", "6011.1111.1111.1117", "4111/1111/1111/1111",
+         "5105\u00a01051\u00a00510\u00a05100", "４０１２\u3000８８８８\u3000８８８８\u3000１８８１", "５２００８２８２８２８２８２１０",
+         "3530.1113-3330\u202f0000"]  # Luhn-valid: plain, dots, slashes, no-break spaces, full-width digits, a mix
+SEPARATORS = ["", " ", "-", ".", "/", "\u00a0", "\u202f", "\u2009", "\u2007", "\u3000", "\uff0e", "\uff0f", "\uff0d"]
+
+
+def card_forms(card: str) -> set[bytes]:
+    """Every way a card's digits could sit in a file: as typed, or its groups (and its last two alone) joined
+    by any separator, in ASCII or full-width digits, as UTF-8 or JSON-escaped."""
+    groups = ["".join(str(unicodedata.decimal(ch)) for ch in g) for g in re.findall(r"\d+", card)]
+    widths = [str, lambda g: "".join(chr(0xFF10 + int(d)) for d in g)]
+    forms = {card} | {sep.join(map(width, part)) for part in (groups, groups[-2:]) for width in widths for sep in SEPARATORS}
+    return {f.encode() for f in forms} | {json.dumps(f)[1:-1].encode() for f in forms}
+
+
+def test_card_forms_cover_the_digits_alone_and_every_separator() -> None:
+    forms = card_forms("６０１１.1111\u00a01111-1117")
+    assert {b"6011111111111117", "６０１１１１１１１１１１１１１７".encode(), b"6011/1111/1111/1117", b"1111-1117",
+            b"6011\\u00a01111\\u00a01111\\u00a01117"} <= forms
+
+
+def assert_no_card_in(folders: list[Path], cards: list[str]) -> list[Path]:
+    """The files under `folders`, after checking that none holds any form of any of `cards`."""
+    files = [p for folder in folders for p in folder.rglob("*") if p.is_file()]
+    forms = {form: card for card in cards for form in card_forms(card)}
+    for path in files:
+        data = path.read_bytes()
+        leaked = [(card, form) for form, card in forms.items() if form in data]
+        assert not leaked, f"{leaked[:3]} found in {path}"
+    return files
 
 
 def test_no_card_number_reaches_the_home_folder(tmp_path: Path, encoder: Encoder) -> None:
@@ -54,20 +88,31 @@ def test_no_card_number_reaches_the_home_folder(tmp_path: Path, encoder: Encoder
     for card in CARDS:
         reply = agent.reply(f"I lost my card {card}, block it and mail me at jo.doe@example.com")
         ids.append(reply.turn_id)
-        assert card not in agent.store.turn(reply.turn_id)["text"]
-    for turn_id in ids:
-        agent.feedback(turn_id, label="card_lost", note=f"customer read out {CARDS[0]} on the phone")
+        stored = agent.store.turn(reply.turn_id)["text"]
+        assert card not in stored and stored.startswith("I lost my card <CARD>, block it"), stored
+    for turn_id, card in zip(ids, reversed(CARDS)):
+        agent.feedback(turn_id, label="card_lost", note=f"customer read out {card} on the phone")
     result = finetune(root / "shop", settings, Options(mode="head", device="cpu"), encoder=encoder)
     assert result.status == "promoted"
     agent.store.close()
-    files = [p for p in [*settings.home.rglob("*"), *(root / "shop").rglob("*")] if p.is_file()]
+    files = assert_no_card_in([settings.home, root / "shop"], CARDS)
     assert any(p.name == "agent.db" for p in files) and any("models" in p.parts for p in files)
     for path in files:
-        data = path.read_bytes()
-        for card in CARDS:
-            for form in {card, re.sub(r"\D", "", card)}:
-                assert form.encode() not in data, f"{form} found in {path}"
-        assert b"jo.doe@example.com" not in data, path
+        assert b"jo.doe@example.com" not in path.read_bytes(), path
+
+
+def test_no_card_number_reaches_the_home_folder_from_a_monitored_feed(tmp_path: Path, encoder: Encoder) -> None:
+    root = tmp_path / "plugins"
+    shutil.copytree(REPO / "plugins" / "sentiment_monitor", root / "sentiment_monitor",
+                    ignore=shutil.ignore_patterns("model", "__pycache__"))
+    agent = Agent(Settings(home=tmp_path / "home", plugin_paths=[root]), encoder=encoder)
+    feed = "".join(json.dumps({"text": f"charged twice on {card}, furious", "timestamp": 1795392000.0 + i * 60},
+                              ensure_ascii=i % 2 == 0) + "\n" for i, card in enumerate(CARDS))
+    summary = watch(agent.observers["sentiment_monitor"], agent.store, io.BytesIO(feed.encode()), None)
+    texts = [r["text"] for r in agent.store.query("SELECT text FROM feed_items WHERE run_id = ?", [summary.run_id])]
+    assert texts == ["charged twice on <CARD>, furious"] * len(CARDS)
+    agent.store.close()
+    assert any(p.name == "agent.db" for p in assert_no_card_in([agent.settings.home], CARDS))
 
 
 def plugin_with(tmp_path: Path, privacy: str) -> Settings:
@@ -116,6 +161,14 @@ def test_a_bad_privacy_table_names_the_key(tmp_path: Path, privacy: str, key: st
     ("text 06 39 98 69 55 please", "text <PHONE> please"),
     ("account 3305 4232 sort code 60-16-13", "account <ACCOUNT> sort code 60-16-13"),
     ("card ending 4242, ZIP 10001-0001", "card ending 4242, ZIP 10001-0001"),
+    ("ｈｉ　card ６０１１．１１１１．１１１１．１１１７！ thanks", "ｈｉ　card <CARD>！ thanks"),  # the original span goes
+    ("iban DE89\u00a03704\u202f0044/0532.0130\u200900 ok", "iban <IBAN> ok"),
+    ("call ＋４４（０）２０－７９４６－０９５８ or 06.39.98.69.55", "call <PHONE> or <PHONE>"),
+    ("Kontonummer 12.34.56.789, rekening 0532\u2007013\u2007000", "Kontonummer <ACCOUNT>, rekening <ACCOUNT>"),
+    ("router 192.168.100.254, build 10.0.19045.3803, order 302-5419962-7483544",
+     "router 192.168.100.254, build 10.0.19045.3803, order 302-5419962-7483544"),
+    ("paid 1.234,56 € on 12.03.2024 at 14:30, 03/12/2024, ISBN 978-0-306-40615-7",
+     "paid 1.234,56 € on 12.03.2024 at 14:30, 03/12/2024, ISBN 978-0-306-40615-7"),
 ])
 def test_redaction_edge_cases(text: str, expected: str) -> None:
     assert redact(text)[0] == expected
