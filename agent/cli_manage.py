@@ -119,14 +119,23 @@ def logs_export(ctx: click.Context, output: str) -> None:
               help="CSV label,description: the labels, described in one line each (enough to start, zero-shot).")
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--label-column", default="label", show_default=True)
-@click.option("--faq", type=click.Path(dir_okay=False, path_type=Path), help="CSV with id,question,answer[,label].")
+@click.option("--faq", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV/JSONL of questions and answers (and ids, labels); it may be the --examples file.")
+@click.option("--faq-question-column", metavar="NAME", help="The FAQ's question column  [default: question, in any case]")
+@click.option("--faq-answer-column", metavar="NAME", help="The FAQ's answer column  [default: answer, in any case]")
+@click.option("--faq-id-column", metavar="NAME",
+              help="The FAQ's id column  [default: id, in any case; without one, ids are faq-0001, faq-0002, ...]")
+@click.option("--faq-label-column", metavar="NAME",
+              help="The FAQ's label column  [default: --label-column when --faq is the --examples file, else label; optional]")
 @click.option("--name", help="Plugin name (default: the folder name).")
 @click.option("--force", is_flag=True, help="Write into a non-empty folder.")
 @click.option("--no-build", is_flag=True, help="Do not build the index and head now.")
 @click.option("--from", "source", metavar="PLUGIN", help="Copy this plugin (a bundled one, say) to edit it.")
 @click.pass_context
 def new_plugin(ctx: click.Context, folder: Path, role: str, examples: Path | None, labels: Path | None, text_column: str,
-               label_column: str, faq: Path | None, name: str | None, force: bool, no_build: bool, source: str | None) -> None:
+               label_column: str, faq: Path | None, faq_question_column: str | None, faq_answer_column: str | None,
+               faq_id_column: str | None, faq_label_column: str | None, name: str | None, force: bool, no_build: bool,
+               source: str | None) -> None:
     """Create a working plugin in FOLDER: from your labels and examples, or a commented sample to edit.
 
     A bare NAME (no '/') goes to the plugins folder of the home, where the agent finds it.
@@ -134,7 +143,7 @@ def new_plugin(ctx: click.Context, folder: Path, role: str, examples: Path | Non
     from shlex import quote
 
     from agent.runtime import example_rows
-    from agent.scaffold import scaffold, slug
+    from agent.scaffold import FaqColumns, scaffold, slug
 
     settings = make_settings(ctx)
     if len(folder.parts) == 1 and not folder.exists():
@@ -156,7 +165,10 @@ def new_plugin(ctx: click.Context, folder: Path, role: str, examples: Path | Non
             raise click.UsageError("--from copies a whole plugin; it does not go with --examples, --labels or --faq")
         manifest = copy_plugin(plugin_folder(settings, source), folder, plugin_name, force)
     else:
-        manifest = scaffold(folder, role, name, examples, labels, faq, text_column, label_column, force)
+        faq_columns = FaqColumns(faq_question_column, faq_answer_column, faq_id_column, faq_label_column)
+        if faq is None and faq_columns != FaqColumns():
+            raise click.UsageError("the --faq-*-column options name columns of the --faq file; add --faq FILE")
+        manifest = scaffold(folder, role, name, examples, labels, faq, text_column, label_column, force, faq_columns)
     click.echo(f"wrote {short(manifest.parent)}/: {', '.join(sorted(p.name for p in manifest.parent.iterdir()))}")
     if not no_build:
         rt = make_agent(ctx).load_runtime(manifest)

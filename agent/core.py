@@ -206,16 +206,17 @@ class Agent:
             raise result
         return result
 
-    def replies(self, messages: Sequence["Message"], log: bool = True) -> list["Reply | AgentError"]:
+    def replies(self, messages: Sequence["Message"], log: bool = True, picks: bool = True) -> list["Reply | AgentError"]:
         """Answer messages in order as one batch (one encoder call for all); a bad message yields its error.
 
-        Turns of one conversation see each other's `/use`; with `log=False` nothing is stored.
+        Turns of one conversation see each other's `/use`; with `log=False` nothing is stored. With
+        `picks` off (a replay), "2" after a turn that offered two labels is a message like any other.
         Batched stages (encode, route, classify) are timed for the batch and shared out evenly.
         """
         runtimes, encoder, _ = self.runtimes, self.encoder, self.observers  # loaded once, outside the turn's timings
         self.refresh()
         start = time.perf_counter()
-        out: list[Reply | AgentError | Turn] = [self._begin_or_error(m) for m in messages]
+        out: list[Reply | AgentError | Turn] = [self._begin_or_error(m, picks) for m in messages]
         turns = [t for t in out if isinstance(t, Turn)]
         if turns:
             self._run(turns, runtimes, encoder, log)
@@ -225,10 +226,10 @@ class Agent:
                 item.reply.timings_ms = {**{k: round(v, 3) for k, v in item.timings.items()}, "total": round(total, 3)}
         return [item.reply if isinstance(item, Turn) else item for item in out]  # type: ignore[misc]
 
-    def _begin_or_error(self, message: "Message") -> "Turn | Reply | AgentError":
+    def _begin_or_error(self, message: "Message", picks: bool = True) -> "Turn | Reply | AgentError":
         """A Turn to answer, the reply to a bare '/use NAME', or the message's error."""
         try:
-            turn = self._begin(message.text, message.conversation_id, message.plugin)
+            turn = self._begin(message.text, message.conversation_id, message.plugin, picks)
             turn.user = guard.conversation_id(message.user) or turn.conversation_id
         except AgentError as exc:
             return exc
@@ -287,14 +288,14 @@ class Agent:
         """Names of the discovered responder plugins (no model is loaded)."""
         return [m.name for m in self.manifests if m.role == "responder"]
 
-    def _begin(self, text: str | bytes, conversation_id: str | None, plugin: str | None) -> Turn:
+    def _begin(self, text: str | bytes, conversation_id: str | None, plugin: str | None, picks: bool = True) -> Turn:
         """Clean the text, handle '/use NAME', and start a Turn."""
         cleaned = guard.clean(text, self.settings.max_chars)
         conversation_id = guard.conversation_id(conversation_id) or uuid.uuid4().hex[:12]
         use, cleaned = parse_use(cleaned)
         if use is not None:
             self._forced[conversation_id] = self._responder(use)
-        picked = self._picked(cleaned, conversation_id) if use is None else None
+        picked = self._picked(cleaned, conversation_id) if use is None and picks else None
         forced = self._forced.get(conversation_id) or (self._responder(plugin) if plugin else None)
         return Turn(cleaned, conversation_id, picked.plugin if picked else forced, picked=picked)
 

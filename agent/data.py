@@ -29,6 +29,11 @@ def read_rows(path: Path, required: list[str], hint: str = "") -> list[dict[str,
 
 def iter_rows(path: Path, required: list[str], hint: str = "") -> Iterator[dict[str, str]]:
     """Stream rows of a CSV (.csv/.tsv) or JSONL (.jsonl/.json) file."""
+    return (row for _, row in numbered_rows(path, required, hint))
+
+
+def numbered_rows(path: Path, required: list[str], hint: str = "") -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, row) per row, as iter_rows; the line is where the row ends (a quoted value may span lines)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found; check the path (a CSV/JSONL with the columns {required})")
@@ -36,6 +41,17 @@ def iter_rows(path: Path, required: list[str], hint: str = "") -> Iterator[dict[
         yield from _iter_jsonl(path, required)
     else:
         yield from _iter_csv(path, required, hint)
+
+
+def columns(path: Path) -> list[str]:
+    """The column names of a CSV/TSV (its header) or JSONL file (the keys of its first object); [] when empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the path")
+    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        return list(next(_iter_jsonl(path, []), (0, {}))[1])
+    reader = csv.reader(_open_text(path), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    return [c.strip() for c in next(reader, [])]
 
 
 def _open_text(path: Path) -> io.TextIOWrapper:
@@ -51,7 +67,7 @@ def _open_text(path: Path) -> io.TextIOWrapper:
     return io.StringIO(text, newline="")
 
 
-def _iter_csv(path: Path, required: list[str], hint: str) -> Iterator[dict[str, str]]:
+def _iter_csv(path: Path, required: list[str], hint: str) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a CSV with a header row."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     reader = csv.DictReader(_open_text(path), delimiter=delimiter)
@@ -65,10 +81,10 @@ def _iter_csv(path: Path, required: list[str], hint: str) -> Iterator[dict[str, 
             raise DataError(f"{path}:{reader.line_num}: more fields than the header {found}; "
                             "quote values that contain commas")
         row = {(k or "").strip(): v for k, v in row.items()}
-        yield _check(path, reader.line_num, row, required)
+        yield reader.line_num, _check(path, reader.line_num, row, required)
 
 
-def _iter_jsonl(path: Path, required: list[str]) -> Iterator[dict[str, str]]:
+def _iter_jsonl(path: Path, required: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a JSON-lines file, one object per line."""
     for n, line in enumerate(_open_text(path), start=1):
         if not line.strip():
@@ -86,7 +102,7 @@ def _iter_jsonl(path: Path, required: list[str]) -> Iterator[dict[str, str]]:
         missing = [c for c in required if c not in obj]
         if missing:
             raise DataError(f"{path}:{n}: missing key(s) {missing}; each line needs {required}")
-        yield _check(path, n, {k: "" if v is None else str(v) for k, v in obj.items()}, required)
+        yield n, _check(path, n, {k: "" if v is None else str(v) for k, v in obj.items()}, required)
 
 
 def _check(path: Path, line: int, row: dict[str, str | None], required: list[str]) -> dict[str, str]:

@@ -24,19 +24,43 @@ def decode(data: bytes | str) -> str:
 
 def clean(text: bytes | str, max_chars: int) -> str:
     """Normalise a message, or raise InputError saying why it cannot be one."""
-    text = unicodedata.normalize("NFC", decode(text))
-    text = _CONTROL.sub(" ", text.replace("\t", " "))
-    text = " ".join(text.split())
-    if not text:
+    raw = unicodedata.normalize("NFC", decode(text))
+    text = " ".join(_CONTROL.sub(" ", raw.replace("\t", " ")).split())
+    if not raw.strip():
         raise InputError("the message is empty; type a question, e.g. agent ask \"how do I block my card?\"")
     if len(text) > max_chars:
         raise InputError(f"the message is {len(text):,} characters; the limit is {max_chars:,}. "
                          "Shorten it, or raise the limit with AGENT_MAX_CHARS")
-    junk = sum(ch == "\ufffd" or unicodedata.category(ch) in ("Co", "Cn", "Cs") for ch in text)
-    readable = sum(ch.isalnum() for ch in text)
-    if junk > 0.2 * len(text) or readable == 0:
+    if not looks_like_text(raw):
         raise InputError("the message does not look like text (binary data or invalid UTF-8); send plain UTF-8 text")
     return text
+
+
+def looks_like_text(text: str) -> bool:
+    """False for junk: nothing visible, or over a fifth of the non-space characters junk; punctuation, emoji, any script pass."""
+    shown = [ch for ch in text if not ch.isspace()]
+    junk = sum(_is_junk(ch) for ch in shown)
+    return junk <= JUNK_SHARE * len(shown) and any(_is_visible(ch) for ch in shown)
+
+
+JUNK_SHARE = 0.2
+_EMOJI_BLOCKS = range(0x1F000, 0x1FC00)
+_APPLE_LOGO = "\uf8ff"  # private use, but a Mac keyboard types it (Option-Shift-K)
+
+
+def _typed(ch: str) -> bool:
+    """Typed by people whatever its category says: the Apple logo, or an emoji too new for this Python (it reads as Cn)."""
+    return ord(ch) in _EMOJI_BLOCKS or ch == _APPLE_LOGO
+
+
+def _is_junk(ch: str) -> bool:
+    """A character no keyboard or phone produces in text: U+FFFD, controls, private use, surrogates, unassigned."""
+    return not _typed(ch) and (ch == "\ufffd" or unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn"))
+
+
+def _is_visible(ch: str) -> bool:
+    """A letter, digit, punctuation mark or symbol (emoji included)."""
+    return unicodedata.category(ch)[0] in "LNPS" or _typed(ch)
 
 
 def conversation_id(value: Any) -> str | None:

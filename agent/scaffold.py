@@ -5,11 +5,22 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent import templates as T
-from agent.data import read_rows
+from agent.data import columns, numbered_rows, read_rows
 from agent.errors import PluginError
+
+
+@dataclass
+class FaqColumns:
+    """The FAQ's column names; None: found by the usual name in any case (see `_faq_columns`)."""
+
+    question: str | None = None
+    answer: str | None = None
+    id: str | None = None
+    label: str | None = None
 
 
 def slug(name: str) -> str:
@@ -43,7 +54,7 @@ def _inputs_only(folder: str, names: list[str]) -> list[str]:
 
 def scaffold(dest: Path, role: str = "responder", name: str | None = None, examples: Path | None = None,
              labels: Path | None = None, faq: Path | None = None, text_column: str = "text",
-             label_column: str = "label", force: bool = False) -> Path:
+             label_column: str = "label", force: bool = False, faq_columns: FaqColumns | None = None) -> Path:
     """Write DEST/plugin.toml, its data files, hooks.py and test_NAME.py; return the manifest path.
 
     With neither `examples` nor `labels`, the data are commented samples to replace; otherwise the
@@ -62,7 +73,7 @@ def scaffold(dest: Path, role: str = "responder", name: str | None = None, examp
     else:
         described, rows = _read_labels(labels), _read_examples(examples, text_column, label_column)
         described = _merge_labels(described, rows, labels, examples)
-        faq_rows = _read_faq(faq, set(described)) if faq else []
+        faq_rows = _read_faq(faq, set(described), _faq_columns(faq, faq_columns, examples, label_column)) if faq else []
         source = ", ".join(p.name for p in (labels, examples, faq) if p)
         cases = _cases(rows or [(d, lab) for lab, d in described.items() if d])
     dest.mkdir(parents=True, exist_ok=True)
@@ -116,13 +127,25 @@ def _read_labels(path: Path | None) -> dict[str, str]:
 
 
 def _read_examples(path: Path | None, text_column: str, label_column: str) -> list[tuple[str, str]]:
-    """(text, label) rows of a labelled CSV/JSONL."""
+    """(text, label) rows of a labelled CSV/JSONL; the columns are matched in any case ('Text' is text)."""
     if path is None:
         return []
+    found = columns(path)
+    text_column = _column(path, found, text_column) or text_column
+    label_column = _column(path, found, label_column) or label_column
     rows = read_rows(path, [text_column, label_column], "pass --text-column / --label-column to name the columns")
     if not rows:
         raise PluginError(f"{path}: no rows; a plugin needs labelled examples (or only --labels)")
     return [(r[text_column], r[label_column]) for r in rows]
+
+
+def _column(path: Path, found: list[str], wanted: str, option: str | None = None) -> str | None:
+    """The column named `wanted` (exactly, else in any case); None if absent, or an error naming `option` when given."""
+    match = next((c for c in found if c == wanted), None) or next((c for c in found if c.casefold() == wanted.casefold()), None)
+    if match is None and option is not None:
+        raise PluginError(f"{path}: no column '{wanted}' (in any case) among the columns found, {found}; "
+                          f"pass {option} NAME to say which column holds it")
+    return match
 
 
 def _merge_labels(described: dict[str, str], rows: list[tuple[str, str]], labels: Path | None,
@@ -138,16 +161,45 @@ def _merge_labels(described: dict[str, str], rows: list[tuple[str, str]], labels
     return merged
 
 
-def _read_faq(src: Path, labels: set[str]) -> list[tuple[str, str, str, str]]:
-    """FAQ rows (id, question, answer, label) from a CSV; a label must be one of the plugin's."""
-    rows = read_rows(src, ["id", "question", "answer"], "the FAQ file needs columns id, question, answer (label optional)")
-    out = []
-    for line, row in enumerate(rows, start=2):
-        label = row.get("label") or ""
+def _faq_columns(src: Path, given: FaqColumns | None, examples: Path | None, label_column: str) -> FaqColumns:
+    """The FAQ's columns: those given, else the usual names in any case (the label: the examples' when it is that file)."""
+    given, found = given or FaqColumns(), columns(src)
+    same = examples is not None and Path(examples).resolve() == Path(src).resolve()
+    label = given.label or (label_column if same else "label")
+    return FaqColumns(
+        question=_column(src, found, given.question or "question", "--faq-question-column"),
+        answer=_column(src, found, given.answer or "answer", "--faq-answer-column"),
+        id=_column(src, found, given.id, "--faq-id-column") if given.id else _column(src, found, "id"),
+        label=_column(src, found, given.label, "--faq-label-column") if given.label
+        else _column(src, found, label, "--label-column" if same else None))
+
+
+def _read_faq(src: Path, labels: set[str], cols: FaqColumns) -> list[tuple[str, str, str, str]]:
+    """FAQ rows (id, question, answer, label), ids faq-0001... when none; unknown labels, repeated ids or questions refused."""
+    assert cols.question and cols.answer
+    required = [cols.question, cols.answer, *([cols.id] if cols.id else [])]
+    rows = list(numbered_rows(src, required, "fill in every question and answer, or delete the line"))
+    width = max(4, len(str(len(rows))))
+    out: list[tuple[str, str, str, str]] = []
+    seen_ids: dict[str, int] = {}
+    seen_questions: dict[str, int] = {}
+    for n, (line, row) in enumerate(rows, start=1):
+        entry_id = row[cols.id] if cols.id else f"faq-{n:0{width}d}"
+        label = row.get(cols.label, "") if cols.label else ""
         if label and label not in labels:
             raise PluginError(f"{src}:{line}: label '{label}' is not among the plugin's labels; fix the row")
-        out.append((row["id"], row["question"], row["answer"], label))
+        _once(seen_ids, entry_id, src, line, f"id '{entry_id}'", "give every row its own id")
+        _once(seen_questions, " ".join(row[cols.question].casefold().split()), src, line,
+              f"question '{row[cols.question][:60]}'", "keep one row per question")
+        out.append((entry_id, row[cols.question], row[cols.answer], label))
     return out
+
+
+def _once(seen: dict[str, int], key: str, src: Path, line: int, what: str, fix: str) -> None:
+    """Remember `key` at `line`, or refuse it when an earlier line had it."""
+    if key in seen:
+        raise PluginError(f"{src}:{line}: {what} is already on line {seen[key]}; {fix}")
+    seen[key] = line
 
 
 def _cases(rows: list[tuple[str, str]], limit: int = 10) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ through their entry point, and AGENT_LOAD_PLUGINS."""
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import json
 import os
@@ -191,3 +192,78 @@ def test_new_plugin_refuses_a_taken_name_and_clashes_are_warned(tmp_path: Path) 
     shutil.copytree(home / "plugins" / "returns", tmp_path / "extra" / "returns")
     listed = runner.invoke(cli, ["--home", str(home), "plugins"], env={**env, "AGENT_PLUGINS_PATH": str(tmp_path / "extra")})
     assert f"warning: {home / 'plugins' / 'returns'} is not used: name 'returns' is already taken" in listed.output
+
+
+BANK_FAQ = [  # a public-export-like FAQ: capitalised columns, no ids, the label in a column called Class
+    ("How do I block my card?", "Open the app, go to Cards and tap Freeze; the block is instant.", "cards"),
+    ("I lost my debit card. What should I do?", "Freeze the card in the app and order a new one under Cards > Replace.", "cards"),
+    ("How do I change my card PIN?", "You can change your PIN at any of our cash machines under PIN services.", "cards"),
+    ("When will my new card arrive?", "A new card arrives within 5 working days of the order.", "cards"),
+    ("How do I send money abroad?", "Choose Payments > International, add the recipient's IBAN and confirm.", "transfers"),
+    ("How long does a bank transfer take?", "Transfers in pounds arrive within 2 hours, international ones in 2 days.", "transfers"),
+    ("Can I cancel a transfer I already sent?", "A transfer can be cancelled in the app until it shows as Sent.", "transfers"),
+    ("What is my daily transfer limit?", "The daily limit is 10,000 pounds; raise it under Settings > Limits.", "transfers"),
+    ("How do I open a savings account?", "Tap Accounts > Open new > Savings; it takes about five minutes.", "accounts"),
+    ("How can I close my account?", "Call us or visit a branch; we move the balance to an account you name.", "accounts"),
+    ("Where can I find my statements?", "Statements for the last 7 years are under Accounts > Statements.", "accounts"),
+    ("How do I change my address?", "Update your address under Profile > Personal details.", "accounts"),
+]
+
+
+def bank_cli(tmp_path: Path, *args: str):
+    """`agent --device cpu ARGS` with a temporary home that sees only the plugins made under tmp_path/plugins."""
+    env = {"AGENT_HOME": str(tmp_path / "home"), "AGENT_PLUGINS_PATH": str(tmp_path / "plugins"),
+           "AGENT_LOAD_PLUGINS": "bank_faq"}
+    return CliRunner().invoke(cli, ["--device", "cpu", *args], env=env)
+
+
+def test_a_foreign_faq_export_makes_a_plugin_in_one_command(tmp_path: Path, encoder: Encoder) -> None:
+    faq = write_csv(tmp_path / "faq.csv", ["Question", "Answer", "Class"], BANK_FAQ)
+    folder = tmp_path / "plugins" / "bank_faq"
+    made = bank_cli(tmp_path, "new-plugin", str(folder), "--examples", str(faq), "--text-column", "Question",
+                    "--label-column", "Class", "--faq", str(faq))
+    assert made.exit_code == 0, made.output
+    assert "bank_faq: 3 labels, 12 examples" in made.output
+    with open(folder / "faq.csv", newline="", encoding="utf-8") as fh:
+        written = list(csv.DictReader(fh))
+    assert [r["id"] for r in written] == [f"faq-{n:04d}" for n in range(1, 13)]
+    assert [(r["question"], r["answer"], r["label"]) for r in written] == BANK_FAQ
+    for n in (1, 6, 11):  # one of its own questions per class: that entry's answer, with its class
+        question, answer, label = BANK_FAQ[n - 1]
+        reply = json.loads(bank_cli(tmp_path, "ask", "--plugin", "bank_faq", "--json", question).stdout)
+        assert (reply["text"], reply["label"], reply["answer_id"]) == (answer, label, f"faq-{n:04d}")
+    reply = json.loads(bank_cli(tmp_path, "ask", "--plugin", "bank_faq", "--json", "someone stole my debit card").stdout)
+    assert reply["label"] == "cards" and reply["answer_id"] in {"faq-0001", "faq-0002"}
+
+
+def test_faq_column_options_and_their_errors(tmp_path: Path) -> None:
+    examples = write_csv(tmp_path / "ex.csv", ["Text", "Label"], [(q, c) for q, _, c in BANK_FAQ])
+    faq = write_csv(tmp_path / "qa.csv", ["Ref", "Q", "A", "Kind"], [(f"r{i}", q, a, c) for i, (q, a, c) in enumerate(BANK_FAQ)])
+    folder = str(tmp_path / "plugins" / "bank_faq")
+    base = ("new-plugin", folder, "--examples", str(examples), "--faq", str(faq), "--no-build")
+    bad = bank_cli(tmp_path, *base)
+    assert bad.exit_code == 1 and f"{faq}: no column 'question'" in bad.output
+    assert "['Ref', 'Q', 'A', 'Kind']" in bad.output and "--faq-question-column" in bad.output
+    assert not (tmp_path / "plugins").exists()
+    named = ("--faq-question-column", "Q", "--faq-answer-column", "a", "--faq-id-column", "ref", "--faq-label-column", "Kind")
+    made = bank_cli(tmp_path, *base, *named)  # 'a' and 'ref' match whatever their case; Text/Label match text/label
+    assert made.exit_code == 0, made.output
+    with open(Path(folder) / "faq.csv", newline="", encoding="utf-8") as fh:
+        assert [(r["id"], r["label"]) for r in csv.DictReader(fh)][:2] == [("r0", "cards"), ("r1", "cards")]
+    assert 'label_column = "label"' in (Path(folder) / "plugin.toml").read_text()
+    unnamed = bank_cli(tmp_path, "new-plugin", str(tmp_path / "p2"), "--examples", str(examples), "--faq-id-column", "id")
+    assert unnamed.exit_code == 2 and "add --faq FILE" in unnamed.output
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ([("How do I pay?", "Like this", "a"), ("Bye?", "Bye", "b"), ("how do  I PAY?", "Other", "a")],
+     "dup.csv:4: question 'how do  I PAY?' is already on line 2"),
+    ([("How do I pay?", "Like this", "a"), ("Bye?", "", "b")], "dup.csv:3: empty value in column 'Answer'"),
+    ([("How do I pay?", "Like this", "a"), ("Bye?", "Bye", "c")], "dup.csv:3: label 'c' is not among the plugin's labels"),
+])
+def test_faq_rows_at_fault_are_named_by_line(tmp_path: Path, rows: list[tuple[str, str, str]], message: str) -> None:
+    examples = write_csv(tmp_path / "ex.csv", ["text", "label"], [("how do I pay", "a"), ("goodbye", "b")])
+    faq = write_csv(tmp_path / "dup.csv", ["Question", "Answer", "Class"], rows)
+    out = bank_cli(tmp_path, "new-plugin", str(tmp_path / "p"), "--examples", str(examples), "--faq", str(faq),
+                   "--faq-label-column", "Class", "--no-build")
+    assert out.exit_code == 1 and message in out.output and not (tmp_path / "p").exists()

@@ -157,3 +157,13 @@ def test_the_app_shows_the_choices_as_buttons_and_a_click_picks(tmp_path: Path, 
             assert [f["label"] for f in stored] == [offered[1]["label"]]
 
     asyncio.run(go())
+
+
+def test_a_replay_neither_picks_nor_learns(bank: Agent) -> None:
+    from agent.replay.engine import Batch, replay_batch
+    from agent.replay.inputs import ReplayTurn
+
+    first = replay_batch(bank, Batch(1, [ReplayTurn(1, "r1", TWO_THINGS)]), "", log=True)
+    second = replay_batch(bank, Batch(2, [ReplayTurn(2, "r1", "2")]), "", log=True)
+    assert first[0]["fallback_reason"] is not None and second[0]["fallback_reason"] is not None  # "2" alone is no question
+    assert not bank.store.query("SELECT * FROM feedback")

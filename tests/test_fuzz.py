@@ -7,7 +7,8 @@ the full goal with:
     AGENT_FUZZ_EXAMPLES=10000 python -m pytest -q tests/test_fuzz.py
 
 Runs are derandomized (the same inputs every time, so CI is stable); AGENT_FUZZ_RANDOM=1 draws fresh ones.
-Entry points: Agent.reply, load_manifest, the CSV/JSONL data readers and the replay input reader.
+Entry points: Agent.reply, load_manifest, the CSV/JSONL data readers and the replay input reader; and
+the other way round, whatever a person types (keyboard characters, emoticons, emoji) must pass as text.
 Values known to break parsers (4,400-digit ints, deep nesting, impossible dates) are drawn as short
 markers such as <<BIG_INT>> and expanded just before use, so a failing example prints readably.
 """
@@ -21,7 +22,9 @@ import json
 import math
 import os
 import shutil
+import string
 import traceback
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -32,12 +35,14 @@ import yaml
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
+from agent import guard
 from agent.core import Agent, Reply
 from agent.data import iter_rows, read_rows
 from agent.encoder import Encoder
 from agent.errors import AgentError
 from agent.manifest import Manifest, load_manifest
 from agent.replay.inputs import CSV_COLUMNS, BadLine, ReplayTurn, read_entries
+from agent.scenarios.monitor.feed import clean_text
 from agent.settings import PACKAGE_ROOT, Settings
 from conftest import EXAMPLES as SHOP_EXAMPLES
 from conftest import make_plugin
@@ -521,3 +526,40 @@ def test_replay_csv_survives_structured_rows(workdir: Path, suffix: str, header:
     header = ["text", *header] if add_text else header
     text = csv_text(header, rows, "\t" if suffix == ".tsv" else ",", how, newline)
     run_in(workdir, "input" + suffix, text.encode(codec, "replace"), lambda p: check_entries(p, "csv"))
+
+
+# ---- 5. what people type is text ------------------------------------------------------------------------------
+# Every character a keyboard types (US and UK layouts, with AltGr / Option) and common phone emoji; none is
+# "binary". Emoji newer than this Python's Unicode tables (🩷 🫨 from Unicode 15) are among them.
+KEYBOARD = string.printable.strip() + "£€¬¦¢¥§¶°±µ©®™«»¡¿–—…‘’“”„•·×÷¨´`^~ßæøåœéèêëàâäîïôöùûüçñÁÉÍÓÚÑ\uf8ff"
+EMOJI = ["👍", "👍🏽", "👎🏿", "❤️", "♥", "😂", "🤣", "😊", "🙂", "😉", "😍", "🥰", "😘", "😭", "😢", "😡", "😠", "🤔", "🙄", "😅",
+         "😎", "🤗", "🤷‍♀️", "🤦🏻‍♂️", "🙏", "🙏🏾", "👏", "🙌", "💪🏼", "👌", "✌️", "👋", "🔥", "✨", "🎉", "💯", "✅", "❌",
+         "⚠️", "💔", "👨‍👩‍👧", "👩‍❤️‍👨", "🏳️‍🌈", "🇬🇧", "🇪🇸", "🇯🇵", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "#️⃣", "1️⃣", "🩷", "🫨", "🫠", "😶‍🌫️"]
+EMOTICONS = [":)", ":-)", ":(", ":-(", ":D", "xD", ";)", ":P", ":'(", "^_^", "<3", "</3", "-_-", "o_O", ":/", "(╯°□°)╯︵ ┻━┻"]
+CLEANERS = [guard.clean, clean_text]
+VISIBLE = st.characters(categories=("L", "M", "N", "P", "S", "Zs"), exclude_characters="\ufffd")
+JUNK_CHAR = st.characters(categories=("Co", "Cn", "Cc"), exclude_characters="\uf8ff").filter(
+    lambda ch: not ch.isspace() and ord(ch) not in range(0x1F000, 0x1FC00)) | st.just("\ufffd")  # new emoji are Cn here
+
+
+@pytest.mark.parametrize("clean", CLEANERS)
+@pytest.mark.parametrize("text", [*KEYBOARD, KEYBOARD, *EMOJI, "".join(EMOJI), *EMOTICONS, "¿?", "…", "?!", "€50", "你好",
+                                  "مرحبا", "नमस्ते", "שלום", "こんにちは 😊"])
+def test_what_people_type_is_text(clean: Callable[[str, int], str], text: str) -> None:
+    assert clean(text, MAX_CHARS) == " ".join(unicodedata.normalize("NFC", text).split())
+
+
+@FUZZ
+@pytest.mark.parametrize("clean", CLEANERS)
+@given(text=st.text(VISIBLE, min_size=1, max_size=40).filter(lambda s: any(unicodedata.category(c)[0] in "LNPS" for c in s)))
+def test_any_visible_text_passes(clean: Callable[[str, int], str], text: str) -> None:
+    assert clean(text, MAX_CHARS)
+
+
+@FUZZ
+@pytest.mark.parametrize("clean", CLEANERS)
+@given(junk=st.text(JUNK_CHAR, min_size=1, max_size=40), text=st.text(VISIBLE, max_size=3))
+def test_mostly_junk_is_refused(clean: Callable[[str, int], str], junk: str, text: str) -> None:
+    # At least one junk character to at most three others: always over a fifth junk.
+    with pytest.raises((AgentError, ValueError), match="does not look like text"):
+        clean(junk + text, MAX_CHARS)

@@ -13,9 +13,10 @@ def test_clean_normalises_whitespace_and_controls() -> None:
     assert clean(b"caf\xc3\xa9", 100) == "café"
 
 
-def test_clean_refuses_punctuation_only_and_too_long() -> None:
+def test_clean_keeps_punctuation_only_refuses_junk_and_too_long() -> None:
+    assert clean("?!?! ...", 100) == "?!?! ..."
     with pytest.raises(InputError, match="does not look like text"):
-        clean("?!?! ...", 100)
+        clean("\ufffd\ufffd ?", 100)
     with pytest.raises(InputError, match="101 characters; the limit is 100"):
         clean("a" * 101, 100)
 

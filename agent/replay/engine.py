@@ -82,7 +82,7 @@ def replay_batch(agent: "Agent", batch: Batch, prefix: str, log: bool) -> list[d
     messages = [Message(t.text, prefix + t.conversation, t.forced) for t in batch.turns]
     start = time.perf_counter()
     try:
-        replies: list[Any] = agent.replies(messages, log=log)
+        replies: list[Any] = agent.replies(messages, log=log, picks=False)
     except AgentError:
         raise  # no plugin, a locked database: every turn would fail the same way
     except Exception:  # one turn broke the batch: answer one by one so only that turn fails
@@ -94,7 +94,7 @@ def replay_batch(agent: "Agent", batch: Batch, prefix: str, log: bool) -> list[d
 def _one(agent: "Agent", message: Any, log: bool) -> Any:
     """One message's reply, or its error as an AgentError."""
     try:
-        return agent.replies([message], log=log)[0]
+        return agent.replies([message], log=log, picks=False)[0]
     except AgentError as exc:
         return exc
     except Exception as exc:  # noqa: BLE001  (reported on the turn, the replay goes on)

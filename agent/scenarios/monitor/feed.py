@@ -19,6 +19,7 @@ from typing import IO, Callable, Iterator
 
 from agent import guard
 from agent.errors import InputError
+from agent.scenarios.monitor.config import ALL
 
 MAX_LINE_BYTES = 1 << 20  # a longer line is reported and skipped, never held in memory whole
 TIME_KEYS = ("timestamp", "time", "ts", "created_at", "date")
@@ -178,6 +179,8 @@ class Parser:
         stamp = parse_time(fields[key], key) if key else self.clock()
         source = fields.get("source")
         topic = fields.get("topic") or None
+        if topic == ALL:
+            raise ValueError(f"topic '{ALL}' is the series of every item, not a topic; name a topic or leave it out")
         if topic is not None and (not isinstance(topic, str) or self.topics is not None and topic not in self.topics):
             known = ", ".join(sorted(self.topics or ()))
             raise ValueError(f"topic {clean_source(topic)[:40]!r} is not one of: {known}; fix it or leave it out")
@@ -185,12 +188,12 @@ class Parser:
 
 
 def clean_text(text: str, max_chars: int) -> str:
-    """A feed item's text: normalised like a chat message, cut at `max_chars`; emoji-only posts are kept."""
-    text = " ".join(guard.decode(unicodedata.normalize("NFC", text)).translate(_SPACES).split())[:max_chars]
-    if not text:
+    """A feed item's text: normalised like a chat message, cut at `max_chars`; emoji or emoticons alone are kept."""
+    raw = guard.decode(unicodedata.normalize("NFC", text))
+    text = " ".join(raw.translate(_SPACES).split())[:max_chars]
+    if not raw.strip():
         raise ValueError('the "text" field is empty')
-    junk = sum(ch == "\ufffd" or unicodedata.category(ch) in ("Co", "Cn", "Cs") for ch in text)
-    if junk > 0.2 * len(text) or not any(ch.isalnum() or unicodedata.category(ch) == "So" for ch in text):
+    if not guard.looks_like_text(raw):
         raise ValueError('the "text" field does not look like text (binary data or invalid characters)')
     return text
 
