@@ -167,6 +167,16 @@ def test_window_lengths(value: object, seconds: float) -> None:
     ('[monitor]\nwindw = "1h"\n', "did you mean 'window'"),
     ('[topics]\nOther = "x"\n', "topics.Other"),
     ('[topics]\ncards = 3\n', "topics.cards"),
+    ('[topics]\nall = "every item"\n', "key 'topics.all' must be .*not 'other' or 'all'"),
+    ('[topics]\ncards = "x"\n[topics.shop]\ndelivery = "y"\n', r"key 'topics.cards' must be inside a domain table.*\(shop\)"),
+    ('[topics.bank]\ncards = "x"\n[topics.shop]\ncards = "y"\n', r"key 'topics.shop.cards' must be a name not already used in \[topics.bank\]"),
+    ('[topics.bank]\ncards = "x"\n[topics.shop]\n', "key 'topics.shop' must be a table with at least one topic"),
+    ('[topics.bank]\nall = "x"\n', "key 'topics.bank.all'"),
+    ('[topics.bank]\ncards = "x"\n[monitor]\ndomains = { order_tracking = "shop" }\n',
+     "key 'monitor.domains.order_tracking' must be one of the domains declared in \\[topics\\]: bank"),
+    ('[topics]\ncards = "x"\n[monitor]\ndomains = { order_tracking = "bank" }\n', "key 'monitor.domains' must be used with topics split"),
+    ('[topics.bank]\ncards = "x"\n[monitor]\ndomains = { "a b" = "bank" }\n', "key 'monitor.domains.a b' must be keyed by a plugin name"),
+    ('[monitor]\ntopic_coverage = 1.5\n', "monitor.topic_coverage"),
 ])
 def test_bad_monitor_settings_name_the_key(tmp_path: Path, table: str, message: str) -> None:
     (tmp_path / "plugin.toml").write_text('name = "s"\ndescription = "d"\nrole = "observer"\n'
@@ -179,6 +189,75 @@ def test_the_bundled_plugin_declares_topics_and_a_monitor() -> None:
     m = load_manifest(Path(__file__).resolve().parent.parent / "plugins" / "sentiment_monitor")
     assert m.role == "observer" and set(m.labels) == {"positive", "neutral", "negative"}
     assert len(m.tables["topics"]) >= 6 and m.tables["monitor"] is not None and m.tables["monitor"].label == "negative"
+    topics, config = m.tables["topics"], m.tables["monitor"]
+    assert "cards" in topics.domains["bank"] and "delivery" in topics.domains["shop"]
+    assert config.domains == {"customer_service": "bank", "order_tracking": "shop"} and 0.5 < config.topic_coverage <= 1
+
+
+def test_a_flat_topics_table_and_domain_tables_give_the_same_topics(tmp_path: Path) -> None:
+    head = 'name = "s"\ndescription = "d"\nrole = "observer"\nlabels = ["positive", "neutral", "negative"]\n'
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "plugin.toml").write_text(head + '[topics]\ncards = "Cards"\ndelivery = "Parcels"\n')
+    (tmp_path / "split").mkdir()
+    (tmp_path / "split" / "plugin.toml").write_text(head + '[topics.bank]\ncards = "Cards"\n[topics.shop]\ndelivery = "Parcels"\n'
+                                                    '[monitor]\ndomains = { order_tracking = "shop" }\n')
+    flat, split = (load_manifest(tmp_path / name) for name in ("flat", "split"))
+    assert dict(flat.tables["topics"]) == dict(split.tables["topics"]) == {"cards": "Cards", "delivery": "Parcels"}
+    assert flat.tables["topics"].domains == {} and split.tables["topics"].domains == {"bank": ["cards"], "shop": ["delivery"]}
+    assert flat.tables["monitor"] is None and split.tables["monitor"].domains == {"order_tracking": "shop"}
+
+
+def unit(*weights: float) -> list[float]:
+    """A unit vector in as many dimensions as weights."""
+    norm = sum(w * w for w in weights) ** 0.5
+    return [w / norm for w in weights]
+
+
+def test_topics_are_assigned_within_the_domain_of_each_item_and_below_threshold_go_to_other() -> None:
+    import numpy as np
+
+    from agent.scenarios.monitor.scorer import TopicIndex
+
+    index = TopicIndex(["cards", "fees", "delivery"], np.eye(3, dtype=np.float32), [0.6, 0.6, 0.7],
+                       {"bank": ["cards", "fees"], "shop": ["delivery"]})
+    near_delivery, near_cards = unit(0.3, 0.0, 1.0), unit(1.0, 0.2, 0.4)
+    rows = np.array([near_delivery, near_delivery, near_delivery, near_cards, near_cards, unit(1.0, 1.0, 1.0)], dtype=np.float32)
+    got = [t for t, _ in index.assign(rows, [None, "bank", "shop", "shop", "elsewhere", None])]
+    assert got == ["delivery", "other", "delivery", "other", "cards", "other"]
+    assert [t for t, _ in index.assign(rows[:1])] == ["delivery"]  # no domains given: all topics
+
+
+def test_calibrated_thresholds_follow_how_close_a_topics_own_examples_are() -> None:
+    import numpy as np
+
+    from agent.scenarios.monitor.scorer import calibrate
+
+    rng = np.random.default_rng(0)
+
+    def examples(spread: float, n: int = 20) -> np.ndarray:
+        v = np.eye(8)[0] + spread * rng.standard_normal((n, 8))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    tight, loose = calibrate(examples(0.1), 0.15, 0.98), calibrate(examples(0.6), 0.15, 0.98)
+    assert 0.8 < tight < 1.0 and 0.15 <= loose < tight - 0.3
+    assert calibrate(examples(0.6), 0.15, 0.5) > loose  # a lower coverage keeps fewer examples: a higher threshold
+    assert calibrate(examples(3.0), 0.15, 0.98) == 0.15  # never below the floor
+    assert calibrate(examples(0.1, n=5), 0.15, 0.98) == 0.15  # the description and 4 examples: too few to calibrate
+    assert calibrate(examples(0.1), 0.15, 0.0) == 0.15  # calibration off
+
+
+def test_the_windower_keeps_a_total_series_first() -> None:
+    w = Windower(60, total="all")
+    for stamp, topic, hit in [(0, "fees", True), (10, "app", False), (20, "fees", True), (70, "app", True)]:
+        closed = list(w.add(stamp, topic, hit))
+    assert [(x.topic, x.n, x.hits) for x in closed] == [("all", 3, 2), ("app", 1, 0), ("fees", 2, 2)]
+    assert [(x.topic, x.n, x.hits) for x in w.flush()] == [("all", 1, 1), ("app", 1, 1)]
+
+
+def test_a_feed_cannot_name_the_all_topics_series() -> None:
+    for topics in (None, {"app", "other"}):
+        (bad,) = parse_all("jsonl", b'{"text": "fees up", "topic": "all"}\n', topics)
+        assert isinstance(bad, BadLine) and "series of every item" in bad.reason
 
 
 from hypothesis import given, settings  # noqa: E402

@@ -280,6 +280,30 @@ def test_sentiment_panel_plots_the_running_feed_and_its_alerts(settings: Setting
     run(go())
 
 
+def test_sentiment_panel_shows_the_all_topics_series_first(settings: Settings, encoder) -> None:
+    agent = Agent(settings, encoder=encoder)
+    store = agent.store
+    [run_id] = store.insert("monitor_runs", [{"plugin": "sentiment_monitor", "label": "negative", "status": "done"}], ids=True)
+    shares = {"cards": [0.1, 0.2, 0.6], "fees": [0.2, 0.1, 0.7], "all": [0.15, 0.15, 0.65]}
+    store.insert("monitor_windows", [
+        {"run_id": run_id, "plugin": "sentiment_monitor", "topic": topic, "start": 60.0 * i, "end": 60.0 * (i + 1),
+         "n": 10 if topic == "all" else 30, "share": share} for topic, values in shares.items() for i, share in enumerate(values)])
+    store.insert("alerts", [{"run_id": run_id, "plugin": "sentiment_monitor", "topic": "all", "label": "negative",
+                             "share": 0.65, "baseline": 0.15, "window_end": 180.0, "message": "all topics spike"}])
+
+    async def go() -> None:
+        app = AgentApp(Session(settings, "cpu", agent=agent))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, app.ready.is_set)
+            await pilot.press("f7")
+            panel = app.query_one(SentimentPanel)
+            await until(pilot, lambda: "all topics" in text_of(panel.query_one("#sent-alerts")))
+            assert "▲ all topics 65% (baseline 15%)" in text_of(panel.query_one("#sent-alerts"))
+            assert list(sentiment(store).series) == ["all", "cards", "fees"]  # first, whatever its count of items
+
+    run(go())
+
+
 def test_plugin_panels_mount_in_the_side_panel(settings: Settings, plugin_root: Path, encoder) -> None:
     (plugin_root / "shop" / "hooks.py").write_text('''
 from textual.widgets import Static

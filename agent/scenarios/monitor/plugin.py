@@ -21,7 +21,7 @@ def register_tables(register: Any) -> None:
     from agent.scenarios.monitor.config import parse_monitor, parse_topics
 
     register("topics", lambda table, manifest: parse_topics(table))
-    register("monitor", lambda table, manifest: parse_monitor(table, manifest.labels))
+    register("monitor", lambda table, manifest: parse_monitor(table, manifest.labels, parse_topics(table)))
 
 
 @hookimpl
@@ -89,7 +89,8 @@ class _Topics:
 
 @hookimpl
 def observe(turns: list[Any], plugin: str, runtime: Any) -> None:
-    """Each turn's topic, and a flag (with the hand-off offered) when the watched label is strong."""
+    """Each turn's topic (among its answering plugin's domain, if mapped), and a flag (with the hand-off offered)
+    when the watched label is strong."""
     from agent.scenarios.monitor.chat import flag, with_handoff
 
     state = runtime.extensions.get(__name__)
@@ -99,7 +100,10 @@ def observe(turns: list[Any], plugin: str, runtime: Any) -> None:
     if topics is not None:
         import numpy as np
 
-        for turn, topic in zip(turns, topics.assign(np.concatenate([t.vector for t in turns]))):
+        from agent.scenarios.monitor.scorer import turn_domains
+
+        domains = turn_domains(runtime.manifest, [t.reply.plugin for t in turns])  # the answering plugin's topics
+        for turn, topic in zip(turns, topics.assign(np.concatenate([t.vector for t in turns]), domains)):
             turn.reply.annotations[plugin]["topic"] = topic[0]
     for turn in turns:
         note = turn.reply.annotations[plugin]

@@ -1,10 +1,11 @@
-"""`agent monitor --report`: per-topic trends of one run (windows, shares, baseline, state) and its alerts."""
+"""`agent monitor --report`: trends of one run over all topics and per topic (windows, shares, baseline, state), and its alerts."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import InputError
+from agent.scenarios.monitor.config import ALL, series_name
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,9 +35,11 @@ def run_row(store: "Store", plugin: str | None, run_id: int | None) -> dict[str,
 
 
 def trends(store: "Store", run_id: int, last: int = 16) -> list[dict[str, Any]]:
-    """One row per topic: items, watched share overall and in the latest window, baseline, state, sparkline, alerts."""
+    """One row per series, the all-topics one first, then each topic: items, watched share overall and in the
+    latest window, baseline, state, sparkline, alerts."""
     totals = {r["topic"]: r for r in store.query(
         "SELECT topic, COUNT(*) AS items FROM feed_items WHERE run_id = ? GROUP BY topic", [run_id])}
+    totals[ALL] = {"items": sum(r["items"] for r in totals.values())}
     windows: dict[str, list[dict[str, Any]]] = {}
     for w in store.query("SELECT * FROM monitor_windows WHERE run_id = ? ORDER BY start", [run_id]):
         windows.setdefault(w["topic"], []).append(w)
@@ -44,8 +47,10 @@ def trends(store: "Store", run_id: int, last: int = 16) -> list[dict[str, Any]]:
     for a in store.query("SELECT topic, COUNT(*) AS n FROM alerts WHERE run_id = ? GROUP BY topic", [run_id]):
         alerts[a["topic"]] = a["n"]
     out = []
-    for topic in sorted(set(totals) | set(windows)):
+    for topic in sorted(set(totals) | set(windows), key=lambda t: (t != ALL, t)):
         ws = windows.get(topic, [])
+        if topic == ALL and not ws:
+            continue  # a run stored before the all-topics series existed
         judged = [w for w in ws if w["state"] != "thin"]
         latest = ws[-1] if ws else None
         out.append({
@@ -72,13 +77,14 @@ def print_report(console: "Console", store: "Store", plugin: str | None, run_id:
                   f"{run['items'] or 0:,} items · {run['bad_lines'] or 0} bad lines · {run['alerts'] or 0} alerts · "
                   f"{run['items_per_s'] or 0:,.0f} items/s")
     label = run["label"] or "negative"
-    table = Table(title=f"{label} share per topic; trend: the last 16 judged windows")
+    table = Table(title=f"{label} share over all topics, then per topic; trend: the last 16 judged windows")
     for col in ("topic", "items", "share", "latest", "base", "z", "state", "trend", "alerts"):
         table.add_column(col, justify="left" if col in ("topic", "state", "trend") else "right", no_wrap=col == "trend")
     for r in trends(store, run["id"]):
         style = "bold red" if r["state"] in ("alert", "episode") else ("yellow" if r["state"] == "hot" else None)
-        table.add_row(r["topic"], f"{r['items']:,}", _pct(r["share"]), _pct(r["latest"]), _pct(r["baseline"]),
-                      "-" if r["z"] is None else f"{r['z']:.1f}", r["state"], r["trend"], str(r["alerts"]), style=style)
+        table.add_row(series_name(r["topic"]), f"{r['items']:,}", _pct(r["share"]), _pct(r["latest"]), _pct(r["baseline"]),
+                      "-" if r["z"] is None else f"{r['z']:.1f}", r["state"], r["trend"], str(r["alerts"]), style=style,
+                      end_section=r["topic"] == ALL)
     console.print(table)
     rows = alerts(store, run["id"])
     if rows:
@@ -86,7 +92,7 @@ def print_report(console: "Console", store: "Store", plugin: str | None, run_id:
         for col in ("id", "topic", "window start", "share", "baseline", "z", "items"):
             at.add_column(col)
         for a in rows:
-            at.add_row(str(a["id"]), a["topic"], _utc(a["window_start"]), _pct(a["share"]), _pct(a["baseline"]),
+            at.add_row(str(a["id"]), series_name(a["topic"]), _utc(a["window_start"]), _pct(a["share"]), _pct(a["baseline"]),
                        f"{a['z']:.1f}", f"{a['hits']}/{a['n']}", style="red")
         console.print(at)
 

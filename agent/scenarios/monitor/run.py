@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 from agent import guard
 from agent.errors import AgentError
-from agent.scenarios.monitor.config import OTHER
+from agent.scenarios.monitor.config import ALL, OTHER, series_name
 from agent.scenarios.monitor.feed import BOM, ROTATED, BadLine, FeedItem, Parser, raw_lines, sniff_format
 from agent.scenarios.monitor.scorer import Score, Scorer
 from agent.scenarios.monitor.trends import SpikeDetector, Window, Windower
@@ -59,7 +59,7 @@ class Summary:
 
 
 class Monitor:
-    """Scores items in batches, stores them, and judges each topic's windows as they close."""
+    """Scores items in batches, stores them, and judges each topic's windows (and all items') as they close."""
 
     def __init__(self, runtime: "PluginRuntime", store: "Store", source: str,
                  on_alert: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -67,7 +67,7 @@ class Monitor:
         self.scorer = Scorer(runtime)
         self.config = self.scorer.config
         self.detector = SpikeDetector(self.config)
-        self.windower = Windower(self.config.window)
+        self.windower = Windower(self.config.window, total=ALL)
         run_id = store.insert("monitor_runs", [{"plugin": runtime.name, "label": self.config.label, "source": source,
                                                 "started_at": _iso(time.time()), "status": "running"}], ids=True)[0]
         self.summary = Summary(run_id, runtime.name, source)
@@ -117,7 +117,7 @@ class Monitor:
     def _alert(self, w: Window) -> dict[str, Any]:
         """The stored form of an alert, with a one-line message."""
         label = self.config.label
-        message = (f"{w.topic}: {label} share {w.share:.0%} ({w.hits}/{w.n}) in the window from {_iso(w.start)} "
+        message = (f"{series_name(w.topic)}: {label} share {w.share:.0%} ({w.hits}/{w.n}) in the window from {_iso(w.start)} "
                    f"against a baseline of {w.baseline:.0%} (z = {w.z:.1f}), {self.config.consecutive} window(s) in a row")
         return {"run_id": self.summary.run_id, "plugin": self.runtime.name, "topic": w.topic, "label": label,
                 "raised_at": _iso(time.time()), "window_start": w.start, "window_end": w.end, "n": w.n, "hits": w.hits,

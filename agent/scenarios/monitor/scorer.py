@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from agent.data import read_rows
 from agent.errors import DataError
-from agent.scenarios.monitor.config import OTHER, MonitorConfig
+from agent.scenarios.monitor.config import OTHER, MonitorConfig, Topics
 
 if TYPE_CHECKING:
     import numpy as np
@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from agent.encoder import Encoder
     from agent.manifest import Manifest
     from agent.runtime import PluginRuntime
+
+
+TOPICS_FORMAT = 2  # saved topic indexes of an older layout (no thresholds) are rebuilt
+MIN_CALIBRATION = 5  # example sentences a topic needs for a threshold calibrated on them
 
 
 @dataclass
@@ -49,30 +53,67 @@ def topic_texts(m: "Manifest", column: str) -> dict[str, list[str]]:
 
 
 class TopicIndex:
-    """One unit centroid per topic (its description and examples, embedded by one encoder); nearest wins."""
+    """One unit centroid and one threshold per topic; an item goes to the nearest topic of its domain (all topics
+    when it has none), or to 'other' when it is less similar to that topic than the topic's threshold."""
 
-    def __init__(self, names: list[str], centroids: "np.ndarray", min_similarity: float) -> None:
-        self.names, self.centroids, self.min_similarity = names, centroids, min_similarity
+    def __init__(self, names: list[str], centroids: "np.ndarray", thresholds: Sequence[float],
+                 domains: dict[str, list[str]] | None = None) -> None:
+        self.names, self.centroids, self.thresholds = names, centroids, [float(t) for t in thresholds]
+        self.domains = domains or {}  # domain -> its topic names
 
     @classmethod
-    def build(cls, texts: dict[str, list[str]], encoder: "Encoder", min_similarity: float) -> "TopicIndex":
-        """Embed each topic's texts and keep their normalised mean."""
+    def build(cls, texts: dict[str, list[str]], encoder: "Encoder", floor: float, coverage: float = 0.0,
+              domains: dict[str, list[str]] | None = None) -> "TopicIndex":
+        """Embed each topic's texts; keep their normalised mean and the threshold calibrated on them."""
         import numpy as np
 
         names = list(texts)
-        rows = [encoder.encode(texts[name]).mean(axis=0) for name in names]
-        centroids = np.array(rows, dtype=np.float32).reshape(len(names), encoder.dim)
+        embedded = [encoder.encode(texts[name]) for name in names]
+        centroids = np.array([v.mean(axis=0) for v in embedded], dtype=np.float32).reshape(len(names), encoder.dim)
         norms = np.linalg.norm(centroids, axis=1, keepdims=True)
-        return cls(names, centroids / np.maximum(norms, 1e-9), min_similarity)
+        return cls(names, centroids / np.maximum(norms, 1e-9), [calibrate(v, floor, coverage) for v in embedded], domains)
 
-    def assign(self, vectors: "np.ndarray") -> list[tuple[str, float]]:
-        """(topic, cosine) per row; 'other' when no topic is close enough or none is declared."""
+    def assign(self, vectors: "np.ndarray", domains: Sequence[str | None] | None = None) -> list[tuple[str, float]]:
+        """(topic, cosine) per row, among the topics of the row's domain; 'other' below the topic's threshold."""
+        import numpy as np
+
         if not self.names:
             return [(OTHER, 0.0)] * len(vectors)
         sims = vectors @ self.centroids.T
+        if domains is not None and self.domains:
+            masks = {d: np.array([d not in self.domains or n in self.domains[d] for n in self.names]) for d in set(domains)}
+            sims = np.where(np.stack([masks[d] for d in domains]), sims, -np.inf)
         best = sims.argmax(axis=1)
-        return [(self.names[j] if sims[i, j] >= self.min_similarity else OTHER, round(float(sims[i, j]), 4))
+        return [(self.names[j] if sims[i, j] >= self.thresholds[j] else OTHER, round(float(sims[i, j]), 4))
                 for i, j in enumerate(best)]
+
+
+def calibrate(vectors: "np.ndarray", floor: float, coverage: float) -> float:
+    """The similarity that `coverage` of a topic's own texts reach to the centroid of the rest (leave one out),
+    never below `floor`; `floor` alone when calibration is off or the topic has too few examples."""
+    import numpy as np
+
+    if coverage <= 0.0 or len(vectors) < MIN_CALIBRATION + 1:  # the description plus its examples
+        return floor
+    rest = vectors.sum(axis=0, keepdims=True) - vectors
+    rest /= np.maximum(np.linalg.norm(rest, axis=1, keepdims=True), 1e-9)
+    held_out = (rest * vectors).sum(axis=1)
+    return max(floor, round(float(np.quantile(held_out, 1.0 - coverage)), 4))
+
+
+def build_topics(manifest: "Manifest", encoder: "Encoder") -> TopicIndex:
+    """The plugin's topic index in this encoder's space, with the thresholds and domains its tables declare."""
+    config = manifest.tables.get("monitor") or MonitorConfig()
+    topics = manifest.tables.get("topics") or Topics({})
+    return TopicIndex.build(topic_texts(manifest, config.topic_column), encoder, config.min_topic_similarity,
+                            config.topic_coverage, topics.domains)
+
+
+def turn_domains(manifest: "Manifest", plugins: Sequence[str | None]) -> list[str | None]:
+    """The topic domain of each chat turn, from the plugin that answered it ([monitor] domains; None: all topics)."""
+    config = manifest.tables.get("monitor")
+    mapping = config.domains if config is not None else {}
+    return [mapping.get(p) if p else None for p in plugins]
 
 
 class Scorer:
@@ -99,8 +140,7 @@ class Scorer:
         if self._topics is None or self._topics_for is not self.encoder:
             m, shared = self.runtime.manifest, self.encoder is self.runtime.encoder
             saved = chat_topics(m, self.encoder, self.runtime.index_dir, self.runtime.notify) if shared else None
-            self._topics = saved or TopicIndex.build(topic_texts(m, self.config.topic_column), self.encoder,
-                                                     self.config.min_topic_similarity)
+            self._topics = saved or build_topics(m, self.encoder)
             self._topics_for = self.encoder
         return self._topics
 
@@ -137,8 +177,9 @@ def chat_topics(manifest: "Manifest", encoder: "Encoder", index_dir: Path,
                 notify: Callable[[str], None] | None = None) -> TopicIndex | None:
     """Topic centroids in the shared encoder's space, for a plugin with [topics] (None without).
 
-    They are saved in the plugin's index folder and rebuilt only when the topics, their examples or
-    the encoder change, so a one-shot `agent ask` does not re-encode them.
+    They are saved (with their thresholds) in the plugin's index folder and rebuilt only when the
+    plugin.toml, the topics' examples or the encoder change, so a one-shot `agent ask` does not
+    re-encode them.
     """
     import json
 
@@ -148,13 +189,14 @@ def chat_topics(manifest: "Manifest", encoder: "Encoder", index_dir: Path,
     if not (manifest.tables.get("topics") or {}):
         return None
     column = manifest.tables.get("monitor").topic_column if manifest.tables.get("monitor") else "topic"
-    threshold = manifest.tables.get("monitor").min_topic_similarity if manifest.tables.get("monitor") else 0.15
     texts = topic_texts(manifest, column)
-    expect = {"encoder": encoder.fingerprint, "data_hash": file_hash(manifest.path, extra=json.dumps(texts))}
+    expect = {"encoder": encoder.fingerprint, "data_hash": file_hash(manifest.path, extra=json.dumps(texts)),
+              "format": TOPICS_FORMAT}
 
     def build() -> tuple["np.ndarray", dict[str, Any]]:
-        built = TopicIndex.build(texts, encoder, threshold)
-        return built.centroids, {"ids": built.names, "labels": built.names}
+        built = build_topics(manifest, encoder)
+        return built.centroids, {"ids": built.names, "labels": built.names, "thresholds": built.thresholds,
+                                 "domains": built.domains}
 
     saved = ensure_index(index_dir, "topics", expect, build, notify)
-    return TopicIndex(list(saved.ids), saved.vectors(), threshold)
+    return TopicIndex(list(saved.ids), saved.vectors(), saved.meta["thresholds"], saved.meta.get("domains"))

@@ -1,6 +1,9 @@
 """Windows per topic, an EWMA baseline of the watched label's share, and the spike test.
 
-The method, per topic:
+Besides the topics, the monitor keeps the series `all` of every item: a rise spread over many
+topics, each too thin to judge or too small to pass the test on its own, shows there.
+
+The method, per topic (and for `all`, just the same):
   * Items fall into fixed windows of `window` seconds (by their timestamp). A window is judged
     when a later item shows that it is over (or at the end of a feed), if it holds `min_items`.
   * The baseline is the pooled share of the first `warmup` judged windows, then an EWMA
@@ -137,16 +140,17 @@ def binom_sf(k: int, n: int, p: float) -> float:
 
 
 class Windower:
-    """Counts items per topic in the current window; yields the windows a newer item closes."""
+    """Counts items per topic in the current window (and every item under `total`, when given); yields the
+    windows a newer item closes."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+    def __init__(self, seconds: float, total: str | None = None) -> None:
+        self.seconds, self.total = seconds, total
         self.index: int | None = None
         self.counts: dict[str, list[int]] = {}  # topic -> [n, hits]
         self.late = 0  # items older than the current window, counted in it
 
     def add(self, timestamp: float, topic: str, hit: bool) -> Iterator[Window]:
-        """Count one item; first yield the windows it closes (every topic's, in name order)."""
+        """Count one item; first yield the windows it closes (the total's, then every topic's in name order)."""
         index = int(timestamp // self.seconds)
         if self.index is None:
             self.index = index
@@ -155,16 +159,17 @@ class Windower:
             self.index = index
         elif index < self.index:
             self.late += 1
-        n_hits = self.counts.setdefault(topic, [0, 0])
-        n_hits[0] += 1
-        n_hits[1] += int(hit)
+        for series in (topic, self.total) if self.total is not None else (topic,):
+            n_hits = self.counts.setdefault(series, [0, 0])
+            n_hits[0] += 1
+            n_hits[1] += int(hit)
 
     def flush(self) -> Iterator[Window]:
-        """Close the current window (at the end of a feed, or when a newer item arrives)."""
+        """Close the current window (at the end of a feed, or when a newer item arrives): the total first."""
         if self.index is None:
             return
         start = self.index * self.seconds
-        for topic in sorted(self.counts):
+        for topic in sorted(self.counts, key=lambda t: (t != self.total, t)):
             n, hits = self.counts[topic]
             yield Window(topic, start, start + self.seconds, n, hits)
         self.counts = {}

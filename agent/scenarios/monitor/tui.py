@@ -1,4 +1,4 @@
-"""The monitor in the chat app: the side panel (watched share per topic over time, latest alerts), read
+"""The monitor in the chat app: the side panel (watched share over all topics and per topic over time, latest alerts), read
 from the log every 2 s while shown, and `/monitor FEED [--follow]` running a feed in a worker."""
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, Static
 
+from agent.scenarios.monitor.config import ALL, series_name
+
 if TYPE_CHECKING:
     from agent.store import Store
 
 MAX_SERIES = 48  # windows per topic in the plot
-MAX_TOPICS = 5  # topics plotted (those with the most items)
+MAX_TOPICS = 5  # topics plotted (those with the most items), after the series of all topics
 EVERY = 2.0  # seconds between reads of the monitor tables while the panel is shown
 
 
@@ -31,7 +33,7 @@ class Sentiment:
     label: str = ""
     status: str = ""
     items: int = 0
-    series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # topic -> [(window end, share)]
+    series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # topic -> [(window end, share)], 'all' first
     alerts: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -45,7 +47,7 @@ def sentiment(store: "Store") -> Sentiment:
     totals: dict[str, int] = {}
     for r in rows:
         totals[r["topic"]] = totals.get(r["topic"], 0) + int(r["n"] or 0)
-    keep = sorted(totals, key=lambda t: -totals[t])[:MAX_TOPICS]
+    keep = ([ALL] if ALL in totals else []) + sorted((t for t in totals if t != ALL), key=lambda t: -totals[t])[:MAX_TOPICS]
     series = {t: [(float(r["end"]), float(r["share"])) for r in rows if r["topic"] == t][-MAX_SERIES:] for t in keep}
     alerts = store.query("SELECT topic, share, baseline, window_end, message FROM alerts WHERE run_id = ? "
                          "ORDER BY id DESC LIMIT 5", [run["id"]])
@@ -54,7 +56,7 @@ def sentiment(store: "Store") -> Sentiment:
 
 
 class SentimentPanel(Vertical):
-    """Negative share per topic over time (the latest monitor run) and the latest alerts."""
+    """Negative share over all topics, then per topic, over time (the latest monitor run), and the latest alerts."""
 
     def compose(self) -> ComposeResult:
         from textual_plotext import PlotextPlot
@@ -98,11 +100,11 @@ class SentimentPanel(Vertical):
         t0 = min((pts[0][0] for pts in data.series.values() if pts), default=0.0)
         for topic, pts in data.series.items():
             if pts:
-                plt.plot([(end - t0) / 60 for end, _ in pts], [share for _, share in pts], label=topic[:12])
+                plt.plot([(end - t0) / 60 for end, _ in pts], [share for _, share in pts], label=series_name(topic)[:12])
         plt.ylim(0, 1)
         plt.xlabel("minutes")
         widget.refresh()
-        lines = [f"[red]▲ {escape(a['topic'])}[/] {a['share']:.0%} (baseline {a['baseline']:.0%})" for a in data.alerts]
+        lines = [f"[red]▲ {escape(series_name(a['topic']))}[/] {a['share']:.0%} (baseline {a['baseline']:.0%})" for a in data.alerts]
         self.query_one("#sent-alerts", Static).update("\n".join(lines) or "[dim]no alerts[/]")
 
 
