@@ -18,13 +18,13 @@ How a number is classified:
   but a '+' or brackets make it a phone number whatever the cue, and so do three or more groups unless
   the nearest cue is an account one and no phone cue is in the window ("the phone on my account:
   0491-571-363" is a phone number); over 15 digits it is an account (phone numbers have at most 15);
-  a reference cue ("order", "invoice", "ticket", "tracking", "ISBN", "version", ...) nearest leaves it
-  alone; without a cue, three groups, a '00' prefix or a leading 0 with 10 or 11 digits make it a phone
-  number, two short groups (a ZIP+4 code, 8 or 9 digits) and version numbers (10.0.19045.3803: dots only,
-  first group of one or two digits not starting with 0; not 1.800.555.0199) are left alone, and anything
-  else is an account;
-- a run that holds a date (2024-03-15, 15/03/2024) or is an IPv4 address is left alone, and so are
-  shorter runs (amounts, order numbers, times, "card ending 4242").
+  a reference cue ("order", "invoice", "ticket", "tracking", "ISBN", "version", ...) leaves it alone,
+  unless a phone or account cue is in the window too ("call me about my order 0412 345 678") or it is
+  shaped like a phone number ('+', brackets, a '00' prefix, a leading 0 with 10 or 11 digits); without
+  a cue, three groups, a '00' prefix or a leading 0 with 10 or 11 digits make it a phone number, two
+  short groups (a ZIP+4 code, 8 or 9 digits) are left alone, and anything else is an account;
+- a run that holds a date (2024-03-15, 15/03/2024) is left alone, and so is an IPv4 address with no
+  phone or account cue, and shorter runs (amounts, order numbers, times, "card ending 4242").
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ _CARD = re.compile(rf"(?<![\w.-])[2-6](?:{_SEP}?\d){{12,18}}(?![\w-])")
 _NUMBER = re.compile(r"(?<![\w+/.-])\+?(?:\(\d{1,5}\)|\d{1,6})(?:[ ./-]?(?:\(\d{1,5}\)|\d{1,8})){0,7}(?!\w|:\d)")
 _DATE = re.compile(r"\b(?:(?:19|20)\d\d[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d)\b")
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)")
-_VERSION = re.compile(r"(?!1\.\d{3}\.\d{3}\.\d{4}$)[1-9]\d?(?:\.\d+){2,}")
 _CUES = {
     "account": re.compile(r"\b(?:ac{1,3}o?u?n?t|ac{2,3}|a/c|konto|compte|rekening)\w*", re.IGNORECASE),
     "phone": re.compile(r"\b(?:phone|mobile|mob|cell|tel|telephone|call|ring|rang|text|sms|whats ?app|landline|fax|"
@@ -140,13 +139,17 @@ def _iban_ok(text: str) -> bool:
 def _account_or_phone(number: str, before: str) -> tuple[str | None, int]:
     """('account' | 'phone' | None, length) for a run of digit groups, from its shape and the cues before it."""
     digits = _digits(number)
-    if len(digits) < 8 or len(digits) > 19 or _DATE.search(number) or _IPV4.fullmatch(number):
+    if len(digits) < 8 or len(digits) > 19 or _DATE.search(number):
         return None, 0
     cues, groups = _cues(before), len(re.findall(r"\d+", number))
-    cue = max(cues, key=cues.__getitem__, default=None)  # the one that ends nearest to the number
+    strong = {k: v for k, v in cues.items() if k != "reference"}  # a phone or account cue outweighs a reference one
+    if _IPV4.fullmatch(number) and not strong:
+        return None, 0  # an IP address
+    cue = max(strong or cues, key=(strong or cues).__getitem__, default=None)  # the one that ends nearest
     dialled = number.startswith("+") or "(" in number  # shapes account numbers do not take
-    if cue == "reference" and not dialled or cue is None and _VERSION.fullmatch(number):
-        return None, 0  # an order, invoice or tracking number, or a version
+    phone_shaped = dialled or digits[:2] == "00" and len(digits) >= 11 or digits[0] == "0" and len(digits) in (10, 11)
+    if cue == "reference" and not phone_shaped:
+        return None, 0  # an order, invoice or tracking number, or a version, with no phone or account cue near
     if cue == "account" and groups >= 3 and "phone" in cues:
         cue = "phone"  # "the phone on my account: 0491-571-363"
     if cue == "account" and not dialled or len(digits) > 15:

@@ -172,3 +172,14 @@ def test_a_bad_privacy_table_names_the_key(tmp_path: Path, privacy: str, key: st
 ])
 def test_redaction_edge_cases(text: str, expected: str) -> None:
     assert redact(text)[0] == expected
+
+
+@pytest.mark.parametrize("text", [
+    "call me about my order 0412 345 678", "ring me about the parcel on 07700 900 123",
+    "text me about the ticket 07700900123", "my account for the order is 12345678",
+    "Hi, about my order. 07700 900123 is my mobile", "12.345.678.901 is my account", "ring me on 20.12.34.56",
+    "account 12.34.56.78"])
+def test_a_reference_word_or_an_address_shape_never_outweighs_a_phone_or_account(text: str) -> None:
+    redacted, count = redact(text)
+    digits = re.sub(r"\D", "", text)
+    assert count == 1 and not re.search(r"\d{4}", redacted) and digits not in re.sub(r"\D", "", redacted)

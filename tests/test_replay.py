@@ -355,3 +355,19 @@ def test_nothing_to_replay_warns(run, tmp_path: Path) -> None:
     result = run("replay", str(path), "--dry-run")
     assert result.exit_code == 0 and "no turn in" in result.output
     assert run("replay", str(path), "--dry-run", "--fail-under", "0.5").exit_code == 1
+
+
+def test_spools_of_killed_replays_are_swept(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from agent.replay.on_ray import sweep_spools
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = tmp_path / f"replay-{dead.pid}-0123abcd.jsonl"
+    left.write_text('{"text": "my card 4539 1488 0343 6467"}\n')
+    ours = tmp_path / f"replay-{os.getpid()}-89abcdef.jsonl"
+    ours.write_text("{}\n")
+    assert sweep_spools(tmp_path) == [left.name]
+    assert not left.exists() and ours.exists()

@@ -46,12 +46,26 @@ class BatchWorker:
         return {"results": np.array(out, dtype=object)}
 
 
+def sweep_spools(folder: Path) -> list[str]:
+    """Remove the spools of replays whose process was killed (they hold the messages as given); return their names."""
+    from agent.retrieval import pid_alive
+
+    removed = []
+    for p in folder.glob("replay-*-*.jsonl"):
+        pid = p.name.split("-")[1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            p.unlink(missing_ok=True)
+            removed.append(p.name)
+    return removed
+
+
 def run_on_ray(agent: "Agent", stream: Iterator[Batch], prefix: str, log: bool, address: str | None,
                workers: int) -> Iterator[list[dict[str, Any]]]:
     """Outcomes of each batch, in input order, computed by `workers` Ray actors."""
     ray = _import_ray()
-    spool = agent.settings.home / "tmp" / f"replay-{uuid.uuid4().hex[:8]}.jsonl"
+    spool = agent.settings.home / "tmp" / f"replay-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
     spool.parent.mkdir(parents=True, exist_ok=True)
+    sweep_spools(spool.parent)
     try:
         with open(spool, "w", encoding="utf-8") as fh:
             for batch in stream:
