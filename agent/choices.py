@@ -85,8 +85,8 @@ def pick(text: str, choices: list[Choice]) -> Choice | None:
 
 
 def might_pick(text: str) -> bool:
-    """Cheap test before looking up a conversation's offer: short enough to be a pick."""
-    return len(text) <= 120
+    """Cheap test before looking up a conversation's offer: short enough to be a number, a label or its description."""
+    return len(text) <= 80
 
 
 def dumps(choices: list[Choice]) -> str | None:

@@ -216,7 +216,8 @@ class Agent:
         runtimes, encoder, _ = self.runtimes, self.encoder, self.observers  # loaded once, outside the turn's timings
         self.refresh()
         start = time.perf_counter()
-        out: list[Reply | AgentError | Turn] = [self._begin_or_error(m, picks) for m in messages]
+        seen: set[str] | None = set() if picks else None  # only a conversation's first message in a batch may pick
+        out: list[Reply | AgentError | Turn] = [self._begin_or_error(m, seen) for m in messages]
         turns = [t for t in out if isinstance(t, Turn)]
         if turns:
             self._run(turns, runtimes, encoder, log)
@@ -226,10 +227,10 @@ class Agent:
                 item.reply.timings_ms = {**{k: round(v, 3) for k, v in item.timings.items()}, "total": round(total, 3)}
         return [item.reply if isinstance(item, Turn) else item for item in out]  # type: ignore[misc]
 
-    def _begin_or_error(self, message: "Message", picks: bool = True) -> "Turn | Reply | AgentError":
+    def _begin_or_error(self, message: "Message", seen: set[str] | None) -> "Turn | Reply | AgentError":
         """A Turn to answer, the reply to a bare '/use NAME', or the message's error."""
         try:
-            turn = self._begin(message.text, message.conversation_id, message.plugin, picks)
+            turn = self._begin(message.text, message.conversation_id, message.plugin, seen)
             turn.user = guard.conversation_id(message.user) or turn.conversation_id
         except AgentError as exc:
             return exc
@@ -282,20 +283,26 @@ class Agent:
         if plugin not in self.runtimes:
             return False
         self._forced[conversation_id] = plugin
+        self._offers[conversation_id] = None  # a switch closes an open offer
         return True
 
     def responder_names(self) -> list[str]:
         """Names of the discovered responder plugins (no model is loaded)."""
         return [m.name for m in self.manifests if m.role == "responder"]
 
-    def _begin(self, text: str | bytes, conversation_id: str | None, plugin: str | None, picks: bool = True) -> Turn:
+    def _begin(self, text: str | bytes, conversation_id: str | None, plugin: str | None, seen: set[str] | None = None) -> Turn:
         """Clean the text, handle '/use NAME', and start a Turn."""
         cleaned = guard.clean(text, self.settings.max_chars)
-        conversation_id = guard.conversation_id(conversation_id) or uuid.uuid4().hex[:12]
+        given = guard.conversation_id(conversation_id)
+        conversation_id = given or uuid.uuid4().hex[:12]
         use, cleaned = parse_use(cleaned)
         if use is not None:
             self._forced[conversation_id] = self._responder(use)
-        picked = self._picked(cleaned, conversation_id) if use is None and picks else None
+            self._offers[conversation_id] = None  # a switch closes an open offer
+        may_pick = use is None and given is not None and seen is not None and conversation_id not in seen
+        if seen is not None:
+            seen.add(conversation_id)
+        picked = self._picked(cleaned, conversation_id) if may_pick else None
         forced = self._forced.get(conversation_id) or (self._responder(plugin) if plugin else None)
         return Turn(cleaned, conversation_id, picked.plugin if picked else forced, picked=picked)
 
@@ -303,7 +310,7 @@ class Agent:
         """The label this message picks from those the conversation's last turn offered, if it picks one."""
         if not two.might_pick(text):
             return None
-        if conversation_id in self._offers:
+        if conversation_id in self._offers:  # an offer no log holds (a dry run), or one a switch closed
             offer = self._offers[conversation_id]
         else:
             last = self.store.last_turn(conversation_id) if self.settings.db_path.exists() else None
@@ -314,12 +321,13 @@ class Agent:
         return two.Picked(offer[0], offer[1], choice) if choice else None
 
     def _remember_offers(self, turns: list[Turn]) -> None:
-        """What each conversation's newest turn offered to pick from (a bounded memory of recent conversations)."""
+        """Offers the log does not hold: a dry run's (bounded to recent conversations); a logged turn's is read back."""
         for turn in turns:
             reply = turn.reply
             self._offers.pop(turn.conversation_id, None)
-            self._offers[turn.conversation_id] = (reply.turn_id, reply.plugin or "", two.loads(json.dumps(reply.choices))) \
-                if reply.choices else None
+            if reply.turn_id is None:
+                self._offers[turn.conversation_id] = (None, reply.plugin or "", two.loads(json.dumps(reply.choices))) \
+                    if reply.choices else None
         while len(self._offers) > 10_000:
             self._offers.pop(next(iter(self._offers)))
 
@@ -494,7 +502,9 @@ class Agent:
             "reply": guard.redact_for(reply.text, privacy)[0] if turn.hook_reply else reply.text,
             "plugin": reply.plugin, "label": reply.label, "confidence": reply.confidence,
             "route_confidence": reply.route_confidence, "fallback_reason": reply.fallback_reason,
-            "answer_id": reply.answer_id, "forced": turn.forced, "user_id": turn.user,
+            "answer_id": reply.answer_id, "user_id": turn.user,
+            "forced": turn.forced if turn.picked is None else self._forced.get(turn.conversation_id),
+            "picked_from": turn.picked.turn_id if turn.picked is not None else None,
             "latency_ms": sum(v for k, v in turn.timings.items() if k != "log"), "timings": turn.timings,
             "redactions": redactions,
             "annotations": json.dumps(guard.redact_tree(reply.annotations), ensure_ascii=False) if reply.annotations else None,

@@ -104,8 +104,9 @@ def m010_turn_extras(db: Any) -> None:
 
 @migration
 def m011_turn_choices(db: Any) -> None:
-    """The two labels a turn offered to choose from (JSON), when it offered them."""
+    """The two labels a turn offered to choose from (JSON), and on the turn that picked one, the offering turn."""
     db["turns"].add_column("choices", str)
+    db["turns"].add_column("picked_from", int)
 
 
 def now() -> str:
@@ -208,8 +209,8 @@ class Store:
     def labelled_turns(self, plugin: str) -> list[dict[str, Any]]:
         """Turns of a plugin that have feedback, oldest first, each with its feedback list (oldest first)."""
         turns = list(self._query(
-            "SELECT id, text, label, fallback_reason FROM turns WHERE plugin = ? AND id IN "
-            "(SELECT turn_id FROM feedback) ORDER BY id", [plugin]))
+            "SELECT id, text, label, fallback_reason FROM turns WHERE plugin = ? AND picked_from IS NULL AND id IN "
+            "(SELECT turn_id FROM feedback) ORDER BY id", [plugin]))  # a "2" that picked a label teaches nothing
         feedback: dict[int, list[dict[str, Any]]] = {}
         for f in self._query("SELECT f.id, f.turn_id, f.kind, f.label FROM feedback f JOIN turns t ON t.id = f.turn_id "
                              "WHERE t.plugin = ? ORDER BY f.id", [plugin]):
@@ -366,7 +367,8 @@ def _insert_turn(conn: sqlite3.Connection, stamp: str, turn: dict[str, Any], pre
 
 
 TURN_COLUMNS = ["text", "reply", "plugin", "label", "confidence", "route_confidence", "fallback_reason",
-                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced", "warnings", "extras", "user_id", "choices"]
+                "latency_ms", "timings", "redactions", "annotations", "answer_id", "forced", "warnings", "extras", "user_id",
+                "choices", "picked_from"]
 
 FINETUNE_COLUMNS = ["plugin", "version", "started_at", "finished_at", "status", "mode", "device", "epochs", "seconds",
                     "train_rows", "holdout_rows", "accuracy", "current_accuracy", "macro_f1", "current_version", "report"]

@@ -49,7 +49,24 @@ def test_a_fallback_between_two_labels_offers_both_and_the_pick_is_learned(bank:
     feedback = bank.store.turn(first.turn_id)["feedback"]
     assert [(f["kind"], f["label"]) for f in feedback] == [("label", second)]
     assert (TWO_THINGS, second) in [(r.text, r.label) for r in logged_rows(bank.store, "customer_service")]
-    assert bank.store.turn(picked.turn_id)["feedback"] == []  # the "2" itself teaches nothing
+    assert bank.store.turn(picked.turn_id)["feedback"] == []  # the "2" itself teaches nothing ...
+    bank.feedback(picked.turn_id, rating="good")
+    assert "2" not in [r.text for r in logged_rows(bank.store, "customer_service")]  # ... even when rated good
+    assert bank.store.turn(picked.turn_id)["picked_from"] == first.turn_id and bank.store.turn(picked.turn_id)["forced"] is None
+
+
+def test_only_the_first_message_of_a_conversation_in_a_batch_picks(bank: Agent) -> None:
+    first = bank.reply(TWO_THINGS, "c6")
+    replies = bank.replies([_msg("2", "c6"), _msg("1", "c6")])
+    assert replies[0].label == first.choices[1]["label"] and replies[1].fallback_reason is not None
+    assert [f["label"] for f in bank.store.turn(first.turn_id)["feedback"]] == [first.choices[1]["label"]]
+
+
+def test_a_switch_closes_the_offer(bank: Agent) -> None:
+    bank.reply(TWO_THINGS, "c7")
+    bank.reply("/use customer_service", "c7")
+    after = bank.reply("2", "c7")
+    assert after.fallback_reason is not None and not bank.store.query("SELECT * FROM feedback")
 
 
 def test_an_answer_with_a_close_second_offers_the_second(bank: Agent) -> None:

@@ -226,6 +226,9 @@ class AgentApp(App[None]):
 
     @on(AgentMessage.Picked)
     def _picked(self, event: AgentMessage.Picked) -> None:
+        if self.last is None or self.last.turn_id != event.turn_id:
+            self.say("that choice is no longer open: a newer reply came", "warning")
+            return
         self.ask(event.number)
 
     def ask(self, text: str) -> None:
@@ -235,7 +238,9 @@ class AgentApp(App[None]):
                          self.show_reply, self._failed)
 
     def show_reply(self, reply: "Reply") -> None:
-        """Show a reply with what the model did."""
+        """Show a reply with what the model did; earlier replies' choices close."""
+        for message in self.query(AgentMessage):
+            message.close_choices()
         self.last = reply
         self.add(AgentMessage(reply))
 
@@ -280,6 +285,8 @@ class AgentApp(App[None]):
 
         self.session.conversation = uuid.uuid4().hex[:12]
         self.last = None
+        for message in self.query(AgentMessage):
+            message.close_choices()
         self.say(f"new conversation [b]{self.session.conversation}[/]", "dim")
 
     def list_plugins(self) -> None:

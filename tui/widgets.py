@@ -75,7 +75,8 @@ class AgentMessage(Vertical):
         if r.choices:
             with Horizontal(classes="choices"):
                 for n, choice in enumerate(r.choices, 1):
-                    yield Button(f"{n}. {choice['about']}", id=f"choice-{r.turn_id}-{n}", classes="choice", compact=True)
+                    yield Button(escape(f"{n}. {choice['about']}"), id=f"choice-{r.turn_id}-{n}", classes="choice",
+                                 compact=True)
         for name, note in r.annotations.items():
             yield Static(annotation_line(name, note), classes="annotation")
         for warning in r.warnings:
@@ -88,16 +89,20 @@ class AgentMessage(Vertical):
         """A choice picked: sent as its number, the way a person would type it."""
         if event.button.has_class("choice"):
             event.stop()
-            for button in self.query(".choice").results(Button):
-                button.disabled = True
-            self.post_message(self.Picked(str(event.button.id).rsplit("-", 1)[-1]))
+            self.close_choices()
+            self.post_message(self.Picked(str(event.button.id).rsplit("-", 1)[-1], self.reply.turn_id))
+
+    def close_choices(self) -> None:
+        """The choices can no longer be picked (picked, or a newer reply came)."""
+        for button in self.query(".choice").results(Button):
+            button.disabled = True
 
     class Picked(Message):
         """The person picked one of the labels a reply offered (its number, as text)."""
 
-        def __init__(self, number: str) -> None:
+        def __init__(self, number: str, turn_id: int | None) -> None:
             super().__init__()
-            self.number = number
+            self.number, self.turn_id = number, turn_id
 
     def mark(self, text: str) -> None:
         """Show feedback given on this reply."""

@@ -143,6 +143,6 @@ def parse_domains(t: Any, topics: Topics) -> dict[str, str]:
     for plugin, domain in value.items():
         if not _PLUGIN.fullmatch(plugin):
             raise t.fail(f"domains.{plugin}", "keyed by a plugin name (letters, digits, '_' or '-')", plugin)
-        if domain not in topics.domains:
+        if not isinstance(domain, str) or domain not in topics.domains:
             raise t.fail(f"domains.{plugin}", f"one of the domains declared in [topics]: {', '.join(topics.domains)}", domain)
     return dict(value)

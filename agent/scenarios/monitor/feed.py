@@ -193,7 +193,7 @@ def clean_text(text: str, max_chars: int) -> str:
     text = " ".join(raw.translate(_SPACES).split())[:max_chars]
     if not raw.strip():
         raise ValueError('the "text" field is empty')
-    if not guard.looks_like_text(raw):
+    if not guard.looks_like_text(raw[: max_chars * 2]):
         raise ValueError('the "text" field does not look like text (binary data or invalid characters)')
     return text
 
