@@ -23,10 +23,15 @@ TWO_THINGS = "my card got eaten by the atm and the app says I was charged twice"
 BOTH = "I lost my card and I want to close my account"
 
 
-@pytest.fixture
-def bank(tmp_path: Path, encoder: Encoder) -> Agent:
-    """The bundled customer_service plugin alone, with a temporary home."""
-    return Agent(Settings(home=tmp_path / "home", plugin_paths=[PLUGIN]), encoder=encoder)
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Agent:
+    """The bundled customer_service plugin alone, with a temporary home (each test has its own conversations)."""
+    return Agent(Settings(home=tmp_path_factory.mktemp("home"), plugin_paths=[PLUGIN]), encoder=encoder)
+
+
+def stored_feedback(agent: Agent) -> int:
+    """How many feedback rows the log holds."""
+    return len(agent.store.query("SELECT id FROM feedback")) if agent.settings.db_path.exists() else 0
 
 
 def faq_answers(label: str) -> set[str]:
@@ -64,9 +69,10 @@ def test_only_the_first_message_of_a_conversation_in_a_batch_picks(bank: Agent) 
 
 def test_a_switch_closes_the_offer(bank: Agent) -> None:
     bank.reply(TWO_THINGS, "c7")
+    before = stored_feedback(bank)
     bank.reply("/use customer_service", "c7")
     after = bank.reply("2", "c7")
-    assert after.fallback_reason is not None and not bank.store.query("SELECT * FROM feedback")
+    assert after.fallback_reason is not None and stored_feedback(bank) == before
 
 
 def test_an_answer_with_a_close_second_offers_the_second(bank: Agent) -> None:
@@ -80,12 +86,13 @@ def test_an_answer_with_a_close_second_offers_the_second(bank: Agent) -> None:
 
 def test_a_pick_only_counts_right_after_the_offer(bank: Agent) -> None:
     bank.reply(TWO_THINGS, "c3")
+    before = stored_feedback(bank)
     other = bank.reply("how do I change my PIN?", "c3")
     assert other.label == "card_pin_change" and not other.choices
     again = bank.reply("2", "c3")  # the last turn offered nothing: "2" is just a message
     assert not bank.store.turn(again.turn_id)["feedback"] and bank.store.turn(other.turn_id)["feedback"] == []
     lone = bank.reply("2", "c-new")
-    assert lone.turn_id is not None and not bank.store.query("SELECT * FROM feedback")
+    assert lone.turn_id is not None and stored_feedback(bank) == before
 
 
 def test_the_offer_survives_a_new_process(tmp_path: Path, encoder: Encoder) -> None:
@@ -96,11 +103,12 @@ def test_the_offer_survives_a_new_process(tmp_path: Path, encoder: Encoder) -> N
 
 
 def test_a_dry_run_picks_but_stores_nothing(bank: Agent) -> None:
+    before = stored_feedback(bank)
     first, = bank.replies([_msg(TWO_THINGS, "c5")], log=False)
     assert first.choices and first.turn_id is None
     picked, = bank.replies([_msg("2", "c5")], log=False)
     assert picked.label == first.choices[1]["label"]
-    assert not bank.settings.db_path.exists() or not bank.store.query("SELECT * FROM feedback")
+    assert stored_feedback(bank) == before
 
 
 def _msg(text: str, conversation: str) -> object:
@@ -180,7 +188,8 @@ def test_a_replay_neither_picks_nor_learns(bank: Agent) -> None:
     from agent.replay.engine import Batch, replay_batch
     from agent.replay.inputs import ReplayTurn
 
+    before = stored_feedback(bank)
     first = replay_batch(bank, Batch(1, [ReplayTurn(1, "r1", TWO_THINGS)]), "", log=True)
     second = replay_batch(bank, Batch(2, [ReplayTurn(2, "r1", "2")]), "", log=True)
     assert first[0]["fallback_reason"] is not None and second[0]["fallback_reason"] is not None  # "2" alone is no question
-    assert not bank.store.query("SELECT * FROM feedback")
+    assert stored_feedback(bank) == before
