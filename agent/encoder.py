@@ -98,8 +98,11 @@ class Encoder:
     def _forward(self, batch: list[str]) -> "np.ndarray":
         """One forward pass: tokenise, run, mean-pool over real tokens, normalise."""
         torch = self._torch
+        from agent.spelling import spelt
+
         with self._tokenizing:
-            enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+            enc = self.tokenizer(spelt(batch, self.tokenizer.vocab), padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt")
         enc = {k: v.to(self.device) for k, v in enc.items()}
         with torch.inference_mode():
             hidden = self.model(**enc).last_hidden_state

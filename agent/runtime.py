@@ -140,7 +140,9 @@ class PluginRuntime:
     # ---- indexes and model ------------------------------------------------------------------
     def _expect(self, *paths: Path, extra: str = "") -> dict[str, str]:
         """What a saved index must match to be used."""
-        return {"encoder": self.encoder.fingerprint, "data_hash": file_hash(*paths, extra=extra)}
+        from agent.spelling import READING
+
+        return {"encoder": self.encoder.fingerprint, "data_hash": file_hash(*paths, extra=extra + READING)}
 
     def _source_paths(self) -> list[Path]:
         """Files that the examples index is built from."""

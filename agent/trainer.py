@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from agent.classifier import TextClassifier
 from agent.errors import AgentError
+from agent.spelling import spelt
 
 if TYPE_CHECKING:
     import numpy as np
@@ -95,6 +96,7 @@ def train_encoder(texts: Sequence[str], labels: Sequence[str], head: TextClassif
     accelerator = Accelerator(cpu=plan.device == "cpu",  # the pooler is not trained: DDP must allow unused weights
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     base = Encoder(device="cpu")
+    vocab = base.tokenizer.vocab  # pictographs spelt out as the encoder reads them (agent.spelling)
     backbone = base.model.train()
     if plan.mode == "lora":
         backbone = _with_lora(backbone, plan.lora_rank)
@@ -123,7 +125,7 @@ def train_encoder(texts: Sequence[str], labels: Sequence[str], head: TextClassif
                 stopped = f"time limit reached after {step} of {total} steps"
                 break
             idx = order[i : i + plan.batch_size][rank::world] or order[i : i + 1]
-            batch = base.tokenizer([texts[j] for j in idx], padding=True, truncation=True,
+            batch = base.tokenizer(spelt([texts[j] for j in idx], vocab), padding=True, truncation=True,
                                    max_length=plan.max_length, return_tensors="pt").to(accelerator.device)
             loss = torch.nn.functional.cross_entropy(net(batch), y[idx].to(accelerator.device), label_smoothing=0.1)
             opt.zero_grad()

@@ -185,12 +185,13 @@ def chat_topics(manifest: "Manifest", encoder: "Encoder", index_dir: Path,
 
     from agent.data import file_hash
     from agent.retrieval import ensure_index
+    from agent.spelling import READING
 
     if not (manifest.tables.get("topics") or {}):
         return None
     column = manifest.tables.get("monitor").topic_column if manifest.tables.get("monitor") else "topic"
     texts = topic_texts(manifest, column)
-    expect = {"encoder": encoder.fingerprint, "data_hash": file_hash(manifest.path, extra=json.dumps(texts)),
+    expect = {"encoder": encoder.fingerprint, "data_hash": file_hash(manifest.path, extra=json.dumps(texts) + READING),
               "format": TOPICS_FORMAT}
 
     def build() -> tuple["np.ndarray", dict[str, Any]]:
