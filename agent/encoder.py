@@ -69,6 +69,11 @@ class Encoder:
         self._tokenizing = threading.Lock()  # a fast tokenizer refuses two threads at once ("Already borrowed")
 
     @cached_property
+    def vocab(self) -> dict[str, int]:
+        """The tokenizer's vocabulary, read once (a fast tokenizer builds the dict anew on every access)."""
+        return dict(self.tokenizer.vocab)
+
+    @cached_property
     def fingerprint(self) -> str:
         """Identifies the weights: indexes and heads built with another encoder are rebuilt."""
         h = hashlib.sha256()
@@ -101,7 +106,7 @@ class Encoder:
         from agent.spelling import spelt
 
         with self._tokenizing:
-            enc = self.tokenizer(spelt(batch, self.tokenizer.vocab), padding=True, truncation=True,
+            enc = self.tokenizer(spelt(batch, self.vocab), padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="pt")
         enc = {k: v.to(self.device) for k, v in enc.items()}
         with torch.inference_mode():

@@ -96,7 +96,7 @@ def train_encoder(texts: Sequence[str], labels: Sequence[str], head: TextClassif
     accelerator = Accelerator(cpu=plan.device == "cpu",  # the pooler is not trained: DDP must allow unused weights
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     base = Encoder(device="cpu")
-    vocab = base.tokenizer.vocab  # pictographs spelt out as the encoder reads them (agent.spelling)
+    vocab = base.vocab  # pictographs spelt out as the encoder reads them (agent.spelling)
     backbone = base.model.train()
     if plan.mode == "lora":
         backbone = _with_lora(backbone, plan.lora_rank)
