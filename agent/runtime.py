@@ -93,6 +93,7 @@ class PluginRuntime:
         self.corpus = self._read_corpus()
         self.examples_index = self._ensure_examples_index()
         self.corpus_index = self._ensure_corpus_index() if self.corpus else None
+        self._entry_rows = {i: n for n, i in enumerate(self.corpus_index.ids)} if self.corpus_index else {}  # id -> row
         self.versions = versions_for(self.models_root, manifest)
         self.versions.clean_partials(dead_only=True)  # what a killed fine-tune left behind
         self.learned: VectorIndex | None = None
@@ -311,9 +312,11 @@ class PluginRuntime:
         """The corpus entry with this id, scored against `vector`; None when the corpus has no such entry."""
         import numpy as np
 
-        if self.corpus_index is None or entry_id not in self.corpus_index.ids:
+        if self.corpus_index is None:
             return None
-        row = np.array([self.corpus_index.ids.index(entry_id)], dtype=np.int64)
+        if entry_id not in self._entry_rows:
+            return None
+        row = np.array([self._entry_rows[entry_id]], dtype=np.int64)
         score, _ = self.corpus_index.search(vector.reshape(1, -1), 1, rows=row)
         return self._hit(int(row[0]), float(score[0, 0]))
 
