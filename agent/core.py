@@ -220,7 +220,8 @@ class Agent:
         out: list[Reply | AgentError | Turn] = [self._begin_or_error(m, seen) for m in messages]
         turns = [t for t in out if isinstance(t, Turn)]
         if turns:
-            self._run(turns, runtimes, encoder, log)
+            self._run(turns, runtimes, encoder, log, picks)
+        self._close_switched(out)
         total = _ms(start) / max(len(out), 1)
         for item in out:
             if isinstance(item, Turn):
@@ -236,7 +237,18 @@ class Agent:
             return exc
         return turn if turn.text else self._switched(turn)
 
-    def _run(self, turns: list[Turn], runtimes: dict[str, "PluginRuntime"], encoder: "Encoder", log: bool) -> None:
+    def _close_switched(self, out: list[Any]) -> None:
+        """A bare '/use NAME' after a conversation's last answered turn in the batch closes that turn's offer."""
+        last: dict[str, tuple[int, bool]] = {}
+        for n, item in enumerate(out):
+            if isinstance(item, (Turn, Reply)):
+                last[item.conversation_id] = (n, isinstance(item, Reply))
+        for conversation, (_, switched) in last.items():
+            if switched:
+                self._offers[conversation] = None
+
+    def _run(self, turns: list[Turn], runtimes: dict[str, "PluginRuntime"], encoder: "Encoder", log: bool,
+             picks: bool = True) -> None:
         """Encode all turns at once, route and classify them in batches, then answer, observe and log each."""
         share = 1.0 / len(turns)
         t = time.perf_counter()
@@ -263,7 +275,8 @@ class Agent:
             turn.reply.turn_id = turn_id
         if log:
             self._learn_picks(turns)
-        self._remember_offers(turns)
+        if picks:  # a replay leaves the offers of live conversations alone
+            self._remember_offers(turns)
 
     @staticmethod
     def _classify(turns: list[Turn], routes: list[Route], runtimes: dict[str, "PluginRuntime"]) -> list["np.ndarray"]:
@@ -278,12 +291,17 @@ class Agent:
                 out[i] = p
         return out
 
-    def force(self, conversation_id: str, plugin: str) -> bool:
-        """Route a conversation to this responder from now on, as '/use NAME' does; False if it is not loaded."""
-        if plugin not in self.runtimes:
+    def force(self, conversation_id: str, plugin: str | None, close: bool = True) -> bool:
+        """Route a conversation to this responder from now on, as '/use NAME' does, or (None) back to routing;
+        False if it is not loaded. A switch closes an open offer of two labels (a replay's `close=False` does not)."""
+        if plugin is not None and plugin not in self.runtimes:
             return False
-        self._forced[conversation_id] = plugin
-        self._offers[conversation_id] = None  # a switch closes an open offer
+        if plugin is None:
+            self._forced.pop(conversation_id, None)
+        else:
+            self._forced[conversation_id] = plugin
+        if close:
+            self._offers[conversation_id] = None
         return True
 
     def responder_names(self) -> list[str]:
@@ -302,11 +320,11 @@ class Agent:
         may_pick = use is None and given is not None and seen is not None and conversation_id not in seen
         if seen is not None:
             seen.add(conversation_id)
-        picked = self._picked(cleaned, conversation_id) if may_pick else None
+        picked = self._picked(cleaned, conversation_id, self._responder(plugin) if plugin else None) if may_pick else None
         forced = self._forced.get(conversation_id) or (self._responder(plugin) if plugin else None)
         return Turn(cleaned, conversation_id, picked.plugin if picked else forced, picked=picked)
 
-    def _picked(self, text: str, conversation_id: str) -> "two.Picked | None":
+    def _picked(self, text: str, conversation_id: str, plugin: str | None = None) -> "two.Picked | None":
         """The label this message picks from those the conversation's last turn offered, if it picks one."""
         if not two.might_pick(text):
             return None
@@ -315,10 +333,12 @@ class Agent:
         else:
             last = self.store.last_turn(conversation_id) if self.settings.db_path.exists() else None
             offer = (last["id"], last["plugin"], two.loads(last["choices"])) if last and last.get("choices") else None
-        if offer is None or offer[1] not in self.runtimes:
-            return None
+        if offer is None or offer[1] not in self.runtimes or plugin not in (None, offer[1]):
+            return None  # no offer, its plugin is gone, or the message is sent to another plugin
         choice = two.pick(text, offer[2])
-        return two.Picked(offer[0], offer[1], choice) if choice else None
+        if choice is None or choice.label not in self.runtimes[offer[1]].labels:
+            return None  # not a pick, or a label the plugin has lost since
+        return two.Picked(offer[0], offer[1], choice)
 
     def _remember_offers(self, turns: list[Turn]) -> None:
         """Offers the log does not hold: a dry run's (bounded to recent conversations); a logged turn's is read back."""
@@ -504,7 +524,7 @@ class Agent:
             "route_confidence": reply.route_confidence, "fallback_reason": reply.fallback_reason,
             "answer_id": reply.answer_id, "user_id": turn.user,
             "forced": turn.forced if turn.picked is None else self._forced.get(turn.conversation_id),
-            "picked_from": turn.picked.turn_id if turn.picked is not None else None,
+            "picked_from": (turn.picked.turn_id or 0) if turn.picked is not None else None,  # 0: an unlogged offer
             "latency_ms": sum(v for k, v in turn.timings.items() if k != "log"), "timings": turn.timings,
             "redactions": redactions,
             "annotations": json.dumps(guard.redact_tree(reply.annotations), ensure_ascii=False) if reply.annotations else None,

@@ -22,7 +22,8 @@ How a number is classified:
   unless a phone or account cue is in the window too ("call me about my order 0412 345 678") or it is
   shaped like a phone number ('+', brackets, a '00' prefix, a leading 0 with 10 or 11 digits); without
   a cue, three groups, a '00' prefix or a leading 0 with 10 or 11 digits make it a phone number, two
-  short groups (a ZIP+4 code, 8 or 9 digits) are left alone, and anything else is an account;
+  short groups (a ZIP+4 code, 8 or 9 digits) and version numbers (10.0.19045.3803: dots only, four or
+  more groups, the second of one or two digits) are left alone, and anything else is an account;
 - a run that holds a date (2024-03-15, 15/03/2024) is left alone, and so is an IPv4 address with no
   phone or account cue, and shorter runs (amounts, order numbers, times, "card ending 4242").
 """
@@ -43,6 +44,7 @@ _IBAN = re.compile(rf"\b[A-Z]{{2}}\d{{2}}(?:[A-Z0-9]{{11,30}}|(?:{_SEP}[A-Z0-9]{
 _CARD = re.compile(rf"(?<![\w.-])[2-6](?:{_SEP}?\d){{12,18}}(?![\w-])")
 _NUMBER = re.compile(r"(?<![\w+/.-])\+?(?:\(\d{1,5}\)|\d{1,6})(?:[ ./-]?(?:\(\d{1,5}\)|\d{1,8})){0,7}(?!\w|:\d)")
 _DATE = re.compile(r"\b(?:(?:19|20)\d\d[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d)\b")
+_VERSION = re.compile(r"[1-9]\d?\.\d{1,2}(?:\.\d+){2,}")  # 10.0.19045.3803, 1.7.5.6310; not 12.345.678.901
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)")
 _CUES = {
     "account": re.compile(r"\b(?:ac{1,3}o?u?n?t|ac{2,3}|a/c|konto|compte|rekening)\w*", re.IGNORECASE),
@@ -148,7 +150,7 @@ def _account_or_phone(number: str, before: str) -> tuple[str | None, int]:
     cue = max(strong or cues, key=(strong or cues).__getitem__, default=None)  # the one that ends nearest
     dialled = number.startswith("+") or "(" in number  # shapes account numbers do not take
     phone_shaped = dialled or digits[:2] == "00" and len(digits) >= 11 or digits[0] == "0" and len(digits) in (10, 11)
-    if cue == "reference" and not phone_shaped:
+    if cue == "reference" and not phone_shaped or not strong and _VERSION.fullmatch(number):
         return None, 0  # an order, invoice or tracking number, or a version, with no phone or account cue near
     if cue == "account" and groups >= 3 and "phone" in cues:
         cue = "phone"  # "the phone on my account: 0491-571-363"

@@ -184,7 +184,8 @@ def time_step(texts: Sequence[str], plan: Plan, steps: int = 2) -> float:
     times = []
     for _ in range(steps + 1):
         t = time.perf_counter()
-        enc = base.tokenizer(batch, padding=True, truncation=True, max_length=plan.max_length, return_tensors="pt")
+        enc = base.tokenizer(spelt(batch, base.vocab), padding=True, truncation=True, max_length=plan.max_length,
+                             return_tensors="pt")
         enc = {k: v.to(base.device) for k, v in enc.items()}
         out = model(**enc).last_hidden_state.mean()
         out.backward()

@@ -193,3 +193,19 @@ def test_a_replay_neither_picks_nor_learns(bank: Agent) -> None:
     second = replay_batch(bank, Batch(2, [ReplayTurn(2, "r1", "2")]), "", log=True)
     assert first[0]["fallback_reason"] is not None and second[0]["fallback_reason"] is not None  # "2" alone is no question
     assert stored_feedback(bank) == before
+
+
+def test_a_message_sent_to_another_plugin_does_not_pick(tmp_path: Path, encoder: Encoder) -> None:
+    plugins = PACKAGE_ROOT / "plugins"
+    agent = Agent(Settings(home=tmp_path / "home", plugin_paths=[PLUGIN, plugins / "order_tracking"]), encoder=encoder)
+    first = agent.reply(TWO_THINGS, "c8", plugin="customer_service")
+    assert first.choices
+    other = agent.reply("2", "c8", plugin="order_tracking")
+    assert other.plugin == "order_tracking" and stored_feedback(agent) == 0
+
+
+def test_a_switch_later_in_the_batch_still_closes_the_offer(bank: Agent) -> None:
+    before = stored_feedback(bank)
+    first, _ = bank.replies([_msg(TWO_THINGS, "c9"), _msg("/use customer_service", "c9")])
+    assert first.choices
+    assert bank.reply("2", "c9").fallback_reason is not None and stored_feedback(bank) == before

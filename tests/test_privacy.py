@@ -183,3 +183,8 @@ def test_a_reference_word_or_an_address_shape_never_outweighs_a_phone_or_account
     redacted, count = redact(text)
     digits = re.sub(r"\D", "", text)
     assert count == 1 and not re.search(r"\d{4}", redacted) and digits not in re.sub(r"\D", "", redacted)
+
+
+@pytest.mark.parametrize("text", ["Windows 10.0.19045.3803 crashes", "since 1.7.5.6310 the app logs me out"])
+def test_a_version_number_without_a_cue_is_left_alone(text: str) -> None:
+    assert redact(text) == (text, 0)

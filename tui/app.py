@@ -284,9 +284,7 @@ class AgentApp(App[None]):
         import uuid
 
         self.session.conversation = uuid.uuid4().hex[:12]
-        self.last = None
-        for message in self.query(AgentMessage):
-            message.close_choices()
+        self._close_choices()
         self.say(f"new conversation [b]{self.session.conversation}[/]", "dim")
 
     def list_plugins(self) -> None:
@@ -301,16 +299,24 @@ class AgentApp(App[None]):
             if self.session.agent is None:
                 return
             self.session.plugin = None
-            self.session.core()._forced.pop(self.session.conversation, None)
+            self.session.core().force(self.session.conversation, None)
+            self._close_choices()
             self.sub_title = "routing"
             self.say("each message is routed again", "dim")
             return
 
         def done(text: str) -> None:
             self.sub_title = f"using {name}"
+            self._close_choices()
             self.say(escape(text), "dim")
 
         self.lane.submit(partial(self.session.use, name), done, self._failed)
+
+    def _close_choices(self) -> None:
+        """No reply's choices can be picked any more (a switch of plugin or conversation)."""
+        for message in self.query(AgentMessage):
+            message.close_choices()
+        self.last = None
 
     # ---- feedback ----------------------------------------------------------------------------
     def _last_turn(self) -> "Reply | None":

@@ -78,7 +78,7 @@ def replay_batch(agent: "Agent", batch: Batch, prefix: str, log: bool) -> list[d
     from agent.core import Message
 
     for conversation, plugin in batch.state.items():
-        agent.force(prefix + conversation, plugin)
+        agent.force(prefix + conversation, plugin, close=False)
     messages = [Message(t.text, prefix + t.conversation, t.forced) for t in batch.turns]
     start = time.perf_counter()
     try:

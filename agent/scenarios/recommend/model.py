@@ -115,7 +115,9 @@ def item_index(manifest: "Manifest", index_dir: Path, encoder: "Encoder", items:
     config = manifest.tables["recommend"]
     assert config is not None
     path = manifest.data_file(config.items, "recommend.items")
-    expect = {"encoder": encoder.fingerprint, "data": file_hash(path)}
+    from agent.spelling import READING
+
+    expect = {"encoder": encoder.fingerprint, "data": file_hash(path, extra=READING)}
 
     def build() -> tuple["np.ndarray", dict[str, Any]]:
         if notify:

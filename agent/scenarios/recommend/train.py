@@ -90,7 +90,7 @@ def train_interest(rec: Recommender, pairs: list[tuple[list[str], str]], device:
     random.seed(seed)
     torch.manual_seed(seed)
     enc = Encoder(device=device, max_length=128)
-    model, tok = enc.model.train(), enc.tokenizer
+    model, tok = enc.model.train(), (enc.tokenizer, enc.vocab)  # text spelt as the encoder reads it (agent.spelling)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     total = max(1, math.ceil(len(pairs) / batch_size * epochs))
     warmup = max(1, int(0.1 * total))
@@ -135,7 +135,10 @@ def _embed(model: Any, tok: Any, texts: list[str], device: Any) -> Any:
     """Mean-pooled unit vectors, with gradients."""
     import torch
 
-    enc = tok(texts, padding=True, truncation=True, max_length=128, return_tensors="pt").to(device)
+    from agent.spelling import spelt
+
+    tokenizer, vocab = tok
+    enc = tokenizer(spelt(texts, vocab), padding=True, truncation=True, max_length=128, return_tensors="pt").to(device)
     hidden = model(**enc).last_hidden_state
     mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
     return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
