@@ -84,6 +84,33 @@ def encoder() -> Encoder:
     return shared_encoder("cpu")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _remembered_embeddings() -> None:
+    """The shared encoders remember each text's embedding for the run, so the bundled plugins' examples, which
+    many tests index in fresh homes, are embedded once (the same weights give the same vectors)."""
+    from agent.encoder import pick_device
+
+    for device in ("cpu", "auto") if pick_device("auto") == "cpu" else ("cpu",):
+        _remember(shared_encoder(device))
+
+
+def _remember(enc: Encoder) -> None:
+    """Wrap one encoder's forward pass with a cache by text."""
+    import numpy as np
+
+    if getattr(enc, "_remembers", False):
+        return
+    forward, seen = enc._forward, {}
+
+    def cached(batch: list[str]) -> "np.ndarray":
+        missing = [t for t in dict.fromkeys(batch) if t not in seen]
+        if missing:
+            seen.update(zip(missing, forward(missing)))
+        return np.stack([seen[t] for t in batch])
+
+    enc._forward, enc._remembers = cached, True  # type: ignore[method-assign]
+
+
 @pytest.fixture
 def plugin_root(tmp_path: Path) -> Path:
     """A folder holding one tiny plugin, `shop`."""
