@@ -239,13 +239,12 @@ class Agent:
 
     def _close_switched(self, out: list[Any]) -> None:
         """A bare '/use NAME' after a conversation's last answered turn in the batch closes that turn's offer."""
-        last: dict[str, tuple[int, bool]] = {}
-        for n, item in enumerate(out):
+        switched: dict[str, bool] = {}  # by conversation: was its last message in the batch a bare '/use'?
+        for item in out:
             if isinstance(item, (Turn, Reply)):
-                last[item.conversation_id] = (n, isinstance(item, Reply))
-        for conversation, (_, switched) in last.items():
-            if switched:
-                self._offers[conversation] = None
+                switched[item.conversation_id] = isinstance(item, Reply)
+        for conversation in (c for c, yes in switched.items() if yes):
+            self._offers[conversation] = None
 
     def _run(self, turns: list[Turn], runtimes: dict[str, "PluginRuntime"], encoder: "Encoder", log: bool,
              picks: bool = True) -> None:
@@ -320,8 +319,9 @@ class Agent:
         may_pick = use is None and given is not None and seen is not None and conversation_id not in seen
         if seen is not None:
             seen.add(conversation_id)
-        picked = self._picked(cleaned, conversation_id, self._responder(plugin) if plugin else None) if may_pick else None
-        forced = self._forced.get(conversation_id) or (self._responder(plugin) if plugin else None)
+        asked = self._responder(plugin) if plugin else None
+        picked = self._picked(cleaned, conversation_id, asked) if may_pick else None
+        forced = self._forced.get(conversation_id) or asked
         return Turn(cleaned, conversation_id, picked.plugin if picked else forced, picked=picked)
 
     def _picked(self, text: str, conversation_id: str, plugin: str | None = None) -> "two.Picked | None":
@@ -346,7 +346,7 @@ class Agent:
             reply = turn.reply
             self._offers.pop(turn.conversation_id, None)
             if reply.turn_id is None:
-                self._offers[turn.conversation_id] = (None, reply.plugin or "", two.loads(json.dumps(reply.choices))) \
+                self._offers[turn.conversation_id] = (None, reply.plugin or "", [two.Choice(**c) for c in reply.choices]) \
                     if reply.choices else None
         while len(self._offers) > 10_000:
             self._offers.pop(next(iter(self._offers)))

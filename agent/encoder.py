@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from agent.errors import ModelError
+from agent.spelling import spelt
 
 if TYPE_CHECKING:
     import numpy as np
@@ -103,8 +104,6 @@ class Encoder:
     def _forward(self, batch: list[str]) -> "np.ndarray":
         """One forward pass: tokenise, run, mean-pool over real tokens, normalise."""
         torch = self._torch
-        from agent.spelling import spelt
-
         with self._tokenizing:
             enc = self.tokenizer(spelt(batch, self.vocab), padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="pt")
