@@ -20,7 +20,7 @@ from agent.retrieval import atomic_write
 if TYPE_CHECKING:
     import numpy as np
 
-MODES = ("head", "full", "lora")
+MODES = ("shared", "head", "full", "lora")
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
 

@@ -14,9 +14,10 @@ from agent.hookspecs import hookimpl
 
 @click.command()
 @click.argument("plugin_dir", metavar="PLUGIN", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--mode", type=click.Choice(["full", "lora", "head"]),
-              help="full: all weights; lora: adapters (peft); head: frozen encoder. Default: full on CUDA; "
-                   "on a CPU the best mode that fits --max-minutes.")
+@click.option("--mode", type=click.Choice(["shared", "full", "lora", "head"]),
+              help="shared (the default): the home's one encoder, trained for every plugin, no extra pass per turn; "
+                   "full: the plugin's own copy of all weights; lora: its own adapters (peft); head: frozen encoder. "
+                   "full and lora cost one more encoder pass on each turn the plugin sees.")
 @click.option("--device", "device_opt", type=click.Choice(["auto", "cpu", "cuda"]),
               help="Where to train (default: the global --device; auto = CUDA when present).")
 @click.option("--epochs", type=click.FloatRange(0.05, 200), help="Passes over the training rows (default: by data size).")

@@ -117,7 +117,8 @@ class Agent:
         self.manifests, self.skipped = discover(self.settings)
         self.hooks = Hooks(notify)
         self.manifests = [m for m in self.manifests if self._load_hooks(m)]
-        self._encoder, self._store = encoder, store
+        self._encoder, self._store, self._base = None, store, encoder  # `encoder` stands for the packaged one
+        self._encoder_stamp = self._encoder_versions().stamp()
         self._runtimes: dict[str, PluginRuntime] | None = None
         self._observers: dict[str, PluginRuntime] | None = None
         self._forced: dict[str, str] = {}
@@ -137,10 +138,16 @@ class Agent:
     def encoder(self) -> "Encoder":
         """The shared encoder, loaded on first use."""
         if self._encoder is None:
-            from agent.encoder import shared_encoder
+            from agent.shared import home_encoder
 
-            self._encoder = shared_encoder(self.device)
+            self._encoder = home_encoder(self.settings, self.device, base=self._base)
         return self._encoder
+
+    def _encoder_versions(self) -> Any:
+        """The versions of the home's shared encoder."""
+        from agent.shared import encoder_versions
+
+        return encoder_versions(self.settings.home)
 
     @property
     def store(self) -> "Store":
@@ -179,6 +186,8 @@ class Agent:
 
     def refresh(self) -> list[str]:
         """Pick up models promoted or rolled back since the last turn (one stat per plugin); return their names."""
+        if self._encoder_moved():
+            return sorted({**(self._runtimes or {}), **(self._observers or {})})
         changed = []
         for name, runtime in {**(self._runtimes or {}), **(self._observers or {})}.items():
             try:
@@ -188,6 +197,27 @@ class Agent:
                 if self.notify:
                     self.notify(f"{name}: the new model could not be loaded ({exc}); still using {runtime.model_state}")
         return changed
+
+    def _encoder_moved(self) -> bool:
+        """When the home's shared encoder changed: load the new one and rebuild every plugin with it."""
+        stamp = self._encoder_versions().stamp()
+        if stamp == self._encoder_stamp:
+            return False
+        self._encoder_stamp = stamp  # a version that fails to load is reported once, not retried every turn
+        from agent.shared import home_encoder
+
+        try:
+            encoder = home_encoder(self.settings, self.device, base=self._base)
+        except ModelError as exc:
+            if self.notify:
+                self.notify(f"the new shared encoder could not be loaded ({exc}); still using the one before")
+            return False
+        if encoder is self._encoder:
+            return False
+        if self.notify:
+            self.notify(f"now using shared encoder {self._encoder_versions().current() or '(packaged)'}; rebuilding the plugins' indexes")
+        self._encoder, self._runtimes, self._observers = encoder, None, None
+        return True
 
     def load_runtime(self, manifest: Manifest | Path) -> "PluginRuntime":
         """Build the runtime of one plugin (indexes and head built or loaded)."""

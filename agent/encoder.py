@@ -47,7 +47,8 @@ class Encoder:
     dim = 384
 
     def __init__(self, path: Path | None = None, device: str = "auto", max_length: int = 256,
-                 adapter: Path | None = None, model: object | None = None, tokenizer: object | None = None) -> None:
+                 adapter: Path | None = None, model: object | None = None, tokenizer: object | None = None,
+                 tag: str | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -58,6 +59,7 @@ class Encoder:
         self.path = Path(path) if path else model_dir()
         self.device = pick_device(device)
         self.max_length = max_length
+        self.tag = tag  # the fingerprint of a tuned shared encoder (agent.shared), which the files alone do not tell
         try:
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
             self.model = model or AutoModel.from_pretrained(str(self.path), local_files_only=True)
@@ -77,6 +79,8 @@ class Encoder:
     @cached_property
     def fingerprint(self) -> str:
         """Identifies the weights: indexes and heads built with another encoder are rebuilt."""
+        if self.tag:
+            return self.tag
         h = hashlib.sha256()
         for name in ("config.json", "tokenizer.json"):
             h.update((self.path / name).read_bytes())

@@ -87,6 +87,13 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
         job = Job(manifest, settings, opts, versions, store or _store(settings), encoder, progress, cancel, say, started)
         return tuner.fn(job)
     versions = versions_for(settings.models_root, manifest)
+    if (opts.mode or "shared") == "shared":
+        if not is_main_process():
+            return FinetuneResult(manifest.name, None, "worker", {"mode": "shared"})
+        from agent.shared_tune import finetune_shared
+
+        return finetune_shared(Job(manifest, settings, opts, versions, store or _store(settings), encoder, progress,
+                                   cancel, say, started))
     if not is_main_process():
         return _worker(manifest, versions, store or _store(settings), opts, encoder or _encoder(opts.device),
                        progress, cancel)
@@ -163,11 +170,33 @@ def plugin_versions(settings: Settings, plugin_dir: Path) -> Versions:
     return versions_for(settings.models_root, manifest, tuner.folder if tuner else "")
 
 
-def rollback(plugin_dir: Path, settings: Settings | None = None) -> tuple[str | None, str]:
-    """Switch `current` back to the version promoted before it."""
-    versions = plugin_versions(settings or Settings(), plugin_dir)
-    with versions.lock():
-        return versions.rollback()
+def rollback(plugin_dir: Path, settings: Settings | None = None, say: Callable[[str], None] | None = None) -> tuple[str | None, str]:
+    """Switch `current` back to the version promoted before it; leaving a shared version, the home's
+    encoder goes back to the one the version now in use was trained with."""
+    from agent.shared import encoder_versions
+    from agent.shared_tune import follow_encoder
+
+    settings = settings or Settings()
+    versions = plugin_versions(settings, plugin_dir)
+    with versions.lock(), encoder_versions(settings.home).lock():
+        now = versions.current()
+        shared = bool(now) and _mode_of(versions.path(now)) == "shared"
+        if shared and not [v for v in versions.history() if v in versions.finished() and v != now]:
+            versions.clear()  # the first fine-tune was shared: back to no version and the encoder before it
+            follow_encoder(settings.home, None, "", say or (lambda _msg: None))
+            return now, "(none)"
+        result = versions.rollback()
+        if shared:
+            follow_encoder(settings.home, versions.path(result[1]), _encoder("auto").fingerprint, say or (lambda _msg: None))
+        return result
+
+
+def _mode_of(folder: Path) -> str | None:
+    """The mode a version folder was trained in (read from its config, no model load)."""
+    try:
+        return json.loads((folder / "config.json").read_text()).get("mode")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 # ---- data ---------------------------------------------------------------------------------------

@@ -38,12 +38,17 @@ def _row(m: Manifest, settings: Settings, hooks: list[str]) -> dict[str, Any]:
 
 
 def model_state(m: Manifest, settings: Settings) -> str:
-    """'fine-tuned vN', 'head (cached)' or 'none yet (fitted on first use)'."""
+    """'fine-tuned vN (mode, its cost per turn)', 'shared encoder vN', 'head (cached)' or 'none yet'."""
+    from agent.shared import encoder_versions
     from agent.versions import versions_for
 
-    current = versions_for(settings.models_root, m).current()
+    versions = versions_for(settings.models_root, m)
+    current = versions.current()
     if current:
-        return f"fine-tuned {current}"
+        return f"fine-tuned {current} ({_cost(versions.path(current) / 'config.json')})"
+    encoder = encoder_versions(settings.home).current()
+    if encoder and (settings.home / "encoder" / encoder / "heads" / m.name / "config.json").is_file():
+        return f"shared encoder {encoder} (head)"
     head = settings.index_root / m.name / "head" / "config.json"
     if head.is_file():
         try:
@@ -52,3 +57,12 @@ def model_state(m: Manifest, settings: Settings) -> str:
         except (ValueError, KeyError):
             return "head (unreadable; refitted on first use)"
     return "none yet (fitted on first use)"
+
+
+def _cost(config: Any) -> str:
+    """A version's mode and what it adds to each turn the plugin sees."""
+    try:
+        mode = json.loads(config.read_text()).get("mode", "head")
+    except (OSError, ValueError, AttributeError):
+        return "unreadable"
+    return f"{mode}: +1 encoder pass a turn" if mode in ("full", "lora") else f"{mode}: no extra pass"

@@ -88,6 +88,7 @@ class PluginRuntime:
         self.manifest, self.encoder, self.notify = manifest, encoder, notify
         self.index_dir = Path(index_root) / manifest.name
         self.models_root = Path(models_root) if models_root is not None else Path(index_root).parent / "models"
+        self.home = self.models_root.parent
         self.examples = read_examples(manifest)
         self.labels = label_list(manifest, self.examples)
         self.corpus = self._read_corpus()
@@ -178,10 +179,14 @@ class PluginRuntime:
         return self.encoder.encode(texts)
 
     def _load_classifier(self) -> tuple[TunedClassifier, str]:
-        """A promoted fine-tuned model if there is one, else the cached frozen-encoder head (fitted if stale)."""
+        """The plugin's promoted version, else the head the shared encoder trained for it, else the cached
+        frozen-encoder head (fitted if stale)."""
         promoted = self._promoted_model()
         if promoted is not None:
             return promoted
+        shared = self._shared_head()
+        if shared is not None:
+            return shared
         cache = self.index_dir / "head"
         expect_hash = self.examples_index.meta["data_hash"]
         try:
@@ -199,17 +204,37 @@ class PluginRuntime:
         return TunedClassifier(head), "head (fitted now)"
 
     def _promoted_model(self) -> tuple[TunedClassifier, str] | None:
-        """The version named by HOME/models/NAME/current, when present, with the turns it learned."""
+        """The version named by HOME/models/NAME/current, when present and built for this encoder, with the
+        turns it learned. A head trained with an earlier shared encoder yields to the current one's head."""
+        from agent.shared import head_folder
+
         version = self.versions.current()
         if version is None:
             return None
         folder = self.versions.path(version)
         model = TunedClassifier.load(folder, device=self.encoder.device)
-        if model.config.get("base_model") != self.encoder.fingerprint:
+        fits = model.config.get("base_model") == self.encoder.fingerprint
+        if model.encoder is not None and self.encoder.tag:  # its own encoder; its probe read the packaged one's embedding
+            fits = True
+            if model.probe is not None and model.probe.config.get("base_model") != self.encoder.fingerprint:
+                model.probe = None
+        if not fits:
+            if head_folder(self.home, self.name, self.encoder.fingerprint) is not None:
+                return None
             raise ModelError(f"{self.versions.pointer}: {version} was trained on encoder {model.config.get('base_model')!r}, "
                              f"not {self.encoder.fingerprint!r}; retrain it or roll back")
         self.learned = self._learned_index(folder)
         return model, f"fine-tuned {version} ({model.mode})"
+
+    def _shared_head(self) -> tuple[TunedClassifier, str] | None:
+        """The head the home's shared encoder was trained with for this plugin, if it has one."""
+        from agent.shared import head_folder
+
+        folder = head_folder(self.home, self.name, self.encoder.fingerprint)
+        if folder is None:
+            return None
+        self.learned = self._learned_index(folder)
+        return TunedClassifier(TextClassifier.load(folder)), f"shared encoder {folder.parent.parent.name} (head)"
 
     def _learned_index(self, folder: Path) -> VectorIndex | None:
         """Turns a version learned from the log: they widen what the plugin treats as in scope."""

@@ -111,7 +111,7 @@ class TunedClassifier:
 
         folder = Path(folder)
         head = TextClassifier.load(folder)
-        if head.mode == "head":
+        if head.mode in ("head", "shared"):  # a shared head reads the home encoder's embedding (agent.shared)
             return cls(head)
         weights = folder / (ENCODER_DIR + "/model.safetensors" if head.mode == "full" else ADAPTER_DIR + "/adapter_model.safetensors")
         if not weights.is_file() or _sha256(weights) != head.config.get("encoder_sha256"):

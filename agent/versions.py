@@ -200,6 +200,15 @@ class Versions:
         _fsync_dir(self.root)
         return now, target
 
+    def clear(self) -> None:
+        """Use no version at all (a shared encoder rolled back to the packaged one)."""
+        atomic_write(self.root / "history.json", b"[]")
+        try:
+            os.unlink(self.pointer)
+        except FileNotFoundError:
+            pass
+        _fsync_dir(self.root)
+
     def prune(self, keep: int = KEEP) -> list[str]:
         """Delete old versions, keeping the current one, the one rolled back to, and the newest `keep`."""
         history = self.history()

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 HELP = ("[b]/use NAME[/] switch plugin (/use alone lists them) · [b]/good[/] [b]/bad[/] rate the last reply · "
         "[b]/label [--new] [LABEL][/] correct it · "
-        "[b]/finetune [NAME] [head|full|lora][/] · [b]/logs[/] · [b]/panel[/] · [b]/new[/] conversation · [b]/quit[/]\n"
+        "[b]/finetune [NAME] [shared|head|full|lora][/] · [b]/logs[/] · [b]/panel[/] · [b]/new[/] conversation · [b]/quit[/]\n"
         "keys: F2 good · F3 bad · F4 correct label · F5 fine-tune · F6 logs · F7 side panel · "
         "Ctrl+P commands · ↑↓ history · Esc cancel a fine-tune")
 MAIN_ONLY = {"rate", "correct", "finetune", "logs", "toggle_side"}  # actions of the chat screen's keys
@@ -370,9 +370,9 @@ class AgentApp(App[None]):
 
     # ---- fine-tuning -------------------------------------------------------------------------
     def finetune_command(self, arg: str) -> None:
-        """/finetune [NAME] [head|full|lora]"""
+        """/finetune [NAME] [shared|head|full|lora]"""
         words = arg.split()
-        mode = next((w for w in words if w in ("head", "full", "lora")), None)
+        mode = next((w for w in words if w in ("shared", "head", "full", "lora")), None)
         names = [w for w in words if w != mode]
         name = names[0] if names else (self.last.plugin if self.last and self.last.plugin else self.session.plugin)
         if name:

@@ -1,0 +1,204 @@
+"""Training one shared encoder for every plugin at once (mode `shared`).
+
+Each plugin is a task: its texts, labels and a head (started from its frozen-encoder probe). Every
+step takes one batch of one task; the loss is that task's cross-entropy plus a retrieval term that
+keeps each embedding near the packaged encoder's embedding of the same text (cosine distance to a
+target computed once, before training), so routing, FAQ search and similarity thresholds keep
+working with the tuned encoder. Batches group rows of similar length (little padding); texts are
+tokenised once; after each epoch the tuned task's held-out rows are scored and training stops once
+they no longer improve, keeping the best weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from agent.classifier import TextClassifier
+from agent.spelling import spelt
+from agent.trainer import CancelFn, Cancelled, Plan, Progress, ProgressFn
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from agent.encoder import Encoder
+
+POOL = 50  # batches per pool sorted by length: enough to cut padding, few enough to keep batches mixed
+KEEP = 0.5  # weight of the retrieval term against the classification loss
+
+
+@dataclass
+class Task:
+    """One plugin's share of the training."""
+
+    name: str
+    texts: list[str]
+    labels: list[str]
+    head: TextClassifier  # the probe it starts from
+    targets: "np.ndarray"  # the packaged encoder's embeddings of `texts` (the retrieval term's targets)
+
+
+@dataclass
+class Watch:
+    """Held-out rows of the task being fine-tuned: scored after each epoch for early stopping."""
+
+    task: int
+    texts: list[str]
+    gold: list[str]
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, gen: "torch.Generator") -> list[list[int]]:
+    """Row numbers in batches of similar length, in a random order (a new one on every call)."""
+    import torch
+
+    order = torch.randperm(len(lengths), generator=gen).tolist()
+    pool = batch_size * POOL
+    batches: list[list[int]] = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    shuffled = torch.randperm(len(batches), generator=gen).tolist()
+    return [batches[i] for i in shuffled]
+
+
+def steps_per_epoch(tasks: Sequence[Task], batch_size: int) -> int:
+    """Optimizer steps one pass over every task's rows takes."""
+    return sum(max(1, math.ceil(len(t.texts) / batch_size)) for t in tasks)
+
+
+def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, progress: ProgressFn | None = None,
+                 cancel: CancelFn | None = None, keep: float = KEEP) -> tuple["Encoder", list[TextClassifier], dict[str, Any]]:
+    """Train the packaged encoder and one head per task; return the encoder, the heads and run statistics."""
+    import numpy as np
+    import torch
+
+    from agent.encoder import Encoder
+
+    torch.manual_seed(plan.seed)
+    device = torch.device(plan.device)
+    base = Encoder(device="cpu")
+    ids = [_token_ids(base, t.texts, plan.max_length) for t in tasks]
+    net = _MultiNet(base.model.train(), [t.head for t in tasks]).to(device)
+    ys = [torch.tensor([t.head.labels.index(lab) for lab in t.labels], dtype=torch.long) for t in tasks]
+    targets = [torch.from_numpy(np.ascontiguousarray(t.targets, dtype=np.float32)) for t in tasks]
+    per_epoch = steps_per_epoch(tasks, plan.batch_size)
+    total = max(1, int(per_epoch * plan.epochs))
+    opt = torch.optim.AdamW([{"params": net.backbone.parameters(), "lr": plan.lr},
+                             {"params": net.heads.parameters(), "lr": plan.lr * plan.head_lr_scale}], weight_decay=0.01)
+    warmup = max(1, int(0.1 * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / total))
+    gen = torch.Generator().manual_seed(plan.seed)
+    start, step, losses, stopped, scores, best = time.perf_counter(), 0, [], None, [], None
+    while step < total and stopped is None:
+        schedule = [(k, b) for k, t in enumerate(tasks) for b in length_batches([len(x) for x in ids[k]], plan.batch_size, gen)]
+        for j in torch.randperm(len(schedule), generator=gen).tolist():
+            if step >= total:
+                break
+            if cancel and cancel():
+                raise Cancelled("fine-tuning was cancelled; nothing was promoted")
+            if plan.max_seconds and time.perf_counter() - start > plan.max_seconds:
+                stopped = f"time limit reached after {step} of {total} steps"
+                break
+            k, idx = schedule[j]
+            batch = _pad([ids[k][i] for i in idx], device)
+            logits, pooled = net(batch, k)
+            loss = torch.nn.functional.cross_entropy(logits, ys[k][idx].to(device), label_smoothing=0.1)
+            if keep:
+                loss = loss + keep * (1 - (pooled * targets[k][idx].to(device)).sum(-1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(float(loss.detach()))
+            if progress:
+                progress(Progress("train", step, total, float(np.mean(losses[-20:])), plan.device, plan.mode,
+                                  time.perf_counter() - start))
+        if watch is not None and watch.texts and stopped is None:
+            scores.append(_score(net, base, watch, device, plan.max_length))
+            if best is None or scores[-1] > best[0]:
+                best = (scores[-1], {k: v.detach().clone() for k, v in net.state_dict().items()})
+            elif step < total:
+                stopped = f"held-out accuracy stopped improving after epoch {len(scores)} ({', '.join(f'{s:.4f}' for s in scores)})"
+    if best is not None and scores and scores[-1] < best[0]:
+        net.load_state_dict(best[1])
+    net = net.eval().cpu()
+    heads = [_head_of(net.heads[k], t.head, plan.mode) for k, t in enumerate(tasks)]
+    encoder = Encoder(device=plan.device, model=net.backbone, tokenizer=base.tokenizer)
+    stats = {"steps": step, "planned_steps": total, "seconds": round(time.perf_counter() - start, 1),
+             "final_loss": round(float(np.mean(losses[-20:])), 4) if losses else None, "device": plan.device,
+             "stopped_early": stopped, "epoch_scores": [round(s, 4) for s in scores], "tasks": [t.name for t in tasks],
+             "keep": keep, "processes": 1}
+    return encoder, heads, stats
+
+
+def _token_ids(base: "Encoder", texts: list[str], max_length: int) -> list[list[int]]:
+    """Token ids of each text, computed once for the whole run."""
+    enc = base.tokenizer(spelt(list(texts), base.vocab), truncation=True, max_length=max_length)
+    return enc["input_ids"]
+
+
+def _pad(rows: list[list[int]], device: "torch.device") -> dict[str, "torch.Tensor"]:
+    """A padded batch (pad id 0, as the MiniLM tokenizer pads) with its attention mask."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "token_type_ids": torch.zeros_like(ids).to(device)}
+
+
+def _score(net: Any, base: "Encoder", watch: Watch, device: "torch.device", max_length: int) -> float:
+    """Accuracy of the watched task's head on its held-out rows, with the weights as they are now."""
+    import torch
+
+    labels = net.label_names[watch.task]
+    ids = _token_ids(base, watch.texts, max_length)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    right = 0
+    net.eval()
+    with torch.inference_mode():
+        for s in range(0, len(order), 128):
+            idx = order[s : s + 128]
+            logits, _ = net(_pad([ids[i] for i in idx], device), watch.task)
+            right += sum(labels[int(p)] == watch.gold[i] for p, i in zip(logits.argmax(-1).tolist(), idx))
+    net.train()
+    return right / len(order)
+
+
+def _head_of(layer: Any, start: TextClassifier, mode: str) -> TextClassifier:
+    """A trained head layer as a TextClassifier with the probe's labels and config."""
+    return TextClassifier(start.labels, layer.weight.detach().cpu().numpy().copy(), layer.bias.detach().cpu().numpy().copy(),
+                          mode, dict(start.config))
+
+
+def _MultiNet(backbone: Any, heads: list[TextClassifier]) -> Any:
+    """Encoder, mean pooling, unit length, one linear head per task: the same maths as inference."""
+    import torch
+
+    class MultiNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = backbone
+            self.label_names = [h.labels for h in heads]
+            self.heads = torch.nn.ModuleList()
+            for h in heads:
+                layer = torch.nn.Linear(h.weight.shape[1], h.weight.shape[0])
+                layer.weight.data = torch.from_numpy(h.weight.copy())
+                layer.bias.data = torch.from_numpy(h.bias.copy())
+                self.heads.append(layer)
+
+        def forward(self, batch: dict, task: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+            hidden = self.backbone(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
+            return self.heads[task](pooled), pooled
+
+    return MultiNet()

@@ -1,0 +1,318 @@
+"""`agent finetune` in mode `shared`: one encoder trained for every plugin, judged on every plugin.
+
+The plugin asked for is fine-tuned together with every other plugin of the home that has labelled
+rows (its examples and labelled turns replayed, so none forgets), from the packaged encoder's
+weights, with a retrieval term that keeps embeddings near the packaged ones (agent.multitask).
+Each plugin's held-out rows compare the candidate (new encoder, its new head) with what that
+plugin uses now; the candidate is promoted only when the plugin asked for is not worse than its
+current model and no other plugin gets worse, beyond the tolerance (or with --force). Promotion
+switches the home encoder (HOME/encoder/current) and the plugin's own `current`, which names a
+small version holding its head; every other plugin picks up the head trained for it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from agent import report as reports
+from agent.errors import AgentError, InputError
+from agent.manifest import Manifest
+from agent.retrieval import atomic_write
+from agent.shared import CONFIG, ENCODER_DIR, HEADS_DIR, encoder_versions, head_folder, home_encoder, read_config, sha256
+from agent.trainer import Plan, fit_head
+from agent.tuned import TunedClassifier
+from agent.versions import Versions, versions_for
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from agent.classifier import TextClassifier
+    from agent.encoder import Encoder
+    from agent.finetune import FinetuneResult, Job
+    from agent.trainset import TrainSet
+
+
+@dataclass
+class Part:
+    """One plugin's rows, its probe on the packaged encoder, and its current predictions."""
+
+    manifest: Manifest
+    versions: Versions
+    data: "TrainSet"
+    targets: "np.ndarray"
+    probe: "TextClassifier"
+    current: str | None = None
+    current_pred: list[str] | None = None
+
+    @property
+    def held(self) -> tuple[list[str], list[str]]:
+        """Held-out texts and their gold labels."""
+        return [r.text for r in self.data.holdout], [r.label for r in self.data.holdout]
+
+
+def finetune_shared(job: "Job") -> "FinetuneResult":
+    """Train, judge and (when not worse) promote a shared encoder for the home, the asked plugin first."""
+    from agent.finetune import FinetuneResult, _gate, _now, _plan_dict, _record, _write_learned
+
+    stamp, settings, opts, say = _now(), job.settings, job.options, job.say
+    encoders = encoder_versions(settings.home)
+    with encoders.lock(), job.versions.lock():
+        for name in encoders.clean_partials() + job.versions.clean_partials():
+            say(f"removed {name}, left by a run that did not finish")
+        package = job.get_encoder()
+        current = home_encoder(settings, package.device, base=package)
+        parts = _parts(job, package, current)
+        plan = shared_plan(job.options, sum(len(p.data.fit_rows) for p in parts), package.device, say)
+        from agent.multitask import Task, Watch, train_shared
+
+        tasks = [Task(p.manifest.name, [r.text for r in p.data.fit_rows], [r.label for r in p.data.fit_rows], p.probe, p.targets)
+                 for p in parts]
+        say(f"training a shared encoder on {plan.device} for {', '.join(t.name for t in tasks)}: "
+            f"{sum(len(t.texts) for t in tasks)} rows, {plan.epochs:g} epochs at most")
+        target_texts, target_gold = parts[0].held
+        tuned, heads, stats = train_shared(tasks, plan, Watch(0, target_texts, target_gold) if target_gold else None,
+                                           job.progress, job.cancel)
+        evaluations = {p.manifest.name: _evaluate(p, h, tuned) for p, h in zip(parts, heads)}
+        target = parts[0]
+        if _head_is_better(job, target, evaluations[target.manifest.name], current is package):
+            return _keep_head(job, target, plan, stats, stamp)
+        promote, decision = _gate(evaluations[target.manifest.name], opts, target.current is not None)
+        promote, decision = _judge_others(promote, decision, evaluations, target.manifest.name, opts)
+        ev_name, ev_partial = encoders.start()
+        version, partial = job.versions.start()
+        try:
+            fingerprint = _write_encoder(ev_partial, tuned, package, target.manifest.name, version)
+            for p, head in zip(parts, heads):
+                head.config.update({"base_model": fingerprint, "encoder_version": ev_name})
+                head.save(ev_partial / HEADS_DIR / p.manifest.name)
+                _write_learned(ev_partial / HEADS_DIR / p.manifest.name, p.data)
+            heads[0].config.update({"plan": _plan_dict(plan), "run": stats})
+            heads[0].save(partial)
+            _write_learned(partial, target.data)
+            rep = _report(target, version, ev_name, promote, decision, plan, stats, evaluations, stamp, job.started)
+            for folder in (partial, ev_partial):
+                atomic_write(folder / "report.json", json.dumps(rep, indent=2).encode())
+                atomic_write(folder / "report.md", reports.markdown(rep).encode())
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(ev_partial, ignore_errors=True)
+            raise
+        encoders.finish(ev_name, ev_partial)
+        folder = job.versions.finish(version, partial)
+        if promote:
+            encoders.promote(ev_name)  # the encoder first: a run killed between the two leaves a consistent home
+            job.versions.promote(version)
+        for old in encoders.prune():
+            say(f"removed old shared encoder {old}")
+        for old in job.versions.prune():
+            say(f"removed old version {old}")
+        _record(job.store, rep, folder)
+    return FinetuneResult(target.manifest.name, version, rep["status"], _plan_dict(plan), rep, folder,
+                          round(time.perf_counter() - job.started, 1))
+
+
+def shared_plan(opts: Any, n_rows: int, device: str, say: Callable[[str], None]) -> Plan:
+    """Device, epochs and time limit of a shared run (no timing probe: the one mode fits any time limit, cut short)."""
+    from agent.finetune import CPU_MINUTES
+
+    limit = opts.max_minutes if opts.max_minutes is not None else (CPU_MINUTES if device == "cpu" else None)
+    plan = Plan(mode="shared", device=device, seed=opts.seed, epochs=opts.epochs or shared_epochs(n_rows),
+                max_seconds=limit * 60 * 0.85 if limit else None)
+    if opts.lr:
+        plan.lr = opts.lr
+    plan.notes.append(f"mode shared on {device}, {plan.epochs:g} epochs at most: "
+                      + ("asked for" if opts.mode else "the default"))
+    say(plan.notes[-1])
+    return plan
+
+
+def shared_epochs(n_rows: int) -> float:
+    """About 600 steps for small sets (at most 20 epochs), 3 epochs for large ones; held-out rows may stop it sooner."""
+    per_epoch = max(1, math.ceil(n_rows / Plan.batch_size))
+    return float(min(20, max(3, math.ceil(600 / per_epoch))))
+
+
+def _parts(job: "Job", package: "Encoder", current: "Encoder") -> list[Part]:
+    """The asked plugin, then every other plugin of the home with labelled rows to replay."""
+    from agent.plugins import discover
+
+    manifests, _ = discover(job.settings)
+    others = [m for m in manifests if m.name != job.manifest.name]
+    parts = [_part(job.manifest, job, package, current)]
+    for m in others:
+        try:
+            parts.append(_part(m, job, package, current))
+        except (InputError, AgentError) as exc:
+            job.say(f"{m.name} is not part of the shared encoder: {exc}")
+    return parts
+
+
+def _part(manifest: Manifest, job: "Job", package: "Encoder", current: "Encoder") -> Part:
+    """One plugin's training rows, its probe, and the predictions of what it uses now on its held-out rows."""
+    from agent.finetune import _encode, _training_data
+
+    versions = versions_for(job.settings.models_root, manifest)
+    data = _training_data(manifest, versions, job.store, job.options)
+    plan = Plan(mode="shared", device=package.device)
+    targets = _encode(package, [r.text for r in data.fit_rows], f"{manifest.name} rows", job.progress, plan, job.cancel)
+    probe = fit_head(targets, [r.label for r in data.fit_rows], data.labels, package.fingerprint)
+    part = Part(manifest, versions, data, targets, probe)
+    part.current, part.current_pred = _current(part, job, package, current)
+    return part
+
+
+def _current(part: Part, job: "Job", package: "Encoder", current: "Encoder") -> tuple[str | None, list[str]]:
+    """What the plugin answers with now, on its held-out rows: its version, the shared head, or a head."""
+    texts, _ = part.held
+    if not texts:
+        return part.versions.current(), []
+    vectors = current.encode(texts)
+    name = part.versions.current()
+    if name:
+        try:
+            model = TunedClassifier.load(part.versions.path(name), current.device)
+            if model.encoder is not None or model.config.get("base_model") == current.fingerprint:
+                if model.probe is not None and model.probe.config.get("base_model") != current.fingerprint:
+                    model.probe = None
+                return name, _top(model, texts, vectors)
+        except AgentError:
+            pass  # an unreadable version is no baseline
+    shared = head_folder(job.settings.home, part.manifest.name, current.fingerprint)
+    if shared is not None:
+        from agent.classifier import TextClassifier
+
+        return f"shared encoder {shared.parent.parent.name}", _top(TunedClassifier(TextClassifier.load(shared)), texts, vectors)
+    if current is package:
+        return None, _top(TunedClassifier(part.probe), texts, vectors)
+    head = fit_head(current.encode([r.text for r in part.data.fit_rows]), [r.label for r in part.data.fit_rows],
+                    part.data.labels, current.fingerprint)
+    return None, _top(TunedClassifier(head), texts, vectors)
+
+
+def _top(model: TunedClassifier, texts: list[str], vectors: "np.ndarray") -> list[str]:
+    """The most probable label of each row."""
+    probs = model.predict_proba(texts, vectors)
+    return [model.labels[int(i)] for i in probs.argmax(1)]
+
+
+def _evaluate(part: Part, head: "TextClassifier", tuned: "Encoder") -> dict[str, Any]:
+    """The candidate against the plugin's current model on its held-out rows."""
+    texts, gold = part.held
+    if not texts:
+        return reports.compare([], ([], []), None)
+    probs = head.predict_proba(tuned.encode(texts))
+    top = probs.argmax(1)
+    cand = ([head.labels[int(i)] for i in top], [float(probs[r, i]) for r, i in enumerate(top)])
+    return {**reports.compare(gold, cand, part.current_pred), "current_version": part.current}
+
+
+def _head_is_better(job: "Job", target: Part, ev: dict[str, Any], packaged: bool) -> bool:
+    """With the mode left to the agent and no version yet, whether the frozen-encoder head beat the candidate."""
+    return (job.options.mode is None and packaged and target.current is None and bool(ev["candidate"]["n"])
+            and ev["current"] is not None and ev["candidate"]["accuracy"] < ev["current"]["accuracy"])
+
+
+def _keep_head(job: "Job", target: Part, plan: Plan, stats: dict[str, Any], stamp: str) -> "FinetuneResult":
+    """Promote the plugin's frozen-encoder head as its version (the shared candidate scored lower)."""
+    from agent.finetune import FinetuneResult, _plan_dict, _record, _write_learned
+
+    texts, gold = target.held
+    probs = target.probe.predict_proba(_held_vectors(target, job))
+    top = probs.argmax(1)
+    ev = reports.compare(gold, ([target.probe.labels[int(i)] for i in top], [float(probs[r, i]) for r, i in enumerate(top)]), None)
+    plan.notes.append(f"kept mode head: it scored {ev['candidate']['accuracy']:.4f} on the held-out rows, shared lower")
+    job.say(plan.notes[-1])
+    plan.mode = "head"
+    version, partial = job.versions.start()
+    try:
+        target.probe.config.update({"plan": _plan_dict(plan), "run": stats})
+        target.probe.save(partial)
+        _write_learned(partial, target.data)
+        rep = _report(target, version, None, True, "promoted: the head, the first version of this plugin", plan, stats,
+                      {target.manifest.name: ev}, stamp, job.started)
+        atomic_write(partial / "report.json", json.dumps(rep, indent=2).encode())
+        atomic_write(partial / "report.md", reports.markdown(rep).encode())
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    folder = job.versions.finish(version, partial)
+    job.versions.promote(version)
+    _record(job.store, rep, folder)
+    return FinetuneResult(target.manifest.name, version, "promoted", _plan_dict(plan), rep, folder,
+                          round(time.perf_counter() - job.started, 1))
+
+
+def _held_vectors(part: Part, job: "Job") -> "np.ndarray":
+    """The packaged encoder's embeddings of a plugin's held-out rows."""
+    return job.get_encoder().encode(part.held[0])
+
+
+def _judge_others(promote: bool, decision: str, evaluations: dict[str, dict[str, Any]], target: str,
+                  opts: Any) -> tuple[bool, str]:
+    """Keep a candidate back when another plugin would get worse than what it uses now (unless forced)."""
+    worse = []
+    for name, ev in evaluations.items():
+        if name == target or not ev["candidate"]["n"] or ev["current"] is None:
+            continue
+        delta = ev["candidate"]["accuracy"] - ev["current"]["accuracy"]
+        if delta < -opts.tolerance:
+            worse.append(f"{name} {ev['candidate']['accuracy']:.4f} vs {ev['current']['accuracy']:.4f}")
+    if not worse or not promote:
+        return promote, decision + ("" if not worse else f"; other plugins worse: {', '.join(worse)}")
+    if opts.force:
+        return True, decision + f"; promoted by --force although other plugins get worse: {', '.join(worse)}"
+    return False, f"not promoted: other plugins would get worse on their held-out rows ({', '.join(worse)}); " \
+                  "--force promotes it anyway"
+
+
+def _write_encoder(folder: Path, tuned: "Encoder", package: "Encoder", plugin: str, version: str) -> str:
+    """Save the tuned encoder and the config that seals it; return its fingerprint."""
+    tuned.model.save_pretrained(folder / ENCODER_DIR, safe_serialization=True)
+    tuned.tokenizer.save_pretrained(folder / ENCODER_DIR)
+    digest = sha256(folder / ENCODER_DIR / "model.safetensors")
+    fingerprint = f"{package.fingerprint.split(':')[0]}:shared-{digest[:16]}"
+    atomic_write(folder / CONFIG, json.dumps({"fingerprint": fingerprint, "encoder_sha256": digest,
+                                              "base_model": package.fingerprint, "trained_for": plugin,
+                                              "plugin_version": version}, indent=2).encode())
+    return fingerprint
+
+
+def _report(target: Part, version: str, ev_name: str | None, promote: bool, decision: str, plan: Plan, stats: dict[str, Any],
+            evaluations: dict[str, dict[str, Any]], stamp: str, started: float) -> dict[str, Any]:
+    """The run's report: the asked plugin's figures first, every plugin's held-out comparison after."""
+    from agent.finetune import _now, _plan_dict
+
+    return {"plugin": target.manifest.name, "version": version, "encoder_version": ev_name,
+            "status": "promoted" if promote else "rejected", "decision": decision,
+            "current_version": target.current, "started_at": stamp, "finished_at": _now(),
+            "run": {**_plan_dict(plan), **stats, "train_seconds": stats.get("seconds"),
+                    "seconds": round(time.perf_counter() - started, 1)},
+            "data": target.data.summary(), "evaluation": evaluations[target.manifest.name],
+            "plugins": {name: {"candidate": ev["candidate"], "current": ev["current"], "current_version": ev.get("current_version")}
+                        for name, ev in evaluations.items()}}
+
+
+def follow_encoder(home: Path, folder: Path | None, package_fingerprint: str, say: Callable[[str], None]) -> None:
+    """After a plugin's rollback, point the home encoder at the one its version now in use was trained with."""
+    encoders = encoder_versions(home)
+    if folder is None:
+        encoders.clear()
+        return
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+    except (OSError, ValueError):
+        return
+    wanted = config.get("encoder_version")
+    if config.get("mode") == "shared" and wanted in encoders.finished():
+        read_config(encoders.path(wanted))
+        encoders.promote(wanted)
+        say(f"shared encoder back to {wanted}")
+    elif config.get("mode") == "head" and config.get("base_model") == package_fingerprint:
+        encoders.clear()
+        say("shared encoder back to the packaged one")

@@ -1,0 +1,139 @@
+"""Mode `shared`: one encoder fine-tuned for every plugin of the home, one encoder pass per turn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import agent.cli_finetune  # noqa: F401  (registers the command)
+from agent.cli import cli
+from agent.core import Agent
+from agent.errors import ModelError
+from agent.finetune import Options, finetune, rollback
+from agent.multitask import length_batches
+from agent.settings import Settings
+from agent.shared import encoder_versions, home_encoder
+from agent.versions import Versions
+from conftest import make_plugin, models_of, write_csv
+
+DESK = {"password_reset": ["I forgot my password", "reset my password please", "I can't log in, password lost",
+                           "how do I change my password", "my password does not work"],
+        "invoice_copy": ["send me a copy of my invoice", "where can I download my invoice", "I need last month's bill",
+                         "can I get the invoice again", "invoice for my order please"]}
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Settings:
+    """A home with two small plugins: `shop` and `desk` (other labels, no corpus)."""
+    root = tmp_path / "plugins"
+    make_plugin(root)
+    desk = root / "desk"
+    write_csv(desk / "examples.csv", ["text", "label"], [(t, lab) for lab, ts in DESK.items() for t in ts])
+    (desk / "plugin.toml").write_text('name = "desk"\ndescription = "Accounts and invoices"\n\n[data]\nexamples = "examples.csv"\n')
+    return Settings(home=tmp_path / "home", plugin_paths=[root])
+
+
+def shared_run(home: Settings, encoder, **kw) -> object:
+    """A short shared fine-tune of `shop`."""
+    return finetune(home.plugin_paths[0] / "shop", home, Options(device="cpu", epochs=kw.pop("epochs", 3), **kw),  # type: ignore[index]
+                    encoder=encoder)
+
+
+def test_length_batches_cover_every_row_once_and_keep_lengths_close() -> None:
+    import torch
+
+    lengths = [(i * 37) % 50 + 1 for i in range(1000)]
+    batches = length_batches(lengths, 32, torch.Generator().manual_seed(0))
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded < 1.1 * sum(lengths)  # random batches would pad to about 1.9 times the tokens
+    again = length_batches(lengths, 32, torch.Generator().manual_seed(1))
+    assert again != batches
+
+
+def test_shared_finetune_trains_one_encoder_for_every_plugin_and_turns_use_only_it(home: Settings, encoder) -> None:
+    agent = Agent(home, encoder=encoder)
+    assert agent.reply("when are you open", plugin="shop").label == "opening_hours"
+    result = shared_run(home, encoder)
+    assert result.status == "promoted" and result.report["run"]["mode"] == "shared"
+    assert set(result.report["plugins"]) == {"shop", "desk"} and result.report["encoder_version"] == "v1"
+    assert encoder_versions(home.home).current() == "v1"
+    assert Versions(models_of(home.home, "shop")).current() == "v1"
+    assert not (result.folder / "encoder").exists()  # the plugin's version holds its head only
+    reply = agent.reply("what time does the branch close", plugin="shop")  # hot swap of the encoder, same Agent
+    assert reply.label == "opening_hours"
+    tuned = agent.encoder
+    assert tuned is not encoder and tuned.fingerprint.split(":")[-1].startswith("shared-")
+    assert agent.runtimes["shop"].model_state == "fine-tuned v1 (shared)"
+    assert agent.runtimes["desk"].model_state == "shared encoder v1 (head)"
+    for runtime in agent.runtimes.values():  # no plugin runs an encoder of its own
+        assert runtime.classifier.encoder is None
+        assert runtime.examples_index.meta["encoder"] == tuned.fingerprint  # rebuilt with the tuned encoder
+    assert agent.reply("I forgot my password", plugin="desk").label == "password_reset"
+    fresh = Agent(home, encoder=encoder)
+    assert fresh.encoder is tuned and fresh.reply("refund my order please", plugin="shop").label == "refund"
+
+
+def test_rollback_of_a_shared_version_takes_the_encoder_back(home: Settings, encoder) -> None:
+    shared_run(home, encoder)
+    second = shared_run(home, encoder, epochs=2)
+    assert second.status == "promoted" and encoder_versions(home.home).current() == "v2"
+    moved, to = rollback(home.plugin_paths[0] / "shop", home)  # type: ignore[index]
+    assert (moved, to) == ("v2", "v1") and encoder_versions(home.home).current() == "v1"
+    moved, to = rollback(home.plugin_paths[0] / "shop", home)  # type: ignore[index]
+    assert to == "(none)" and encoder_versions(home.home).current() is None
+    assert home_encoder(home, "cpu", base=encoder) is encoder
+    agent = Agent(home, encoder=encoder)
+    assert agent.encoder is encoder and agent.runtimes["shop"].model_state.startswith("head")
+
+
+def test_a_shared_candidate_that_hurts_another_plugin_is_not_promoted(home: Settings, encoder) -> None:
+    shared_run(home, encoder)
+    wrecked = shared_run(home, encoder, epochs=0.5, lr=0.3, mode="shared")
+    assert wrecked.status == "rejected" and encoder_versions(home.home).current() == "v1"
+    assert "not promoted" in wrecked.report["decision"]
+    assert Versions(models_of(home.home, "shop")).current() == "v1"
+
+
+def test_damaged_shared_weights_are_refused_with_the_fix(home: Settings, encoder) -> None:
+    shared_run(home, encoder)
+    weights = home.home / "encoder" / "v1" / "encoder" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelError, match="roll back"):
+        from agent.shared import load_version
+
+        load_version(weights.parent.parent, "cpu")
+
+
+def test_full_versions_still_load_beside_a_shared_encoder(home: Settings, encoder) -> None:
+    full = finetune(home.plugin_paths[0] / "desk", home, Options(mode="full", device="cpu", epochs=2), encoder=encoder)  # type: ignore[index]
+    assert full.status == "promoted"
+    shared_run(home, encoder)
+    agent = Agent(home, encoder=encoder)
+    desk = agent.runtimes["desk"]
+    assert desk.model_state == "fine-tuned v1 (full)" and desk.classifier.encoder is not None
+    assert not desk.classifier.uses_probe  # its probe read the packaged encoder's embedding
+    assert agent.reply("reset my password please", plugin="desk").label == "password_reset"
+
+
+def test_cli_lists_shared_as_the_default_mode(home: Settings) -> None:
+    result = CliRunner().invoke(cli, ["finetune", "--help"])
+    assert result.exit_code == 0 and "shared (the default)" in " ".join(result.output.split())
+
+
+def test_the_gate_holds_back_a_candidate_another_plugin_would_lose_by() -> None:
+    from agent.shared_tune import _judge_others
+
+    def ev(cand: float, cur: float) -> dict:
+        return {"candidate": {"n": 10, "accuracy": cand}, "current": {"accuracy": cur}}
+
+    opts = Options()
+    evaluations = {"shop": ev(0.9, 0.8), "desk": ev(0.7, 0.9), "faq": ev(0.8, 0.805)}
+    promote, decision = _judge_others(True, "promoted: better", evaluations, "shop", opts)
+    assert not promote and "desk 0.7000 vs 0.9000" in decision and "faq" not in decision
+    opts.force = True
+    promote, decision = _judge_others(True, "promoted: better", evaluations, "shop", opts)
+    assert promote and "--force" in decision
+    assert _judge_others(True, "ok", {"shop": ev(0.9, 0.8), "faq": ev(0.8, 0.805)}, "shop", Options()) == (True, "ok")
