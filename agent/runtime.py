@@ -299,9 +299,32 @@ class PluginRuntime:
     def classify(self, vectors: "np.ndarray", texts: list[str]) -> "np.ndarray":
         """Label probabilities, columns in `self.labels` order (a tuned encoder reads the texts)."""
         probs = self.classifier.predict_proba(texts, vectors)
+        near = self.classifier.config.get("neighbours") if self.classifier.encoder is None else None
+        if near and near.get("weight", 1.0) < 1.0 and len(vectors):
+            from agent.neighbours import blend
+
+            probs = blend(probs, self._votes(vectors, int(near["k"]), float(near["tau"])), float(near["weight"]))
         if self.classifier.labels != self.labels:
             probs = _align(probs, self.classifier.labels, self.labels)
         return probs
+
+    def _votes(self, vectors: "np.ndarray", k: int, tau: float) -> "np.ndarray":
+        """The k nearest labelled rows' votes (examples and learned turns), columns in the classifier's order."""
+        import numpy as np
+
+        from agent.neighbours import votes
+
+        index = {label: i for i, label in enumerate(self.classifier.labels)}
+        parts = [self.examples_index] + ([self.learned] if self.learned is not None else [])
+        scores, labels = [], []
+        for vi in parts:
+            s, rows = vi.search(vectors, min(k, vi.index.ntotal))
+            known = vi.labels
+            scores.append(s)
+            labels.append(np.array([[index.get(known[r], -1) if r >= 0 else -1 for r in row] for row in rows]))
+        s, lab = np.concatenate(scores, axis=1), np.concatenate(labels, axis=1)
+        top = np.argsort(-s, axis=1)[:, :k]
+        return votes(np.take_along_axis(s, top, axis=1), np.take_along_axis(lab, top, axis=1), len(index), tau)
 
     def decide(self, probs: "np.ndarray", similarity: float) -> Decision:
         """Pick a label, or a fallback reason when the evidence is too weak."""

@@ -202,14 +202,41 @@ def _top(model: TunedClassifier, texts: list[str], vectors: "np.ndarray") -> lis
 
 
 def _evaluate(part: Part, head: "TextClassifier", tuned: "Encoder") -> dict[str, Any]:
-    """The candidate against the plugin's current model on its held-out rows."""
+    """The candidate (its head, and the nearest rows' votes where they help) against the current model."""
     texts, gold = part.held
     if not texts:
         return reports.compare([], ([], []), None)
-    probs = head.predict_proba(tuned.encode(texts))
+    held = tuned.encode(texts)
+    probs = head.predict_proba(held)
+    probs = _with_neighbours(part, head, tuned, held, probs, gold)
     top = probs.argmax(1)
     cand = ([head.labels[int(i)] for i in top], [float(probs[r, i]) for r, i in enumerate(top)])
-    return {**reports.compare(gold, cand, part.current_pred), "current_version": part.current}
+    return {**reports.compare(gold, cand, part.current_pred), "current_version": part.current,
+            "neighbours": head.config.get("neighbours")}
+
+
+def _with_neighbours(part: Part, head: "TextClassifier", tuned: "Encoder", held: "np.ndarray", probs: "np.ndarray",
+                     gold: list[str]) -> "np.ndarray":
+    """Choose on the held-out rows how much the nearest training rows' votes count; record it in the head."""
+    import numpy as np
+
+    from agent import neighbours
+
+    index = {label: i for i, label in enumerate(head.labels)}
+    if len(gold) < neighbours.MIN_HELD:
+        head.config["neighbours"] = {"weight": 1.0, "reason": f"{len(gold)} held-out rows: too few to choose by"}
+        return probs
+    rows = part.data.train
+    train = tuned.encode([r.text for r in rows])
+    labels = [index.get(r.label, -1) for r in rows]
+    chosen = neighbours.choose(probs, held, train, labels, [index.get(g, -1) for g in gold])
+    head.config["neighbours"] = chosen
+    if chosen["weight"] >= 1.0:
+        return probs
+    sims = held @ train.T
+    top = np.argpartition(-sims, chosen["k"] - 1, axis=1)[:, : chosen["k"]]
+    voted = neighbours.votes(np.take_along_axis(sims, top, axis=1), np.asarray(labels)[top], len(head.labels), chosen["tau"])
+    return neighbours.blend(probs, voted, chosen["weight"])
 
 
 def _head_is_better(job: "Job", target: Part, ev: dict[str, Any], packaged: bool) -> bool:

@@ -137,3 +137,34 @@ def test_the_gate_holds_back_a_candidate_another_plugin_would_lose_by() -> None:
     promote, decision = _judge_others(True, "promoted: better", evaluations, "shop", opts)
     assert promote and "--force" in decision
     assert _judge_others(True, "ok", {"shop": ev(0.9, 0.8), "faq": ev(0.8, 0.805)}, "shop", Options()) == (True, "ok")
+
+
+def test_neighbour_votes_follow_the_nearest_rows_and_help_only_when_held_out_rows_say_so() -> None:
+    import numpy as np
+
+    from agent.neighbours import MIN_HELD, blend, choose, votes
+
+    scores = np.array([[0.9, 0.8, 0.1], [0.2, 0.3, 0.95]])
+    voted = votes(scores, np.array([[0, 0, 1], [0, -1, 1]]), 2, 0.05)
+    assert voted[0].argmax() == 0 and voted[1].argmax() == 1 and np.allclose(voted.sum(1), 1)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16))
+    def points(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 3, n)
+        x = centres[y] + 0.3 * rng.normal(size=(n, 16))
+        return x / np.linalg.norm(x, axis=1, keepdims=True), y
+    train, ytrain = points(90)
+    held, yheld = points(MIN_HELD)
+    wrong = np.full((MIN_HELD, 3), 0.2)
+    wrong[np.arange(MIN_HELD), (yheld + 1) % 3] = 0.6  # a head that is always wrong: the votes must win
+    chosen = choose(wrong, held, train, ytrain.tolist(), yheld.tolist())
+    assert chosen["weight"] < 1.0 and chosen["accuracy"] > chosen["head_accuracy"]
+    assert blend(wrong, votes(*_top(held @ train.T, ytrain, chosen["k"]), 3, chosen["tau"]), chosen["weight"]).shape == (MIN_HELD, 3)
+    assert choose(wrong[:5], held[:5], train, ytrain.tolist(), yheld[:5].tolist())["weight"] == 1.0  # too few rows
+
+
+def _top(sims, labels, k):
+    import numpy as np
+
+    top = np.argsort(-sims, axis=1)[:, :k]
+    return np.take_along_axis(sims, top, axis=1), labels[top]
