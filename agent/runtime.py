@@ -298,15 +298,19 @@ class PluginRuntime:
 
     def classify(self, vectors: "np.ndarray", texts: list[str]) -> "np.ndarray":
         """Label probabilities, columns in `self.labels` order (a tuned encoder reads the texts)."""
-        probs = self.classifier.predict_proba(texts, vectors)
-        near = self.classifier.config.get("neighbours") if self.classifier.encoder is None else None
-        if near and near.get("weight", 1.0) < 1.0 and len(vectors):
-            from agent.neighbours import blend
-
-            probs = blend(probs, self._votes(vectors, int(near["k"]), float(near["tau"])), float(near["weight"]))
+        probs = self.with_neighbours(self.classifier.predict_proba(texts, vectors), vectors)
         if self.classifier.labels != self.labels:
             probs = _align(probs, self.classifier.labels, self.labels)
         return probs
+
+    def with_neighbours(self, probs: "np.ndarray", vectors: "np.ndarray") -> "np.ndarray":
+        """A shared head's probabilities blended with the nearest labelled rows' votes, as its config says."""
+        near = self.classifier.config.get("neighbours") if self.classifier.encoder is None else None
+        if not near or near.get("weight", 1.0) >= 1.0 or not len(vectors):
+            return probs
+        from agent.neighbours import blend
+
+        return blend(probs, self._votes(vectors, int(near["k"]), float(near["tau"])), float(near["weight"]))
 
     def _votes(self, vectors: "np.ndarray", k: int, tau: float) -> "np.ndarray":
         """The k nearest labelled rows' votes (examples and learned turns), columns in the classifier's order."""

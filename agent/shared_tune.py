@@ -49,6 +49,7 @@ class Part:
     probe: "TextClassifier"
     current: str | None = None
     current_pred: list[str] | None = None
+    keeps_own: bool = False  # its version in use runs an encoder of its own (full, lora): the new head is not used
 
     @property
     def held(self) -> tuple[list[str], list[str]]:
@@ -66,6 +67,10 @@ def finetune_shared(job: "Job") -> "FinetuneResult":
         for name in encoders.clean_partials() + job.versions.clean_partials():
             say(f"removed {name}, left by a run that did not finish")
         package = job.get_encoder()
+        if package.tag:  # a tuned shared encoder was passed: training and its targets start from the packaged one
+            from agent.encoder import shared_encoder
+
+            package = shared_encoder(package.device)
         current = home_encoder(settings, package.device, base=package)
         parts = _parts(job, package, current)
         plan = shared_plan(job.options, sum(len(p.data.fit_rows) for p in parts), package.device, say)
@@ -180,6 +185,7 @@ def _current(part: Part, job: "Job", package: "Encoder", current: "Encoder") -> 
             if model.encoder is not None or model.config.get("base_model") == current.fingerprint:
                 if model.probe is not None and model.probe.config.get("base_model") != current.fingerprint:
                     model.probe = None
+                part.keeps_own = model.encoder is not None
                 return name, _top(model, texts, vectors)
         except AgentError:
             pass  # an unreadable version is no baseline
@@ -212,7 +218,7 @@ def _evaluate(part: Part, head: "TextClassifier", tuned: "Encoder") -> dict[str,
     top = probs.argmax(1)
     cand = ([head.labels[int(i)] for i in top], [float(probs[r, i]) for r, i in enumerate(top)])
     return {**reports.compare(gold, cand, part.current_pred), "current_version": part.current,
-            "neighbours": head.config.get("neighbours")}
+            "neighbours": head.config.get("neighbours"), "keeps_own": part.keeps_own}
 
 
 def _with_neighbours(part: Part, head: "TextClassifier", tuned: "Encoder", held: "np.ndarray", probs: "np.ndarray",
@@ -285,8 +291,8 @@ def _judge_others(promote: bool, decision: str, evaluations: dict[str, dict[str,
     """Keep a candidate back when another plugin would get worse than what it uses now (unless forced)."""
     worse = []
     for name, ev in evaluations.items():
-        if name == target or not ev["candidate"]["n"] or ev["current"] is None:
-            continue
+        if name == target or not ev["candidate"]["n"] or ev["current"] is None or ev.get("keeps_own"):
+            continue  # a plugin that keeps its own full or lora model does not use the new head
         delta = ev["candidate"]["accuracy"] - ev["current"]["accuracy"]
         if delta < -opts.tolerance:
             worse.append(f"{name} {ev['candidate']['accuracy']:.4f} vs {ev['current']['accuracy']:.4f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,22 @@ def _top(sims, labels, k):
 
     top = np.argsort(-sims, axis=1)[:, :k]
     return np.take_along_axis(sims, top, axis=1), labels[top]
+
+
+def test_a_shared_head_blends_the_neighbours_votes_as_its_config_says(home: Settings, encoder) -> None:
+    import numpy as np
+
+    shared_run(home, encoder)
+    config_path = home.home / "encoder" / "v1" / "heads" / "desk" / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["neighbours"]["weight"] == 1.0 and "too few" in config["neighbours"]["reason"]
+    config["neighbours"] = {"weight": 0.0, "k": 3, "tau": 0.05}  # the votes alone
+    config_path.write_text(json.dumps(config))
+    runtime = Agent(home, encoder=encoder).runtimes["desk"]
+    vectors = runtime.encoder.encode(["my password does not work at all"])
+    head = runtime.classifier.predict_proba(["x"], vectors)
+    votes = runtime._votes(vectors, 3, 0.05)
+    probs = runtime.classify(vectors, ["my password does not work at all"])
+    order = [runtime.classifier.labels.index(lab) for lab in runtime.labels]
+    assert np.allclose(probs, votes[:, order], atol=1e-5) and not np.allclose(probs, head[:, order], atol=1e-3)
+    assert runtime.labels[int(probs.argmax())] == "password_reset"

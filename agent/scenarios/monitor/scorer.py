@@ -153,7 +153,7 @@ class Scorer:
 
         model = self.runtime.classifier
         vectors = self.encoder.encode(list(texts), batch_size=64)
-        probs = model.head.predict_proba(vectors)
+        probs = self.runtime.with_neighbours(model.head.predict_proba(vectors), vectors)
         if model.encoder is not None and model.uses_probe:
             base = self.runtime.encoder.encode(list(texts), batch_size=64)
             probs = combine(probs, model.probe.predict_proba(base), model.tuned_weight)  # type: ignore[union-attr]
