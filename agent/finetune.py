@@ -18,18 +18,33 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from agent import report as reports
 from agent import trainset
-from agent.errors import InputError, ModelError
+from agent.errors import ModelError
 from agent.manifest import Manifest, load_manifest
 from agent.retrieval import atomic_write
-from agent.runtime import label_list, read_examples
+from agent.runs import (  # noqa: F401
+    CPU_MINUTES,
+    LEARNED,
+    TOLERANCE,
+    FinetuneResult,
+    Job,
+    Options,
+    _encode,
+    _encoder,
+    _gate,
+    _now,
+    _plan_dict,
+    _record,
+    _store,
+    _training_data,
+    _write_learned,
+)
 from agent.settings import Settings
-from agent.trainer import CancelFn, Cancelled, Plan, Progress, ProgressFn, fit_head, steps_for, time_step, train_encoder
+from agent.trainer import CancelFn, Plan, ProgressFn, fit_head, steps_for, time_step, train_encoder
 from agent.tuned import PROBE_WEIGHTS, TUNED_WEIGHT, TunedClassifier, combine
 from agent.versions import Versions, versions_for
 
@@ -39,38 +54,10 @@ if TYPE_CHECKING:
     from agent.encoder import Encoder
     from agent.store import Store
 
-CPU_MINUTES = 30.0  # default time limit on a CPU; a GPU run has none unless asked
-TOLERANCE = 0.01
-LEARNED = "learned.jsonl"
 
 
-@dataclass
-class FinetuneResult:
-    """What a run did."""
-
-    plugin: str
-    version: str | None
-    status: str  # promoted, rejected, rolled back
-    plan: dict[str, Any]
-    report: dict[str, Any] = field(default_factory=dict)
-    folder: Path | None = None
-    seconds: float = 0.0
 
 
-@dataclass
-class Options:
-    """The knobs of a run, as the CLI names them."""
-
-    mode: str | None = None
-    device: str = "auto"
-    epochs: float | None = None
-    max_minutes: float | None = None
-    seed: int = 0
-    force: bool = False
-    tolerance: float = TOLERANCE
-    holdout: float = 0.1
-    lr: float | None = None
-    noise: float = 0.0  # add a copy of each training row with this share of characters perturbed (agent.noise)
 
 
 def finetune(plugin_dir: Path, settings: Settings | None = None, options: Options | None = None, *,
@@ -130,30 +117,6 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
     return FinetuneResult(manifest.name, version, status, _plan_dict(plan), rep, folder, round(time.perf_counter() - started, 1))
 
 
-@dataclass
-class Job:
-    """What a contributed fine-tuner (`register_finetuners`) gets: the plugin, the run's options and callbacks."""
-
-    manifest: Manifest
-    settings: Settings
-    options: Options
-    versions: Versions
-    store: "Store"
-    encoder: "Encoder | None"
-    progress: ProgressFn | None
-    cancel: CancelFn | None
-    say: Callable[[str], None]
-    started: float
-
-    def get_encoder(self) -> "Encoder":
-        """The encoder to train from (loaded now when none was given)."""
-        if self.encoder is None:
-            self.encoder = _encoder(self.options.device)
-        return self.encoder
-
-    def device(self) -> str:
-        """Where to train: the asked device, or CUDA when present."""
-        return self.options.device if self.options.device != "auto" else _encoder("auto").device
 
 
 def finetuner_for(manifest: Manifest) -> Any:
@@ -200,32 +163,8 @@ def _mode_of(folder: Path) -> str | None:
 
 
 # ---- data ---------------------------------------------------------------------------------------
-def _training_data(manifest: Manifest, versions: Versions, store: "Store", opts: Options) -> trainset.TrainSet:
-    """Examples + labelled turns, with labels learned by earlier versions kept (and noisy copies, if asked)."""
-    holdout = opts.holdout
-    examples = read_examples(manifest)
-    labels = label_list(manifest, examples)
-    labels += [lab for lab in versions.current_labels() if lab not in labels]
-    logged = trainset.logged_rows(store, manifest.name)
-    data = trainset.build(examples, logged, labels, holdout, manifest.privacy.redact)
-    trained = {r.label for r in data.train}
-    data.dropped_labels = [lab for lab in data.labels if lab not in trained]
-    data.labels = [lab for lab in data.labels if lab in trained]
-    if len(data.labels) < 2:
-        raise InputError(f"{manifest.path}: fine-tuning needs examples of at least 2 labels; found {data.labels}")
-    if opts.noise:
-        data.add_noise(opts.noise, opts.seed)
-    return data
 
 
-def _write_learned(folder: Path, data: trainset.TrainSet) -> None:
-    """Turns people labelled, kept beside the version so the plugin also recognises them as in scope."""
-    seen, lines = set(), []
-    for r in data.train:
-        if r.source != "examples" and r.source not in seen:
-            seen.add(r.source)
-            lines.append(json.dumps({"text": r.text, "label": r.label, "source": r.source}))
-    atomic_write(folder / LEARNED, ("\n".join(lines) + "\n" if lines else "").encode())
 
 
 # ---- planning -----------------------------------------------------------------------------------
@@ -342,18 +281,6 @@ def _worker(manifest: Manifest, versions: Versions, store: "Store", opts: Option
     return FinetuneResult(manifest.name, None, "worker", _plan_dict(plan))
 
 
-def _encode(encoder: "Encoder", texts: list[str], what: str, progress: ProgressFn | None, plan: Plan,
-            cancel: CancelFn | None = None) -> "np.ndarray":
-    """Base-encoder embeddings, reporting progress."""
-    start = time.perf_counter()
-
-    def report(done: int, total: int) -> None:
-        if cancel and cancel():
-            raise Cancelled("fine-tuning was cancelled; nothing was promoted")
-        if progress:
-            progress(Progress(f"encode {what}", done, total, None, plan.device, plan.mode, time.perf_counter() - start))
-
-    return encoder.encode(texts, progress=report)
 
 
 def _predict(model: TunedClassifier, texts: list[str], vectors: "np.ndarray") -> tuple[list[str], list[float]]:
@@ -377,20 +304,6 @@ def _current_predictions(versions: Versions, encoder: "Encoder", texts: list[str
     return None, _predict(TunedClassifier(probe), texts, vectors)[0]
 
 
-def _gate(evaluation: dict[str, Any], opts: Options, has_current: bool) -> tuple[bool, str]:
-    """Promote when the candidate is not worse than current beyond the tolerance (or when forced)."""
-    cand, cur = evaluation["candidate"], evaluation["current"]
-    if not cand["n"]:
-        if has_current and not opts.force:
-            return False, "not promoted: no held-out rows to compare with the current version on; --force promotes it"
-        return True, "promoted without a comparison: no held-out rows (too few examples per label, or --holdout 0)"
-    delta = cand["accuracy"] - cur["accuracy"]
-    verdict = f"held-out accuracy {cand['accuracy']:.4f} vs current {cur['accuracy']:.4f} ({delta:+.4f}, tolerance {opts.tolerance})"
-    if delta >= -opts.tolerance:
-        return True, f"promoted: {verdict}"
-    if opts.force:
-        return True, f"promoted by --force although worse: {verdict}"
-    return False, f"not promoted, worse than current: {verdict}; --force promotes it anyway"
 
 
 def _same_rows_note(versions: Versions, cur_version: str | None, data: trainset.TrainSet) -> str:
@@ -417,40 +330,11 @@ def _report(manifest: Manifest, version: str, status: str, decision: str, plan: 
             "data": data.summary(), "evaluation": evaluation}
 
 
-def _record(store: "Store", rep: dict[str, Any], folder: Path) -> None:
-    """A row in the finetune_runs table."""
-    ev = rep["evaluation"]
-    store.log_finetune_run({
-        "plugin": rep["plugin"], "version": rep["version"], "started_at": rep["started_at"],
-        "finished_at": rep["finished_at"], "status": rep["status"], "mode": rep["run"]["mode"],
-        "device": rep["run"]["device"], "epochs": rep["run"]["epochs"], "seconds": rep["run"]["seconds"],
-        "train_rows": rep["data"]["train_rows"], "holdout_rows": rep["data"]["holdout_rows"],
-        "accuracy": ev["candidate"]["accuracy"], "macro_f1": ev["candidate"]["macro_f1"],
-        "current_accuracy": ev["current"]["accuracy"] if ev["current"] else None,
-        "current_version": rep["current_version"], "report": str(folder / "report.json")})
 
 
-def _plan_dict(plan: Plan) -> dict[str, Any]:
-    """The plan, JSON-ready."""
-    return asdict(plan)
 
 
-def _store(settings: Settings) -> "Store":
-    """The home's database."""
-    from agent.store import Store
-
-    return Store(settings.db_path)
 
 
-def _encoder(device: str) -> "Encoder":
-    """The shared base encoder."""
-    from agent.encoder import shared_encoder
-
-    return shared_encoder(device)
 
 
-def _now() -> str:
-    """UTC timestamp."""
-    from agent.store import now
-
-    return now()

@@ -5,8 +5,8 @@ step takes one batch of one task; the loss is that task's cross-entropy plus a r
 keeps each embedding near the packaged encoder's embedding of the same text (cosine distance to a
 target computed once, before training), so routing, FAQ search and similarity thresholds keep
 working with the tuned encoder. Batches group rows of similar length (little padding); texts are
-tokenised once; after each epoch the tuned task's held-out rows are scored and training stops once
-they no longer improve, keeping the best weights.
+tokenised once; after each epoch the tuned task's held-out rows are scored, and training stops when
+they have not improved for a quarter of the planned epochs, keeping the best weights.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from agent.classifier import TextClassifier
 from agent.spelling import spelt
@@ -62,6 +62,11 @@ def length_batches(lengths: Sequence[int], batch_size: int, gen: "torch.Generato
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     shuffled = torch.randperm(len(batches), generator=gen).tolist()
     return [batches[i] for i in shuffled]
+
+
+def patience(epochs: float) -> int:
+    """Epochs without a better held-out score before training stops: a quarter of the planned ones, at least 1."""
+    return max(1, math.ceil(epochs / 4))
 
 
 def steps_per_epoch(tasks: Sequence[Task], batch_size: int) -> int:
@@ -120,10 +125,10 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
                                   time.perf_counter() - start))
         if watch is not None and watch.texts and stopped is None:
             scores.append(_score(net, base, watch, device, plan.max_length))
-            if best is None or scores[-1] > best[0]:
-                best = (scores[-1], {k: v.detach().clone() for k, v in net.state_dict().items()})
-            elif step < total:
-                stopped = f"held-out accuracy stopped improving after epoch {len(scores)} ({', '.join(f'{s:.4f}' for s in scores)})"
+            if best is None or scores[-1] >= best[0]:  # a tie keeps the later, longer trained weights
+                best = (scores[-1], {k: v.detach().clone() for k, v in net.state_dict().items()}, len(scores))
+            elif len(scores) - best[2] >= patience(plan.epochs) and step < total:
+                stopped = f"held-out accuracy stopped improving after epoch {best[2]} ({', '.join(f'{s:.4f}' for s in scores)})"
     if best is not None and scores and scores[-1] < best[0]:
         net.load_state_dict(best[1])
     net = net.eval().cpu()

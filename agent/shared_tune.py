@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from agent.classifier import TextClassifier
     from agent.encoder import Encoder
-    from agent.finetune import FinetuneResult, Job
+    from agent.runs import FinetuneResult, Job
     from agent.trainset import TrainSet
 
 
@@ -59,7 +59,7 @@ class Part:
 
 def finetune_shared(job: "Job") -> "FinetuneResult":
     """Train, judge and (when not worse) promote a shared encoder for the home, the asked plugin first."""
-    from agent.finetune import FinetuneResult, _gate, _now, _plan_dict, _record, _write_learned
+    from agent.runs import FinetuneResult, _gate, _now, _plan_dict, _record, _write_learned
 
     stamp, settings, opts, say = _now(), job.settings, job.options, job.say
     encoders = encoder_versions(settings.home)
@@ -124,7 +124,7 @@ def finetune_shared(job: "Job") -> "FinetuneResult":
 
 def shared_plan(opts: Any, n_rows: int, device: str, say: Callable[[str], None]) -> Plan:
     """Device, epochs and time limit of a shared run (no timing probe: the one mode fits any time limit, cut short)."""
-    from agent.finetune import CPU_MINUTES
+    from agent.runs import CPU_MINUTES
 
     limit = opts.max_minutes if opts.max_minutes is not None else (CPU_MINUTES if device == "cpu" else None)
     plan = Plan(mode="shared", device=device, seed=opts.seed, epochs=opts.epochs or shared_epochs(n_rows),
@@ -160,7 +160,7 @@ def _parts(job: "Job", package: "Encoder", current: "Encoder") -> list[Part]:
 
 def _part(manifest: Manifest, job: "Job", package: "Encoder", current: "Encoder") -> Part:
     """One plugin's training rows, its probe, and the predictions of what it uses now on its held-out rows."""
-    from agent.finetune import _encode, _training_data
+    from agent.runs import _encode, _training_data
 
     versions = versions_for(job.settings.models_root, manifest)
     data = _training_data(manifest, versions, job.store, job.options)
@@ -174,6 +174,8 @@ def _part(manifest: Manifest, job: "Job", package: "Encoder", current: "Encoder"
 
 def _current(part: Part, job: "Job", package: "Encoder", current: "Encoder") -> tuple[str | None, list[str]]:
     """What the plugin answers with now, on its held-out rows: its version, the shared head, or a head."""
+    from agent.classifier import TextClassifier
+
     texts, _ = part.held
     if not texts:
         return part.versions.current(), []
@@ -186,14 +188,13 @@ def _current(part: Part, job: "Job", package: "Encoder", current: "Encoder") -> 
                 if model.probe is not None and model.probe.config.get("base_model") != current.fingerprint:
                     model.probe = None
                 part.keeps_own = model.encoder is not None
-                return name, _top(model, texts, vectors)
+                return name, _top(model, texts, vectors, part, current)
         except AgentError:
             pass  # an unreadable version is no baseline
     shared = head_folder(job.settings.home, part.manifest.name, current.fingerprint)
     if shared is not None:
-        from agent.classifier import TextClassifier
-
-        return f"shared encoder {shared.parent.parent.name}", _top(TunedClassifier(TextClassifier.load(shared)), texts, vectors)
+        model = TunedClassifier(TextClassifier.load(shared))
+        return f"shared encoder {shared.parent.parent.name}", _top(model, texts, vectors, part, current)
     if current is package:
         return None, _top(TunedClassifier(part.probe), texts, vectors)
     head = fit_head(current.encode([r.text for r in part.data.fit_rows]), [r.label for r in part.data.fit_rows],
@@ -201,10 +202,30 @@ def _current(part: Part, job: "Job", package: "Encoder", current: "Encoder") -> 
     return None, _top(TunedClassifier(head), texts, vectors)
 
 
-def _top(model: TunedClassifier, texts: list[str], vectors: "np.ndarray") -> list[str]:
-    """The most probable label of each row."""
+def _top(model: TunedClassifier, texts: list[str], vectors: "np.ndarray", part: Part | None = None,
+         encoder: "Encoder | None" = None) -> list[str]:
+    """The most probable label of each row (a shared head with its neighbours' votes, as at answer time)."""
     probs = model.predict_proba(texts, vectors)
+    near = model.config.get("neighbours") if model.encoder is None else None
+    if near and near.get("weight", 1.0) < 1.0 and part is not None and encoder is not None:
+        probs = _voted(probs, vectors, part, encoder.encode([r.text for r in part.data.train]), model.labels, near)
     return [model.labels[int(i)] for i in probs.argmax(1)]
+
+
+def _voted(probs: "np.ndarray", held: "np.ndarray", part: Part, train: "np.ndarray", labels: list[str],
+           near: dict[str, Any]) -> "np.ndarray":
+    """Probabilities blended with the votes of the k training rows nearest each held-out row."""
+    import numpy as np
+
+    from agent import neighbours
+
+    index = {label: i for i, label in enumerate(labels)}
+    rows = np.asarray([index.get(r.label, -1) for r in part.data.train])
+    sims = held @ train.T
+    k = min(int(near["k"]), sims.shape[1])
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    voted = neighbours.votes(np.take_along_axis(sims, top, axis=1), rows[top], len(labels), float(near["tau"]))
+    return neighbours.blend(probs, voted, float(near["weight"]))
 
 
 def _evaluate(part: Part, head: "TextClassifier", tuned: "Encoder") -> dict[str, Any]:
@@ -224,25 +245,17 @@ def _evaluate(part: Part, head: "TextClassifier", tuned: "Encoder") -> dict[str,
 def _with_neighbours(part: Part, head: "TextClassifier", tuned: "Encoder", held: "np.ndarray", probs: "np.ndarray",
                      gold: list[str]) -> "np.ndarray":
     """Choose on the held-out rows how much the nearest training rows' votes count; record it in the head."""
-    import numpy as np
-
     from agent import neighbours
 
     index = {label: i for i, label in enumerate(head.labels)}
     if len(gold) < neighbours.MIN_HELD:
         head.config["neighbours"] = {"weight": 1.0, "reason": f"{len(gold)} held-out rows: too few to choose by"}
         return probs
-    rows = part.data.train
-    train = tuned.encode([r.text for r in rows])
-    labels = [index.get(r.label, -1) for r in rows]
+    train = tuned.encode([r.text for r in part.data.train])
+    labels = [index.get(r.label, -1) for r in part.data.train]
     chosen = neighbours.choose(probs, held, train, labels, [index.get(g, -1) for g in gold])
     head.config["neighbours"] = chosen
-    if chosen["weight"] >= 1.0:
-        return probs
-    sims = held @ train.T
-    top = np.argpartition(-sims, chosen["k"] - 1, axis=1)[:, : chosen["k"]]
-    voted = neighbours.votes(np.take_along_axis(sims, top, axis=1), np.asarray(labels)[top], len(head.labels), chosen["tau"])
-    return neighbours.blend(probs, voted, chosen["weight"])
+    return probs if chosen["weight"] >= 1.0 else _voted(probs, held, part, train, head.labels, chosen)
 
 
 def _head_is_better(job: "Job", target: Part, ev: dict[str, Any], packaged: bool) -> bool:
@@ -253,7 +266,7 @@ def _head_is_better(job: "Job", target: Part, ev: dict[str, Any], packaged: bool
 
 def _keep_head(job: "Job", target: Part, plan: Plan, stats: dict[str, Any], stamp: str) -> "FinetuneResult":
     """Promote the plugin's frozen-encoder head as its version (the shared candidate scored lower)."""
-    from agent.finetune import FinetuneResult, _plan_dict, _record, _write_learned
+    from agent.runs import FinetuneResult, _plan_dict, _record, _write_learned
 
     texts, gold = target.held
     probs = target.probe.predict_proba(_held_vectors(target, job))
@@ -319,7 +332,7 @@ def _write_encoder(folder: Path, tuned: "Encoder", package: "Encoder", plugin: s
 def _report(target: Part, version: str, ev_name: str | None, promote: bool, decision: str, plan: Plan, stats: dict[str, Any],
             evaluations: dict[str, dict[str, Any]], stamp: str, started: float) -> dict[str, Any]:
     """The run's report: the asked plugin's figures first, every plugin's held-out comparison after."""
-    from agent.finetune import _now, _plan_dict
+    from agent.runs import _now, _plan_dict
 
     return {"plugin": target.manifest.name, "version": version, "encoder_version": ev_name,
             "status": "promoted" if promote else "rejected", "decision": decision,
