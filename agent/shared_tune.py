@@ -307,7 +307,7 @@ def _judge_others(promote: bool, decision: str, evaluations: dict[str, dict[str,
         if name == target or not ev["candidate"]["n"] or ev["current"] is None or ev.get("keeps_own"):
             continue  # a plugin that keeps its own full or lora model does not use the new head
         delta = ev["candidate"]["accuracy"] - ev["current"]["accuracy"]
-        if delta < -opts.tolerance:
+        if delta < -(opts.tolerance + 1 / ev["candidate"]["n"]) - 1e-9:  # one row either way is noise, not a loss
             worse.append(f"{name} {ev['candidate']['accuracy']:.4f} vs {ev['current']['accuracy']:.4f}")
     if not worse or not promote:
         return promote, decision + ("" if not worse else f"; other plugins worse: {', '.join(worse)}")

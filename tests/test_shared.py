@@ -131,9 +131,9 @@ def test_the_gate_holds_back_a_candidate_another_plugin_would_lose_by() -> None:
         return {"candidate": {"n": 10, "accuracy": cand}, "current": {"accuracy": cur}}
 
     opts = Options()
-    evaluations = {"shop": ev(0.9, 0.8), "desk": ev(0.7, 0.9), "faq": ev(0.8, 0.805)}
+    evaluations = {"shop": ev(0.9, 0.8), "desk": ev(0.7, 0.9), "faq": ev(0.8, 0.805), "one": ev(0.8, 0.9)}  # one: a row of 10
     promote, decision = _judge_others(True, "promoted: better", evaluations, "shop", opts)
-    assert not promote and "desk 0.7000 vs 0.9000" in decision and "faq" not in decision
+    assert not promote and "desk 0.7000 vs 0.9000" in decision and "faq" not in decision and "one" not in decision
     opts.force = True
     promote, decision = _judge_others(True, "promoted: better", evaluations, "shop", opts)
     assert promote and "--force" in decision
