@@ -238,8 +238,10 @@ def _evaluate(part: Part, head: "TextClassifier", tuned: "Encoder") -> dict[str,
     probs = _with_neighbours(part, head, tuned, held, probs, gold)
     top = probs.argmax(1)
     cand = ([head.labels[int(i)] for i in top], [float(probs[r, i]) for r, i in enumerate(top)])
+    lost = sum(c != g == p for g, c, p in zip(gold, cand[0], part.current_pred or []))
+    won = sum(p != g == c for g, c, p in zip(gold, cand[0], part.current_pred or []))
     return {**reports.compare(gold, cand, part.current_pred), "current_version": part.current,
-            "neighbours": head.config.get("neighbours"), "keeps_own": part.keeps_own}
+            "neighbours": head.config.get("neighbours"), "keeps_own": part.keeps_own, "rows_lost_won": [lost, won]}
 
 
 def _with_neighbours(part: Part, head: "TextClassifier", tuned: "Encoder", held: "np.ndarray", probs: "np.ndarray",
@@ -299,6 +301,13 @@ def _held_vectors(part: Part, job: "Job") -> "np.ndarray":
     return job.get_encoder().encode(part.held[0])
 
 
+def loss_is_real(lost: int, won: int, level: float = 0.05) -> bool:
+    """Whether rows the candidate newly gets wrong outweigh those it newly gets right beyond chance
+    (exact one-sided McNemar test): on a plugin with few held-out rows, two rows either way is noise."""
+    n = lost + won
+    return lost > won and sum(math.comb(n, i) for i in range(lost, n + 1)) / 2 ** n < level
+
+
 def _judge_others(promote: bool, decision: str, evaluations: dict[str, dict[str, Any]], target: str,
                   opts: Any) -> tuple[bool, str]:
     """Keep a candidate back when another plugin would get worse than what it uses now (unless forced)."""
@@ -307,7 +316,7 @@ def _judge_others(promote: bool, decision: str, evaluations: dict[str, dict[str,
         if name == target or not ev["candidate"]["n"] or ev["current"] is None or ev.get("keeps_own"):
             continue  # a plugin that keeps its own full or lora model does not use the new head
         delta = ev["candidate"]["accuracy"] - ev["current"]["accuracy"]
-        if delta < -(opts.tolerance + 1 / ev["candidate"]["n"]) - 1e-9:  # one row either way is noise, not a loss
+        if delta < -opts.tolerance and loss_is_real(*ev.get("rows_lost_won", (0, 0))):
             worse.append(f"{name} {ev['candidate']['accuracy']:.4f} vs {ev['current']['accuracy']:.4f}")
     if not worse or not promote:
         return promote, decision + ("" if not worse else f"; other plugins worse: {', '.join(worse)}")

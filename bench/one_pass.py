@@ -34,6 +34,8 @@ def finetune_all(home: Path, names: list[str]) -> dict[str, dict]:
     """`agent finetune plugins/NAME --json` for each plugin, in order; wall time and what each run did."""
     out = {}
     for name in names:
+        if name == "recommender":
+            seed_likes(home)
         start = time.perf_counter()
         done = subprocess.run(agent_cmd(home, "finetune", str(REPO / "plugins" / name), "--json"), check=True,
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "AGENT_PLUGINS_PATH": ""})
@@ -43,6 +45,21 @@ def finetune_all(home: Path, names: list[str]) -> dict[str, dict]:
                      "encoder_version": rep.get("encoder_version")}
         print(json.dumps({name: out[name]}), flush=True)
     return out
+
+
+def seed_likes(home: Path) -> None:
+    """A few people ask the recommender for items and like the first one shown (its fine-tune learns from likes)."""
+    from agent.core import Agent
+    from agent.settings import Settings
+
+    agent = Agent(Settings(home=home, plugin_paths=[REPO / "plugins"]), device="cpu")
+    asks = ["a card for travelling abroad", "something for the kitchen", "a good book for the weekend",
+            "headphones for running", "a savings account with good interest", "a gift for a coffee lover"]
+    for n, text in enumerate(asks * 2):
+        user, conv = f"u{n % 4}", f"likes{n}"
+        shown = agent.reply(text, conv, plugin="recommender", user=user)
+        if shown.extra("items"):
+            agent.reply("I like the first one", conv, plugin="recommender", user=user)
 
 
 def percentile(values: list[float], q: float) -> float:

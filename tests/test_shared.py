@@ -127,17 +127,21 @@ def test_cli_lists_shared_as_the_default_mode(home: Settings) -> None:
 def test_the_gate_holds_back_a_candidate_another_plugin_would_lose_by() -> None:
     from agent.shared_tune import _judge_others
 
-    def ev(cand: float, cur: float) -> dict:
-        return {"candidate": {"n": 10, "accuracy": cand}, "current": {"accuracy": cur}}
+    def ev(cand: float, cur: float, lost_won: tuple[int, int] = (0, 0)) -> dict:
+        return {"candidate": {"n": 10, "accuracy": cand}, "current": {"accuracy": cur}, "rows_lost_won": list(lost_won)}
 
     opts = Options()
-    evaluations = {"shop": ev(0.9, 0.8), "desk": ev(0.7, 0.9), "faq": ev(0.8, 0.805), "one": ev(0.8, 0.9)}  # one: a row of 10
+    evaluations = {"shop": ev(0.9, 0.8), "desk": ev(0.5, 0.9, (6, 0)), "faq": ev(0.8, 0.805, (1, 0)),
+                   "one": ev(0.7, 0.9, (3, 1))}  # one: 3 rows lost and 1 won can be chance
     promote, decision = _judge_others(True, "promoted: better", evaluations, "shop", opts)
-    assert not promote and "desk 0.7000 vs 0.9000" in decision and "faq" not in decision and "one" not in decision
+    assert not promote and "desk 0.5000 vs 0.9000" in decision and "faq" not in decision and "one" not in decision
     opts.force = True
     promote, decision = _judge_others(True, "promoted: better", evaluations, "shop", opts)
     assert promote and "--force" in decision
     assert _judge_others(True, "ok", {"shop": ev(0.9, 0.8), "faq": ev(0.8, 0.805)}, "shop", Options()) == (True, "ok")
+    from agent.shared_tune import loss_is_real
+
+    assert loss_is_real(5, 0) and loss_is_real(12, 3) and not loss_is_real(3, 1) and not loss_is_real(2, 0)
 
 
 def test_neighbour_votes_follow_the_nearest_rows_and_help_only_when_held_out_rows_say_so() -> None:
