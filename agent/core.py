@@ -119,6 +119,7 @@ class Agent:
         self.manifests = [m for m in self.manifests if self._load_hooks(m)]
         self._encoder, self._store, self._base = None, store, encoder  # `encoder` stands for the packaged one
         self._encoder_stamp = self._encoder_versions().stamp()
+        self._skipped_before_runtimes = len(self.skipped)  # later entries come from loading runtimes (redone on a rebuild)
         self._runtimes: dict[str, PluginRuntime] | None = None
         self._observers: dict[str, PluginRuntime] | None = None
         self._forced: dict[str, str] = {}
@@ -138,10 +139,21 @@ class Agent:
     def encoder(self) -> "Encoder":
         """The shared encoder, loaded on first use."""
         if self._encoder is None:
-            from agent.shared import home_encoder
-
-            self._encoder = home_encoder(self.settings, self.device, base=self._base)
+            self._encoder = self._home_encoder()
         return self._encoder
+
+    def _home_encoder(self) -> "Encoder":
+        """The home's shared encoder; when it cannot be loaded, the packaged one (and a note saying why)."""
+        from agent.shared import home_encoder
+
+        try:
+            return home_encoder(self.settings, self.device, base=self._base)
+        except ModelError as exc:
+            if self.notify:
+                self.notify(f"{exc}; using the packaged encoder meanwhile")
+            from agent.encoder import shared_encoder
+
+            return self._base or shared_encoder(self.device)
 
     def _encoder_versions(self) -> Any:
         """The versions of the home's shared encoder."""
@@ -204,19 +216,13 @@ class Agent:
         if stamp == self._encoder_stamp:
             return False
         self._encoder_stamp = stamp  # a version that fails to load is reported once, not retried every turn
-        from agent.shared import home_encoder
-
-        try:
-            encoder = home_encoder(self.settings, self.device, base=self._base)
-        except ModelError as exc:
-            if self.notify:
-                self.notify(f"the new shared encoder could not be loaded ({exc}); still using the one before")
-            return False
+        encoder = self._home_encoder()
         if encoder is self._encoder:
             return False
         if self.notify:
             self.notify(f"now using shared encoder {self._encoder_versions().current() or '(packaged)'}; rebuilding the plugins' indexes")
         self._encoder, self._runtimes, self._observers = encoder, None, None
+        del self.skipped[self._skipped_before_runtimes:]
         return True
 
     def load_runtime(self, manifest: Manifest | Path) -> "PluginRuntime":
@@ -243,8 +249,8 @@ class Agent:
         `picks` off (a replay), "2" after a turn that offered two labels is a message like any other.
         Batched stages (encode, route, classify) are timed for the batch and shared out evenly.
         """
+        self.refresh()  # first: a new shared encoder rebuilds the plugins this batch then uses
         runtimes, encoder, _ = self.runtimes, self.encoder, self.observers  # loaded once, outside the turn's timings
-        self.refresh()
         start = time.perf_counter()
         seen: set[str] | None = set() if picks else None  # only a conversation's first message in a batch may pick
         out: list[Reply | AgentError | Turn] = [self._begin_or_error(m, seen) for m in messages]

@@ -90,12 +90,18 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
         store = store or _store(settings)
         data = _training_data(manifest, versions, store, opts)
         encoder = encoder or _encoder(opts.device)
+        from agent.shared import home_encoder
+
+        turns_encoder = home_encoder(settings, encoder.device, base=encoder)  # what the turns embed with now
+        if plan_mode(opts) == "head":
+            encoder = turns_encoder  # a head reads the turn's embedding: train it on the home's encoder
         plan = choose_plan(data, opts, say)
         version, partial = versions.start()
         try:
             _write_learned(partial, data)
             tuned, stats, gold, cand, cur, cur_version = _train_and_score(data, plan, encoder, versions, progress, cancel, say,
-                                                                          auto_mode=opts.mode is None)
+                                                                          auto_mode=opts.mode is None,
+                                                                          turns_encoder=turns_encoder)
             tuned.head.config.update({"base_model": encoder.fingerprint, "plan": _plan_dict(plan), "run": stats})
             tuned.save(partial)
             evaluation = reports.compare(gold, cand, cur)
@@ -134,32 +140,33 @@ def plugin_versions(settings: Settings, plugin_dir: Path) -> Versions:
 
 
 def rollback(plugin_dir: Path, settings: Settings | None = None, say: Callable[[str], None] | None = None) -> tuple[str | None, str]:
-    """Switch `current` back to the version promoted before it; leaving a shared version, the home's
-    encoder goes back to the one the version now in use was trained with."""
+    """Switch `current` back to the version promoted before it. Leaving a shared version whose encoder is
+    still the home's, the home's encoder goes back to the one in use before that version was promoted."""
     from agent.shared import encoder_versions
-    from agent.shared_tune import follow_encoder
+    from agent.shared_tune import restore_encoder
 
     settings = settings or Settings()
     versions = plugin_versions(settings, plugin_dir)
     with versions.lock(), encoder_versions(settings.home).lock():
         now = versions.current()
-        shared = bool(now) and _mode_of(versions.path(now)) == "shared"
-        if shared and not [v for v in versions.history() if v in versions.finished() and v != now]:
-            versions.clear()  # the first fine-tune was shared: back to no version and the encoder before it
-            follow_encoder(settings.home, None, "", say or (lambda _msg: None))
-            return now, "(none)"
-        result = versions.rollback()
-        if shared:
-            follow_encoder(settings.home, versions.path(result[1]), _encoder("auto").fingerprint, say or (lambda _msg: None))
+        config = _config_of(versions.path(now)) if now else {}
+        if config.get("mode") == "shared" and not [v for v in versions.history() if v in versions.finished() and v != now]:
+            versions.clear()  # the first fine-tune was shared: back to no version of its own
+            result: tuple[str | None, str] = (now, "(none)")
+        else:
+            result = versions.rollback()
+        if config.get("mode") == "shared":
+            restore_encoder(settings.home, config, say or (lambda _msg: None))
         return result
 
 
-def _mode_of(folder: Path) -> str | None:
-    """The mode a version folder was trained in (read from its config, no model load)."""
+def _config_of(folder: Path) -> dict[str, Any]:
+    """A version folder's config (no model load); {} when unreadable."""
     try:
-        return json.loads((folder / "config.json").read_text()).get("mode")
-    except (OSError, ValueError, AttributeError):
-        return None
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -207,9 +214,14 @@ def default_epochs(n_rows: int) -> float:
 
 
 # ---- training and scoring -----------------------------------------------------------------------
+def plan_mode(opts: Options) -> str:
+    """The mode asked for (shared when none)."""
+    return opts.mode or "shared"
+
+
 def _train_and_score(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", versions: Versions,
                      progress: ProgressFn | None, cancel: CancelFn | None, say: Callable[[str], None],
-                     auto_mode: bool = False) -> tuple:
+                     auto_mode: bool = False, turns_encoder: "Encoder | None" = None) -> tuple:
     """Train, then predict held-out rows with the candidate and the current model."""
     held_texts, gold = [r.text for r in data.holdout], [r.label for r in data.holdout]
     held = _encode(encoder, held_texts, "held-out", progress, plan, cancel)
@@ -219,7 +231,7 @@ def _train_and_score(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", ve
     cand = _predict(tuned, held_texts, held)
     if auto_mode and plan.mode != "head" and gold:
         tuned, cand = _better_of(tuned, cand, probe, held_texts, held, gold, plan, say)
-    cur_version, cur = _current_predictions(versions, encoder, held_texts, held, probe)
+    cur_version, cur = _current_predictions(versions, encoder, held_texts, held, probe, turns_encoder)
     return tuned, stats, gold, cand, cur, cur_version
 
 
@@ -293,12 +305,17 @@ def _predict(model: TunedClassifier, texts: list[str], vectors: "np.ndarray") ->
 
 
 def _current_predictions(versions: Versions, encoder: "Encoder", texts: list[str], vectors: "np.ndarray",
-                         probe: Any) -> tuple[str | None, list[str]]:
-    """The current version's predictions; without one, the frozen-encoder head trained on the same rows."""
+                         probe: Any, turns_encoder: "Encoder | None" = None) -> tuple[str | None, list[str]]:
+    """The current version's predictions (a head read from the embedding it was made for); without one,
+    the frozen-encoder head trained on the same rows."""
     name = versions.current()
     if name:
         try:
-            return name, _predict(TunedClassifier.load(versions.path(name), encoder.device), texts, vectors)[0]
+            model = TunedClassifier.load(versions.path(name), encoder.device)
+            base = model.config.get("base_model")
+            if model.encoder is None and turns_encoder is not None and base == turns_encoder.fingerprint != encoder.fingerprint:
+                vectors = turns_encoder.encode(texts)
+            return name, _predict(model, texts, vectors)[0]
         except ModelError:
             pass  # an unreadable current model is no baseline; the candidate replaces it
     return None, _predict(TunedClassifier(probe), texts, vectors)[0]

@@ -129,8 +129,8 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
                 best = (scores[-1], {k: v.detach().clone() for k, v in net.state_dict().items()}, len(scores))
             elif len(scores) - best[2] >= patience(plan.epochs) and step < total:
                 stopped = f"held-out accuracy stopped improving after epoch {best[2]} ({', '.join(f'{s:.4f}' for s in scores)})"
-    if best is not None and scores and scores[-1] < best[0]:
-        net.load_state_dict(best[1])
+    if best is not None and scores and (scores[-1] < best[0] or (stopped or "").startswith("time limit")):
+        net.load_state_dict(best[1])  # also when time ran out after the last score: those steps were never judged
     net = net.eval().cpu()
     heads = [_head_of(net.heads[k], t.head, plan.mode) for k, t in enumerate(tasks)]
     encoder = Encoder(device=plan.device, model=net.backbone, tokenizer=base.tokenizer)

@@ -221,6 +221,11 @@ class PluginRuntime:
         if not fits:
             if head_folder(self.home, self.name, self.encoder.fingerprint) is not None:
                 return None
+            if self.encoder.tag or model.mode == "shared":  # made for another shared encoder: a head fitted for this one
+                if self.notify:
+                    self.notify(f"{self.name}: {version} was made for another encoder; using a head fitted on the "
+                                "shared encoder's embeddings until `agent finetune` runs again")
+                return None
             raise ModelError(f"{self.versions.pointer}: {version} was trained on encoder {model.config.get('base_model')!r}, "
                              f"not {self.encoder.fingerprint!r}; retrain it or roll back")
         self.learned = self._learned_index(folder)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 ENCODER_DIR, HEADS_DIR, CONFIG = "encoder", "heads", "config.json"
 _lock = threading.Lock()
-_loaded: dict[tuple[str, str], "Encoder"] = {}
+_loaded: dict[tuple[str, str, str], "Encoder"] = {}
 
 
 def encoder_versions(home: Path) -> Versions:
@@ -53,13 +53,15 @@ def load_version(folder: Path, device: str = "auto") -> "Encoder":
     from agent.encoder import Encoder, pick_device
 
     config = read_config(folder)
-    key = (str(folder.resolve()), pick_device(device))
+    key = (str(folder.resolve()), pick_device(device), str(config.get("encoder_sha256")))  # a reused name is another model
     with _lock:
         if key not in _loaded:
             weights = folder / ENCODER_DIR / "model.safetensors"
             if not weights.is_file() or sha256(weights) != config.get("encoder_sha256"):
                 raise ModelError(f"{folder}: the shared encoder's weights are missing or do not match {CONFIG}; "
                                  "roll back (agent finetune PLUGIN --rollback) or fine-tune again")
+            for old in [k for k in _loaded if k[1] == key[1]]:  # one tuned encoder per device stays loaded
+                del _loaded[old]
             _loaded[key] = Encoder(folder / ENCODER_DIR, device=device, tag=config["fingerprint"])
         return _loaded[key]
 

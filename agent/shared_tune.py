@@ -97,7 +97,7 @@ def finetune_shared(job: "Job") -> "FinetuneResult":
                 head.config.update({"base_model": fingerprint, "encoder_version": ev_name})
                 head.save(ev_partial / HEADS_DIR / p.manifest.name)
                 _write_learned(ev_partial / HEADS_DIR / p.manifest.name, p.data)
-            heads[0].config.update({"plan": _plan_dict(plan), "run": stats})
+            heads[0].config.update({"plan": _plan_dict(plan), "run": stats, "previous_encoder": encoders.current()})
             heads[0].save(partial)
             _write_learned(partial, target.data)
             rep = _report(target, version, ev_name, promote, decision, plan, stats, evaluations, stamp, job.started)
@@ -113,7 +113,7 @@ def finetune_shared(job: "Job") -> "FinetuneResult":
         if promote:
             encoders.promote(ev_name)  # the encoder first: a run killed between the two leaves a consistent home
             job.versions.promote(version)
-        for old in encoders.prune():
+        for old in encoders.prune(protect=referenced_encoders(settings.home)):
             say(f"removed old shared encoder {old}")
         for old in job.versions.prune():
             say(f"removed old version {old}")
@@ -353,21 +353,32 @@ def _report(target: Part, version: str, ev_name: str | None, promote: bool, deci
                         for name, ev in evaluations.items()}}
 
 
-def follow_encoder(home: Path, folder: Path | None, package_fingerprint: str, say: Callable[[str], None]) -> None:
-    """After a plugin's rollback, point the home encoder at the one its version now in use was trained with."""
+def restore_encoder(home: Path, config: dict[str, Any], say: Callable[[str], None]) -> None:
+    """After rolling back a shared version: when its encoder is still the home's, the one before it."""
     encoders = encoder_versions(home)
-    if folder is None:
+    if encoders.current() != config.get("encoder_version"):
+        return  # a later run for another plugin moved the encoder on: the others keep it
+    before = config.get("previous_encoder")
+    if before is None:
         encoders.clear()
-        return
-    try:
-        config = json.loads((folder / CONFIG).read_text())
-    except (OSError, ValueError):
-        return
-    wanted = config.get("encoder_version")
-    if config.get("mode") == "shared" and wanted in encoders.finished():
-        read_config(encoders.path(wanted))
-        encoders.promote(wanted)
-        say(f"shared encoder back to {wanted}")
-    elif config.get("mode") == "head" and config.get("base_model") == package_fingerprint:
-        encoders.clear()
-        say("shared encoder back to the packaged one")
+        say("the home's encoder is the packaged one again")
+    elif before in encoders.finished():
+        read_config(encoders.path(before))
+        encoders.promote(before)
+        say(f"the home's encoder is {before} again")
+    else:
+        say(f"the shared encoder {before} used before was removed; the encoder stays {encoders.current()}")
+
+
+def referenced_encoders(home: Path) -> set[str]:
+    """Encoder versions some plugin's current or recent version was trained with or would roll back to."""
+    names: set[str] = set()
+    for root in Path(home, "models").glob("*"):
+        versions = Versions(root)
+        for v in {*versions.history()[-2:], versions.current()} - {None}:
+            try:
+                config = json.loads((versions.path(v) / CONFIG).read_text())
+            except (OSError, ValueError):
+                continue
+            names.update(n for n in (config.get("encoder_version"), config.get("previous_encoder")) if isinstance(n, str))
+    return names

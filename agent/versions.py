@@ -209,10 +209,10 @@ class Versions:
             pass
         _fsync_dir(self.root)
 
-    def prune(self, keep: int = KEEP) -> list[str]:
-        """Delete old versions, keeping the current one, the one rolled back to, and the newest `keep`."""
+    def prune(self, keep: int = KEEP, protect: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        """Delete old versions, keeping the current one, the one rolled back to, the newest `keep` and `protect`."""
         history = self.history()
-        protected = set(history[-2:]) | {self.current()}
+        protected = set(history[-2:]) | {self.current()} | set(protect)
         versions = self.finished()
         removable = [v for v in versions[: max(len(versions) - keep, 0)] if v not in protected]
         for v in removable:

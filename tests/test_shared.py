@@ -192,3 +192,31 @@ def test_a_shared_head_blends_the_neighbours_votes_as_its_config_says(home: Sett
     order = [runtime.classifier.labels.index(lab) for lab in runtime.labels]
     assert np.allclose(probs, votes[:, order], atol=1e-5) and not np.allclose(probs, head[:, order], atol=1e-3)
     assert runtime.labels[int(probs.argmax())] == "password_reset"
+
+
+def test_rolling_back_one_plugin_leaves_an_encoder_another_plugin_moved_on(home: Settings, encoder) -> None:
+    desk = home.plugin_paths[0] / "desk"  # type: ignore[index]
+    finetune(desk, home, Options(device="cpu", epochs=2), encoder=encoder)  # encoder v1
+    shared_run(home, encoder, epochs=2)  # encoder v2, made from v1
+    assert rollback(home.plugin_paths[0] / "shop", home) == ("v1", "(none)")  # type: ignore[index]
+    assert encoder_versions(home.home).current() == "v1"  # the one before shop's run, which desk was made for
+    finetune(desk, home, Options(device="cpu", epochs=2), encoder=encoder)  # encoder v3
+    shared_run(home, encoder, epochs=2)  # encoder v4
+    finetune(desk, home, Options(device="cpu", epochs=2), encoder=encoder)  # encoder v5: desk moved it on
+    assert encoder_versions(home.home).current() == "v5"
+    rollback(home.plugin_paths[0] / "shop", home)  # type: ignore[index]
+    assert encoder_versions(home.home).current() == "v5"  # shop's rollback does not undo desk's run
+    agent = Agent(home, encoder=encoder)
+    assert agent.runtimes["desk"].model_state == "fine-tuned v3 (shared)"
+    assert agent.reply("I forgot my password", plugin="desk").label == "password_reset"
+
+
+def test_a_damaged_shared_encoder_falls_back_to_the_packaged_one_with_a_note(home: Settings, encoder) -> None:
+    shared_run(home, encoder)
+    weights = home.home / "encoder" / "v1" / "encoder" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    notes: list[str] = []
+    agent = Agent(home, encoder=encoder, notify=notes.append)
+    assert agent.reply("when are you open", plugin="shop").label == "opening_hours"
+    assert agent.encoder is encoder and any("packaged encoder meanwhile" in n for n in notes)
+    assert any("made for another encoder" in n for n in notes) and agent.runtimes["shop"].model_state.startswith("head")

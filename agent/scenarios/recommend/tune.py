@@ -10,10 +10,12 @@ def finetune(job: Any) -> Any:
     """Train the interest model from logged item feedback and the interactions file; a FinetuneResult."""
     from agent.finetune import FinetuneResult
     from agent.scenarios.recommend.train import finetune_interest
+    from agent.shared import home_encoder
 
     o = job.options
     device = job.device()
-    rep = finetune_interest(job.manifest, job.settings.index_root, job.store, job.get_encoder(), device, o.epochs, o.lr,
+    encoder = home_encoder(job.settings, device, base=job.get_encoder())  # the items as the turns see them
+    rep = finetune_interest(job.manifest, job.settings.index_root, job.store, encoder, device, o.epochs, o.lr,
                             o.seed, o.force, o.max_minutes, job.progress, job.cancel, job.say, job.versions)
     rep = {**rep, "lines": summary(rep, job.manifest.name)}
     plan = {"mode": "interest", "device": device, "epochs": rep["epochs"]}
