@@ -44,10 +44,14 @@ def model_state(m: Manifest, settings: Settings) -> str:
 
     versions = versions_for(settings.models_root, m)
     current = versions.current()
-    if current:
-        return f"fine-tuned {current} ({_cost(versions.path(current) / 'config.json')})"
     encoder = encoder_versions(settings.home).current()
-    if encoder and (settings.home / "encoder" / encoder / "heads" / m.name / "config.json").is_file():
+    shared_head = bool(encoder) and (settings.home / "encoder" / str(encoder) / "heads" / m.name / "config.json").is_file()
+    if current:
+        made_for = _config(versions.path(current) / "config.json").get("encoder_version")
+        if made_for and made_for != encoder and shared_head:  # a later shared run trained this plugin's head too
+            return f"shared encoder {encoder} (head; its own {current} was made for {made_for})"
+        return f"fine-tuned {current} ({_cost(versions.path(current) / 'config.json')})"
+    if shared_head:
         return f"shared encoder {encoder} (head)"
     head = settings.index_root / m.name / "head" / "config.json"
     if head.is_file():
@@ -59,10 +63,18 @@ def model_state(m: Manifest, settings: Settings) -> str:
     return "none yet (fitted on first use)"
 
 
+def _config(path: Any) -> dict[str, Any]:
+    """A version's config.json, {} when unreadable."""
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def _cost(config: Any) -> str:
     """A version's mode and what it adds to each turn the plugin sees."""
-    try:
-        mode = json.loads(config.read_text()).get("mode", "head")
-    except (OSError, ValueError, AttributeError):
+    if not config.is_file() or not _config(config):
         return "unreadable"
+    mode = _config(config).get("mode", "head")
     return f"{mode}: +1 encoder pass a turn" if mode in ("full", "lora") else f"{mode}: no extra pass"

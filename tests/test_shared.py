@@ -75,6 +75,10 @@ def test_shared_finetune_trains_one_encoder_for_every_plugin_and_turns_use_only_
     assert agent.reply("I forgot my password", plugin="desk").label == "password_reset"
     fresh = Agent(home, encoder=encoder)
     assert fresh.encoder is tuned and fresh.reply("refund my order please", plugin="shop").label == "refund"
+    from agent.inventory import model_state
+
+    states = {m.name: model_state(m, home) for m in fresh.manifests}
+    assert states == {"shop": "fine-tuned v1 (shared: no extra pass)", "desk": "shared encoder v1 (head)"}
 
 
 def test_rollback_of_a_shared_version_takes_the_encoder_back(home: Settings, encoder) -> None:
