@@ -93,11 +93,7 @@ def head_folder(home: Path, plugin: str, fingerprint: str) -> Path | None:
 
 
 def sha256(path: Path) -> str:
-    """Checksum of a weights file."""
-    import hashlib
+    """Checksum of a weights file (as a tuned version's config records it)."""
+    from agent.tuned import _sha256
 
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return _sha256(path)

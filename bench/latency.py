@@ -24,6 +24,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
+def measure(agent: object, messages: list[str]) -> dict:
+    """p50 / p99 of `agent.reply` and of one pass of the agent's own encoder, interleaved on the same messages."""
+    for m in messages[:20]:  # warm up: indexes, head, allocator, database
+        agent.reply(m)
+        agent.encoder.encode([m])
+    enc, rep = [], []
+    for m in messages:  # interleaved so both see the same machine state
+        t = time.perf_counter()
+        agent.encoder.encode([m])
+        enc.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        agent.reply(m)
+        rep.append((time.perf_counter() - t) * 1000)
+    result = {"messages": len(messages)}
+    for name, ms in (("encoder_ms", enc), ("reply_ms", rep)):
+        result[name] = {"p50": round(percentile(ms, 50), 2), "p99": round(percentile(ms, 99), 2), "mean": round(statistics.mean(ms), 2)}
+    result["p50_ratio"] = round(result["reply_ms"]["p50"] / result["encoder_ms"]["p50"], 2)
+    result["p99_ratio"] = round(result["reply_ms"]["p99"] / result["encoder_ms"]["p99"], 2)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=500)
@@ -36,23 +57,7 @@ def main() -> None:
         messages = [row["text"] for row in csv.DictReader(fh)][: args.n]
     home = Path(tempfile.mkdtemp(prefix="agent-latency-"))
     agent = Agent(Settings(home=home, plugin_paths=[PACKAGE_ROOT / "plugins"]), encoder=shared_encoder("cpu"))
-    for m in messages[:20]:  # warm up: indexes, head, allocator, database
-        agent.reply(m)
-        agent.encoder.encode([m])
-    enc, rep = [], []
-    for m in messages:  # interleaved so both see the same machine state
-        t = time.perf_counter()
-        agent.encoder.encode([m])
-        enc.append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
-        agent.reply(m)
-        rep.append((time.perf_counter() - t) * 1000)
-    result = {
-        "messages": len(messages),
-        "encoder_ms": {"p50": round(percentile(enc, 50), 2), "p99": round(percentile(enc, 99), 2), "mean": round(statistics.mean(enc), 2)},
-        "reply_ms": {"p50": round(percentile(rep, 50), 2), "p99": round(percentile(rep, 99), 2), "mean": round(statistics.mean(rep), 2)},
-    }
-    result["p50_ratio"] = round(result["reply_ms"]["p50"] / result["encoder_ms"]["p50"], 2)
+    result = measure(agent, messages)
     print(json.dumps(result, indent=2))
 
 

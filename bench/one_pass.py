@@ -14,7 +14,6 @@ import argparse
 import csv
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,40 +61,20 @@ def seed_likes(home: Path) -> None:
             agent.reply("I like the first one", conv, plugin="recommender", user=user)
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
 def latency(home: Path, n: int) -> dict:
     """p50 / p99 of Agent.reply and of one pass of the same encoder, interleaved on the same messages."""
+    from latency import measure
+
     from agent.core import Agent
     from agent.settings import Settings
 
     with open(DATA, newline="", encoding="utf-8") as fh:
         messages = [row["text"] for row in csv.DictReader(fh)][:n]
     agent = Agent(Settings(home=home, plugin_paths=[REPO / "plugins"]), device="cpu")
-    for m in messages[:20]:
-        agent.reply(m)
-        agent.encoder.encode([m])
-    enc, rep = [], []
-    for m in messages:
-        t = time.perf_counter()
-        agent.encoder.encode([m])
-        enc.append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
-        agent.reply(m)
-        rep.append((time.perf_counter() - t) * 1000)
-    states = {name: rt.model_state for name, rt in {**agent.runtimes, **agent.observers}.items()}
-    own = [name for name, rt in {**agent.runtimes, **agent.observers}.items() if rt.classifier.encoder is not None]
-    result = {"messages": len(messages), "encoder": agent.encoder.fingerprint, "models": states, "own_encoders": own,
-              "encoder_ms": {"p50": round(percentile(enc, 50), 2), "p99": round(percentile(enc, 99), 2),
-                             "mean": round(statistics.mean(enc), 2)},
-              "reply_ms": {"p50": round(percentile(rep, 50), 2), "p99": round(percentile(rep, 99), 2),
-                           "mean": round(statistics.mean(rep), 2)}}
-    result["p50_ratio"] = round(result["reply_ms"]["p50"] / result["encoder_ms"]["p50"], 2)
-    result["p99_ratio"] = round(result["reply_ms"]["p99"] / result["encoder_ms"]["p99"], 2)
+    result = measure(agent, messages)
+    runtimes = {**agent.runtimes, **agent.observers}
+    result.update({"encoder": agent.encoder.fingerprint, "models": {n: rt.model_state for n, rt in runtimes.items()},
+                   "own_encoders": [n for n, rt in runtimes.items() if rt.classifier.encoder is not None]})
     return result
 
 
