@@ -39,6 +39,11 @@ def m010_items_in_extras(db: Any) -> None:
     db.execute("ALTER TABLE turns DROP COLUMN items")  # copied above, in the same transaction
 
 
+def m011_user_requests_index(db: Any) -> None:
+    """A user's latest requests are found by an index, not by reading every turn (each recommendation asks)."""
+    db["turns"].create_index(["user_id", "plugin", "label"], if_not_exists=True)
+
+
 def shown_items(turn: dict[str, Any]) -> list[dict[str, Any]]:
     """The items a logged turn showed (from its plugin's extras)."""
     extras = turn.get("extras") or {}

@@ -26,10 +26,11 @@ def register_tables(register: Any) -> None:
 
 @hookimpl
 def register_migrations(register: Any) -> None:
-    """Item feedback, user ids on it, and items moved from the old turns column into the extras."""
+    """Item feedback, user ids on it, items moved from the old turns column into the extras, an index for requests."""
     register(events.NAMESPACE, events.m008_items, legacy="m008_items")
     register(events.NAMESPACE, events.m009_item_users)
     register(events.NAMESPACE, events.m010_items_in_extras)
+    register(events.NAMESPACE, events.m011_user_requests_index)
 
 
 @hookimpl
