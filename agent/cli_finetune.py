@@ -13,7 +13,7 @@ from agent.hookspecs import hookimpl
 
 
 @click.command()
-@click.argument("plugin_dir", metavar="PLUGIN", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("plugin_dir", metavar="PLUGIN", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--mode", type=click.Choice(["shared", "full", "lora", "head"]),
               help="shared (the default): the home's one encoder, trained for every plugin, no extra pass per turn; "
                    "full: the plugin's own copy of all weights; lora: its own adapters (peft); head: frozen encoder. "
@@ -33,16 +33,23 @@ from agent.hookspecs import hookimpl
 @click.option("--force", is_flag=True, help="Promote even when the candidate is worse.")
 @click.option("--rollback", is_flag=True, help="Switch back to the previously promoted version and exit.")
 @click.option("--versions", "list_versions", is_flag=True, help="List the versions and exit.")
+@click.option("--due", is_flag=True, help="Run every plugin (or PLUGIN) whose [finetune] policy is due, as a cron job would.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def finetune(ctx: click.Context, plugin_dir: Path, device_opt: str | None, rollback: bool, list_versions: bool,
-             as_json: bool, **kw: Any) -> None:
+def finetune(ctx: click.Context, plugin_dir: Path | None, device_opt: str | None, rollback: bool, list_versions: bool,
+             due: bool, as_json: bool, **kw: Any) -> None:
     """Fine-tune PLUGIN (a folder, or a plugin's name) from its data and the turns people labelled; promote it
-    if it is not worse. Versions are written to HOME/models/NAME/, never into the plugin folder."""
+    if it is not worse. Versions are written to HOME/models/NAME/, never into the plugin folder.
+    With --due, every plugin whose own [finetune] policy asks for a run now."""
     from agent import finetune as ft
     from agent.plugins import plugin_folder
 
     settings = make_settings(ctx)
+    if due:
+        _run_due(settings, plugin_dir, ft.Options(device=device_opt or ctx.obj["device"], **kw), as_json)
+        return
+    if plugin_dir is None:
+        raise click.UsageError("name a plugin (a folder or a plugin's name), or pass --due to run every due plugin")
     plugin_dir = plugin_folder(settings, plugin_dir)
     if rollback or list_versions:
         _versions_only(settings, plugin_dir, rollback, as_json)
@@ -59,6 +66,40 @@ def finetune(ctx: click.Context, plugin_dir: Path, device_opt: str | None, rollb
         click.echo(json.dumps(result.report, indent=2, default=str))
         return
     _print_result(result)
+
+
+def _run_due(settings: Any, plugin_dir: Path | None, opts: Any, as_json: bool) -> None:
+    """`--due`: check each plugin's policy; fine-tune the due ones with the policy's mode and time limit."""
+    from dataclasses import asdict
+
+    from agent import finetune as ft
+    from agent import policy
+    from agent.manifest import load_manifest
+    from agent.plugins import discover, plugin_folder
+    from agent.store import Store
+
+    manifests = [load_manifest(plugin_folder(settings, plugin_dir))] if plugin_dir is not None else discover(settings)[0]
+    store, rows = Store(settings.db_path), []
+    try:
+        for m in manifests:
+            check = policy.check(m, store)
+            row = check.to_dict()
+            if check.due:
+                run_opts = ft.Options(**policy.options_for(m.finetune, {**asdict(opts), "trigger": "policy"}))
+                if not as_json:
+                    note(f"{m.name}: {check.reason}; fine-tuning")
+                result = ft.finetune(m.folder, settings, run_opts, store=store, notify=None if as_json else note)
+                row.update({"version": result.version, "status": result.status, "seconds": result.seconds,
+                            "mode": result.plan.get("mode")})
+            rows.append(row)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        outcome = f"{r['version']} {r['status']} ({r['mode']}, {r['seconds']} s)" if r["due"] else "not due"
+        console().print(f"{escape(r['plugin'])}: {outcome} — {escape(r['reason'])}")
 
 
 def _versions_only(settings: Any, plugin_dir: Path, rollback: bool, as_json: bool) -> None:

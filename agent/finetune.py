@@ -119,7 +119,7 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
             versions.promote(version)
         for old in versions.prune():
             say(f"removed old version {old}")
-        _record(store, rep, folder)
+        _record(store, rep, folder, opts.trigger)
     return FinetuneResult(manifest.name, version, status, _plan_dict(plan), rep, folder, round(time.perf_counter() - started, 1))
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import PluginError
+from agent.policy import parse_policy
 
 ROLES = ("responder", "observer")
-TOP_KEYS = {"name", "description", "role", "version", "labels", "data", "retrieval", "thresholds", "fallback", "privacy"}
+TOP_KEYS = {"name", "description", "role", "version", "labels", "data", "retrieval", "thresholds", "fallback", "privacy",
+            "finetune"}
 PII_KINDS = ("email", "iban", "card", "account", "phone")  # agent.guard.KINDS, without importing it here
 
 
@@ -61,6 +63,7 @@ class Manifest:
     retrieval: Retrieval | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     privacy: Privacy = field(default_factory=Privacy)
+    finetune: Any = None  # agent.policy.Policy: when the plugin fine-tunes itself ([finetune]), or None
     tables: dict[str, Any] = field(default_factory=dict)  # tables that plugins register (register_tables), parsed by them
     fallback_message: str = "I'm not sure I understood that, so I'd rather not guess."
     handoff: str = "Would you like me to pass you to a person?"
@@ -193,6 +196,7 @@ def _build(path: Path, raw: dict[str, Any]) -> Manifest:
     m.retrieval = _retrieval(r)
     m.thresholds = _thresholds(r)
     m.privacy = _privacy(r)
+    m.finetune = parse_policy(r)
     m.tables = {table: parse(r, m) for table, parse in registered.items()}
     if fb := r.sub("fallback", {"message", "handoff"}):
         m.fallback_message = fb.get("message", str, m.fallback_message)

@@ -54,6 +54,7 @@ class Options:
     tolerance: float = TOLERANCE
     holdout: float = 0.1
     lr: float | None = None
+    trigger: str = "manual"  # what started the run: a person, or the plugin's [finetune] policy ("policy")
     noise: float = 0.0  # add a copy of each training row with this share of characters perturbed (agent.noise)
 
 
@@ -141,7 +142,7 @@ def _gate(evaluation: dict[str, Any], opts: Options, has_current: bool) -> tuple
     return False, f"not promoted, worse than current: {verdict}; --force promotes it anyway"
 
 
-def _record(store: "Store", rep: dict[str, Any], folder: Path) -> None:
+def _record(store: "Store", rep: dict[str, Any], folder: Path, trigger: str = "manual") -> None:
     """A row in the finetune_runs table."""
     ev = rep["evaluation"]
     store.log_finetune_run({
@@ -151,7 +152,7 @@ def _record(store: "Store", rep: dict[str, Any], folder: Path) -> None:
         "train_rows": rep["data"]["train_rows"], "holdout_rows": rep["data"]["holdout_rows"],
         "accuracy": ev["candidate"]["accuracy"], "macro_f1": ev["candidate"]["macro_f1"],
         "current_accuracy": ev["current"]["accuracy"] if ev["current"] else None,
-        "current_version": rep["current_version"], "report": str(folder / "report.json")})
+        "current_version": rep["current_version"], "report": str(folder / "report.json"), "trigger": trigger})
 
 
 def _plan_dict(plan: Plan) -> dict[str, Any]:

@@ -117,7 +117,7 @@ def finetune_shared(job: "Job") -> "FinetuneResult":
             say(f"removed old shared encoder {old}")
         for old in job.versions.prune():
             say(f"removed old version {old}")
-        _record(job.store, rep, folder)
+        _record(job.store, rep, folder, job.options.trigger)
     return FinetuneResult(target.manifest.name, version, rep["status"], _plan_dict(plan), rep, folder,
                           round(time.perf_counter() - job.started, 1))
 
@@ -291,7 +291,7 @@ def _keep_head(job: "Job", target: Part, plan: Plan, stats: dict[str, Any], stam
         raise
     folder = job.versions.finish(version, partial)
     job.versions.promote(version)
-    _record(job.store, rep, folder)
+    _record(job.store, rep, folder, job.options.trigger)
     return FinetuneResult(target.manifest.name, version, "promoted", _plan_dict(plan), rep, folder,
                           round(time.perf_counter() - job.started, 1))
 

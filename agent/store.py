@@ -109,6 +109,12 @@ def m011_turn_choices(db: Any) -> None:
     db["turns"].add_column("picked_from", int)
 
 
+@migration
+def m012_finetune_trigger(db: Any) -> None:
+    """What started each fine-tune run: a person ("manual") or the plugin's own policy ("policy")."""
+    db["finetune_runs"].add_column("trigger", str)
+
+
 def now() -> str:
     """UTC timestamp, ISO 8601."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -371,7 +377,8 @@ TURN_COLUMNS = ["text", "reply", "plugin", "label", "confidence", "route_confide
                 "choices", "picked_from"]
 
 FINETUNE_COLUMNS = ["plugin", "version", "started_at", "finished_at", "status", "mode", "device", "epochs", "seconds",
-                    "train_rows", "holdout_rows", "accuracy", "current_accuracy", "macro_f1", "current_version", "report"]
+                    "train_rows", "holdout_rows", "accuracy", "current_accuracy", "macro_f1", "current_version", "report",
+                    "trigger"]
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:

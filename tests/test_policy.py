@@ -1,0 +1,98 @@
+"""A plugin's own fine-tune policy: [finetune] in plugin.toml, when it is due, and `agent finetune --due`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import agent.cli_finetune  # noqa: F401  (registers the command)
+from agent import policy
+from agent.cli import cli
+from agent.core import Agent
+from agent.errors import PluginError
+from agent.manifest import load_manifest
+from agent.settings import Settings
+
+POLICY = "\n[finetune]\nafter_labels = 2\nmin_hours = 0\nmode = \"head\"\n"
+
+
+def with_policy(folder: Path, table: str = POLICY) -> Path:
+    """Append a [finetune] table to a plugin's manifest."""
+    path = folder / "plugin.toml"
+    path.write_text(path.read_text() + table)
+    return folder
+
+
+def label_turns(agent: Agent, texts: list[tuple[str, str]]) -> None:
+    """Ask each message and correct its label, as a person would."""
+    for n, (text, label) in enumerate(texts):
+        reply = agent.reply(text, conversation_id=f"p{n}", plugin="shop")
+        agent.feedback(reply.turn_id, label=label)
+
+
+@pytest.mark.parametrize("table, key", [
+    ("\n[finetune]\nmode = \"fast\"\n", "finetune.mode"),
+    ("\n[finetune]\nafter_labels = 0\n", "finetune.after_labels"),
+    ("\n[finetune]\nmin_hours = \"daily\"\n", "finetune.min_hours"),
+    ("\n[finetune]\nmax_minutes = -5\n", "finetune.max_minutes"),
+])
+def test_a_bad_policy_names_the_file_and_the_key(plugin_root: Path, table: str, key: str) -> None:
+    folder = with_policy(plugin_root / "shop", table)
+    with pytest.raises(PluginError, match=rf"plugin.toml: key '{key}' must be"):
+        load_manifest(folder)
+
+
+def test_a_misspelt_policy_key_is_refused_with_the_likely_one(plugin_root: Path) -> None:
+    folder = with_policy(plugin_root / "shop", "\n[finetune]\nafter_label = 5\n")
+    with pytest.raises(PluginError, match=r"plugin.toml:\d+: unknown key 'after_label' in \[finetune\]; did you mean 'after_labels'"):
+        load_manifest(folder)
+
+
+def test_a_policy_is_due_after_enough_new_labels_and_not_again_too_soon(plugin_root: Path, settings: Settings,
+                                                                        encoder: object) -> None:
+    manifest = load_manifest(with_policy(plugin_root / "shop", POLICY.replace("min_hours = 0", "min_hours = 12")))
+    agent = Agent(settings, encoder=encoder)
+    assert not policy.check(manifest, agent.store).due
+    label_turns(agent, [("my wallet was taken with my card in it", "card_lost")])
+    first = policy.check(manifest, agent.store)
+    assert (first.due, first.new_labels, first.reason) == (False, 1, "1 of 2 new labelled turns")
+    label_turns(agent, [("do you open late on thursdays", "opening_hours")])
+    assert policy.check(manifest, agent.store).due
+    agent.store.log_finetune_run({"plugin": "shop", "started_at": datetime.now(timezone.utc).isoformat(), "status": "promoted"})
+    assert policy.check(manifest, agent.store).new_labels == 0  # counted from the last run on
+    label_turns(agent, [("card gone, please block it", "card_lost"), ("money back for a broken kettle", "refund")])
+    soon = policy.check(manifest, agent.store)
+    assert not soon.due and "less than 12 h ago" in soon.reason
+    later = policy.check(manifest, agent.store, now=datetime.now(timezone.utc) + timedelta(hours=13))
+    assert later.due and later.new_labels == 2
+
+
+def test_finetune_due_runs_only_due_plugins_with_their_policy_and_records_the_trigger(
+        plugin_root: Path, settings: Settings, encoder: object) -> None:
+    from conftest import make_plugin
+
+    with_policy(plugin_root / "shop")
+    make_plugin(plugin_root, "quiet")  # no policy: never run by --due
+    agent = Agent(settings, encoder=encoder)
+    label_turns(agent, [("my wallet was taken with my card in it", "card_lost"),
+                        ("do you open late on thursdays", "opening_hours")])
+    env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(plugin_root)}
+    first = CliRunner().invoke(cli, ["--device", "cpu", "finetune", "--due", "--json"], env=env)
+    assert first.exit_code == 0, first.output
+    rows = {r["plugin"]: r for r in json.loads(first.output)}
+    assert rows["shop"]["due"] and rows["shop"]["status"] == "promoted" and rows["shop"]["mode"] == "head"
+    assert not rows["quiet"]["due"] and "no [finetune] policy" in rows["quiet"]["reason"]
+    runs = agent.store.finetune_runs("shop")
+    assert [(r["trigger"], r["mode"]) for r in runs] == [("policy", "head")]
+    again = CliRunner().invoke(cli, ["--device", "cpu", "finetune", "--due", "--json"], env=env)
+    assert not {r["plugin"]: r for r in json.loads(again.output)}["shop"]["due"]
+    assert len(agent.store.finetune_runs("shop")) == 1
+
+
+def test_finetune_without_a_plugin_or_due_says_what_to_give(settings: Settings) -> None:
+    result = CliRunner().invoke(cli, ["finetune"], env={"AGENT_HOME": str(settings.home)})
+    assert result.exit_code == 2 and "--due" in result.output
