@@ -371,6 +371,28 @@ def test_finetune_in_the_app_shows_progress_and_the_next_reply_uses_the_new_mode
     assert Versions(models_of(settings.home, "shop")).current() == "v1"
 
 
+def test_a_plugins_own_policy_fine_tunes_it_in_the_background_once_enough_labels_wait(
+        settings: Settings, plugin_root: Path, encoder) -> None:
+    manifest = plugin_root / "shop" / "plugin.toml"
+    manifest.write_text(manifest.read_text() + '\n[finetune]\nafter_labels = 2\nmin_hours = 0\nmode = "head"\n')
+
+    async def go() -> tuple[str, str | None]:
+        app = app_for(settings, encoder, plugin="shop")
+        async with app.run_test(size=SIZE) as pilot:
+            await send(pilot, app, "my wallet was taken with my card in it")
+            await command(pilot, app, "/label card_lost")
+            assert app.finetuning is None and "policy is due" not in notes(app)  # 1 of 2 labels
+            await send(pilot, app, "do you open late on thursdays")
+            await command(pilot, app, "/label opening_hours")
+            await until(pilot, lambda: "shop v1 promoted" in notes(app), timeout=120)
+            return notes(app), app.finetuning
+
+    said, running = run(go())
+    assert "shop's fine-tune policy is due: 2 new labelled turns (policy: 2)" in said and running is None
+    runs = Agent(settings, encoder=encoder).store.finetune_runs("shop")
+    assert [(r["trigger"], r["mode"], r["status"]) for r in runs] == [("policy", "head", "promoted")]
+
+
 def test_cancel_from_the_keyboard_keeps_the_current_model(settings: Settings, plugin_root: Path, encoder) -> None:
     async def go() -> str:
         app = app_for(settings, encoder)

@@ -23,6 +23,7 @@ from tui.widgets import AgentMessage, FinetuneBar, HistoryInput, Note, UserMessa
 if TYPE_CHECKING:
     from agent.core import Reply
     from agent.finetune import FinetuneResult
+    from agent.policy import Due
     from agent.trainer import Progress
     from tui.session import Session
 
@@ -345,6 +346,8 @@ class AgentApp(App[None]):
         if reply is not None:
             mark = "✓ marked good" if rating == "good" else "✗ marked bad"
             self.lane.submit(partial(self.session.rate, reply.turn_id, rating), self._stored(reply.turn_id, mark), self._failed)
+            if rating == "good":
+                self.check_policy(reply.plugin)
 
     def action_correct(self) -> None:
         """Pick the right label for the last reply from the plugin's labels."""
@@ -367,6 +370,17 @@ class AgentApp(App[None]):
         if reply is not None:
             self.lane.submit(partial(self.session.correct, reply.turn_id, label, new),
                              self._stored(reply.turn_id, f"✎ label corrected to {label}"), self._failed)
+            self.check_policy(reply.plugin)
+
+    def check_policy(self, plugin: str | None) -> None:
+        """After a label is stored: when the plugin's own [finetune] policy is due, fine-tune it in the background."""
+        self.lane.submit(partial(self.session.due, plugin), self._policy_checked, self._failed)
+
+    def _policy_checked(self, due: "Due | None") -> None:
+        if due is None or not due.due or self.finetuning:
+            return  # a run already going will be followed by a check after the next label
+        self.say(f"[b]{escape(due.plugin)}[/]'s fine-tune policy is due: {escape(due.reason)}", "dim")
+        self.start_finetune(due.plugin, trigger="policy")
 
     # ---- fine-tuning -------------------------------------------------------------------------
     def finetune_command(self, arg: str) -> None:
@@ -391,7 +405,7 @@ class AgentApp(App[None]):
             return
         self.push_screen(Picker("fine-tune which plugin?", names), lambda name: self.start_finetune(name) if name else None)
 
-    def start_finetune(self, name: str, mode: str | None = None, epochs: float | None = None) -> None:
+    def start_finetune(self, name: str, mode: str | None = None, epochs: float | None = None, trigger: str = "manual") -> None:
         """Fine-tune in the background; the chat goes on meanwhile."""
         if self.finetuning:
             self.say(f"{escape(self.finetuning)} is being fine-tuned; wait for it or press Esc to cancel", "warning")
@@ -401,10 +415,10 @@ class AgentApp(App[None]):
         bar = self.query_one(FinetuneBar)
         bar.start(name)
         self.say(f"fine-tuning [b]{escape(name)}[/] in the background; keep chatting", "dim")
-        self._finetune(bar, name, mode, epochs)
+        self._finetune(bar, name, mode, epochs, trigger)
 
     @work(thread=True, exclusive=True, group="finetune", exit_on_error=False)
-    def _finetune(self, bar: FinetuneBar, name: str, mode: str | None, epochs: float | None) -> None:
+    def _finetune(self, bar: FinetuneBar, name: str, mode: str | None, epochs: float | None, trigger: str) -> None:
         """The fine-tune itself, on a worker thread."""
         last = [0.0]
 
@@ -416,7 +430,7 @@ class AgentApp(App[None]):
 
         try:
             result = self.session.finetune(name, progress, self._cancel.is_set,
-                                           lambda msg: self.call_from_thread(bar.note, msg), mode, epochs)
+                                           lambda msg: self.call_from_thread(bar.note, msg), mode, epochs, trigger)
         except Exception as exc:  # noqa: BLE001 - cancelled or failed: the current model stays
             self.call_from_thread(self._finetune_done, name, None, exc)
         else:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from agent.core import Agent, Reply
     from agent.finetune import FinetuneResult
+    from agent.manifest import Manifest
+    from agent.policy import Due
     from agent.settings import Settings
     from agent.trainer import ProgressFn
 
@@ -99,13 +101,32 @@ class Session:
                 return m.folder
         raise InputError(f"no plugin named '{name}'; choose one of {sorted(m.name for m in self.core().manifests)}")
 
-    def finetune(self, name: str, progress: "ProgressFn", cancel: Callable[[], bool],
-                 notify: Callable[[str], None], mode: str | None = None, epochs: float | None = None) -> "FinetuneResult":
-        """Fine-tune one plugin (its own model copy, its own thread); the next reply uses a promoted model."""
+    def finetune(self, name: str, progress: "ProgressFn", cancel: Callable[[], bool], notify: Callable[[str], None],
+                 mode: str | None = None, epochs: float | None = None, trigger: str = "manual") -> "FinetuneResult":
+        """Fine-tune one plugin (its own model copy, its own thread); the next reply uses a promoted model.
+        A run its policy started takes the policy's mode and time limit."""
+        from agent import policy
         from agent.finetune import Options, finetune
 
-        opts = Options(mode=mode, epochs=epochs, device=self.device)
-        return finetune(self.plugin_folder(name), self.settings, opts, progress=progress, cancel=cancel, notify=notify)
+        base = {"mode": mode, "epochs": epochs, "device": self.device, "trigger": trigger}
+        if trigger == "policy":
+            base = policy.options_for(self._manifest(name).finetune, base)
+        return finetune(self.plugin_folder(name), self.settings, Options(**base), progress=progress, cancel=cancel,
+                        notify=notify)
+
+    def due(self, name: str | None) -> "Due | None":
+        """Whether a plugin's own [finetune] policy asks for a run now (None: no such plugin, or no policy)."""
+        from agent import policy
+
+        manifest = next((m for m in self.core().manifests if m.name == name), None)
+        if manifest is None or manifest.finetune is None:
+            return None
+        return policy.check(manifest, self.core().store)
+
+    def _manifest(self, name: str) -> "Manifest":
+        """A discovered plugin's manifest."""
+        self.plugin_folder(name)  # names the choices when there is no such plugin
+        return next(m for m in self.core().manifests if m.name == name)
 
     def turns(self, query: str | None = None, conversation: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """Logged turns, newest first; `query` is full-text search."""
