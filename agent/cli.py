@@ -1,5 +1,5 @@
 """The `agent` command group: ask, chat and feedback here; every other command comes from a plugin's
-`register_commands` hook (the default plugins first: cli_manage, cli_finetune, cli_replay, the
+`register_commands` hook (the default plugins first: cli_manage, cli_finetune, cli_replay, cli_review, the
 scenario kinds), as llm's commands do."""
 
 from __future__ import annotations
@@ -159,19 +159,20 @@ def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: s
 @click.option("--label", help="The right label for this turn.")
 @click.option("--good", is_flag=True, help="The reply was right.")
 @click.option("--bad", is_flag=True, help="The reply was wrong.")
+@click.option("--out-of-scope", "oos", is_flag=True, help="The message is outside what the plugin handles (teaches the fallback).")
 @click.option("--note", help="A free-text note.")
 @click.option("--new-label", is_flag=True, help="Accept a label the plugin does not have yet (learned by `agent finetune`).")
 @click.pass_context
-def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, bad: bool, note: str | None, new_label: bool,
-             **contributed: str | None) -> None:
+def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, bad: bool, oos: bool, note: str | None,
+             new_label: bool, **contributed: str | None) -> None:
     """Correct a logged turn's label or rate its reply (plugins add more: --like ITEM, ...)."""
     from agent import contrib
 
     given = {name: value for name, value in contributed.items() if value is not None}
     options = {o.name: o for o in contrib.feedback_options()}
-    if (label is not None) + good + bad + len(given) != 1:
+    if (label is not None) + good + bad + oos + len(given) != 1:
         rest = "".join(f", --{name} ITEM" for name in options)
-        raise click.UsageError(f"give exactly one of --label LABEL, --good, --bad{rest}")
+        raise click.UsageError(f"give exactly one of --label LABEL, --good, --bad, --out-of-scope{rest}")
     if given and (note is not None or new_label):
         raise click.UsageError("--note and --new-label go with --label, --good or --bad, not with "
                                f"{', '.join('--' + n for n in given)}")
@@ -179,7 +180,7 @@ def feedback(ctx: click.Context, turn_id: int, label: str | None, good: bool, ba
         [(name, value)] = given.items()
         click.echo(options[name].fn(make_agent(ctx), turn_id, value))
         return
-    rating = "good" if good else "bad" if bad else None
+    rating = "good" if good else "bad" if bad else "out_of_scope" if oos else None
     fid = make_agent(ctx).feedback(turn_id, label=label, rating=rating, note=note, new_label=new_label)
     click.echo(f"stored feedback {fid} for turn {turn_id}")
 

@@ -573,7 +573,7 @@ class Agent:
     # ---- feedback ---------------------------------------------------------------------------
     def feedback(self, turn_id: int, label: str | None = None, rating: str | None = None, note: str | None = None,
                  new_label: bool = False) -> int:
-        """Store a person's correction (`label`) or rating ('good' / 'bad') of a logged turn.
+        """Store a person's correction (`label`) or rating ('good', 'bad', 'out_of_scope') of a logged turn.
 
         A label the plugin does not know yet is refused unless `new_label` is set; `agent finetune`
         then learns it.
@@ -590,8 +590,8 @@ class Agent:
                 raise InputError(f"'{label}' is not a label of plugin {turn['plugin']}; choose one of: {', '.join(known)}"
                                  " (or teach a new one with --new-label)")
             return self.store.add_feedback(turn_id, "label", label, note)
-        if rating not in ("good", "bad"):
-            raise InputError("give --label LABEL, --good or --bad")
+        if rating not in ("good", "bad", "out_of_scope"):
+            raise InputError("give --label LABEL, --good, --bad or --out-of-scope")
         return self.store.add_feedback(turn_id, rating, None, note)
 
     def _labels_of(self, plugin: str | None) -> list[str]:

@@ -99,7 +99,10 @@ def logged_rows(store: "Store", plugin: str) -> list[Row]:
 
 
 def _resolve_feedback(turn: dict[str, Any]) -> str | None:
-    """The label a person's feedback implies for a turn, or None."""
+    """The label a person's feedback implies for a turn, or None (also when their last word was "out of scope")."""
+    decided = [f for f in turn["feedback"] if f["kind"] in ("label", "good", "out_of_scope")]
+    if decided and decided[-1]["kind"] == "out_of_scope":
+        return None
     corrections = [f["label"] for f in turn["feedback"] if f["kind"] == "label" and f["label"]]
     if corrections:
         return corrections[-1]

@@ -452,6 +452,47 @@ def test_keypresses_are_echoed_quickly_during_a_finetune(settings: Settings, enc
     assert figures["p50_ms"] < 100, figures
 
 
+def test_review_screen_ranks_turns_and_takes_one_key_per_decision(settings: Settings, encoder) -> None:
+    from tui.review import ReviewScreen
+
+    agent = Agent(settings, encoder=encoder)
+    unsure = [agent.reply(t, f"u{n}").turn_id for n, t in enumerate(
+        ["is the tram strike on tomorrow", "is there a tram strike tomorrow?", "tram strike tomorrow, is it on"])]
+    clear = agent.reply("I lost my card, please block it", "c").turn_id
+    other = agent.reply("can I have my money back for this", "d").turn_id
+
+    async def go() -> list[str]:
+        app = AgentApp(Session(settings, "cpu", agent=agent))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, app.ready.is_set)
+            await pilot.press("f8")
+            screen = await until(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen)
+            await until(pilot, lambda: len(screen.items) == 3)
+            first = screen.items[0]
+            assert first.turn_id in unsure and first.similar == 3
+            assert "2 similar messages waiting" in text_of(screen.query_one("#review-detail"))
+            await pilot.press("o")
+            await until(pilot, lambda: len(screen.items) == 2)
+            rest = [i.turn_id for i in screen.items]
+            await pilot.press("c")
+            await until(pilot, lambda: len(screen.items) == 1)
+            await pilot.press("l")
+            await until(pilot, lambda: isinstance(app.screen, Picker))
+            await pilot.press(*"refund", "enter")
+            await until(pilot, lambda: isinstance(app.screen, ReviewScreen) and not screen.items)
+            assert "nothing waiting" in str(screen.query_one("#review-title").render())
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, ReviewScreen))
+            return [first.turn_id, *rest]
+
+    decided = run(go())
+    feedback = {t: [(f["kind"], f["label"]) for f in agent.store.turn(t)["feedback"]] for t in decided}
+    assert feedback[decided[0]] == [("out_of_scope", None)]
+    assert feedback[decided[1]] == [("label", agent.store.turn(decided[1])["label"])]  # confirmed its guess
+    assert feedback[decided[2]] == [("label", "refund")]
+    assert {clear, other} == set(decided[1:])
+
+
 def test_logs_browser_searches_opens_a_conversation_and_corrects_a_label(settings: Settings, encoder) -> None:
     agent = Agent(settings, encoder=encoder)
     agent.reply("when are you open on sunday", "other")

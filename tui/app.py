@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 
 HELP = ("[b]/use NAME[/] switch plugin (/use alone lists them) · [b]/good[/] [b]/bad[/] rate the last reply · "
         "[b]/label [--new] [LABEL][/] correct it · "
-        "[b]/finetune [NAME] [shared|head|full|lora][/] · [b]/logs[/] · [b]/panel[/] · [b]/new[/] conversation · [b]/quit[/]\n"
-        "keys: F2 good · F3 bad · F4 correct label · F5 fine-tune · F6 logs · F7 side panel · "
+        "[b]/finetune [NAME] [shared|head|full|lora][/] · [b]/review [NAME][/] · [b]/logs[/] · [b]/panel[/] · [b]/new[/] conversation · [b]/quit[/]\n"
+        "keys: F2 good · F3 bad · F4 correct label · F5 fine-tune · F6 logs · F7 side panel · F8 review · "
         "Ctrl+P commands · ↑↓ history · Esc cancel a fine-tune")
-MAIN_ONLY = {"rate", "correct", "finetune", "logs", "toggle_side"}  # actions of the chat screen's keys
+MAIN_ONLY = {"rate", "correct", "finetune", "logs", "toggle_side", "review"}  # actions of the chat screen's keys
 
 
 def help_text() -> str:
@@ -94,6 +94,7 @@ class AgentApp(App[None]):
         Binding("f5", "finetune", "Fine-tune", priority=True),
         Binding("f6", "logs", "Logs", priority=True),
         Binding("f7", "toggle_side", "Panel", priority=True),
+        Binding("f8", "review", "Review", priority=True, show=False),
         Binding("escape", "cancel_finetune", "Cancel", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -197,6 +198,8 @@ class AgentApp(App[None]):
             yield SystemCommand(f"Fine-tune {name}", "Train on its data and corrections, in the background",
                                 partial(self.start_finetune, name))
         yield SystemCommand("Logs", "Search past turns, open conversations, correct labels", self.action_logs)
+        yield SystemCommand("Review", "The logged turns a decision would teach most: confirm, correct, out of scope",
+                            self.action_review)
         yield SystemCommand("Side panel", "Show or hide the side panel (plugins' panels)", self.action_toggle_side)
         yield SystemCommand("Mark last reply good", "Store a 'good' rating", partial(self.action_rate, "good"))
         yield SystemCommand("Mark last reply bad", "Store a 'bad' rating", partial(self.action_rate, "bad"))
@@ -275,6 +278,8 @@ class AgentApp(App[None]):
                 self.correct(label, new) if label else self.action_correct()
         elif word == "/finetune":
             self.finetune_command(arg)
+        elif word == "/review":
+            self.action_review(arg or None)
         elif word in contributed:
             contributed[word].fn(self, arg)
         else:
@@ -467,6 +472,18 @@ class AgentApp(App[None]):
     def action_logs(self) -> None:
         """Open the logs browser."""
         self.push_screen(LogsScreen(self.session))
+
+    def action_review(self, plugin: str | None = None) -> None:
+        """Open the review queue (of one plugin, or all)."""
+        from tui.review import ReviewScreen
+
+        if self.session.agent is None:
+            self.say("models are still loading", "warning")
+            return
+        if plugin is not None and plugin not in self.session.agent.responder_names():
+            self.say(f"no responder plugin named {escape(plugin)}; /use lists them", "warning")
+            return
+        self.push_screen(ReviewScreen(self.session, plugin))
 
     def action_toggle_side(self) -> None:
         """Show or hide the side panel (the panels plugins contribute)."""

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from agent.finetune import FinetuneResult
     from agent.manifest import Manifest
     from agent.policy import Due
+    from agent.review import Item
     from agent.settings import Settings
     from agent.trainer import ProgressFn
 
@@ -113,6 +114,18 @@ class Session:
             base = policy.options_for(self._manifest(name).finetune, base)
         return finetune(self.plugin_folder(name), self.settings, Options(**base), progress=progress, cancel=cancel,
                         notify=notify)
+
+    def review(self, plugin: str | None = None, limit: int = 50) -> list["Item"]:
+        """The review queue: the logged turns a decision would teach most, best first."""
+        from agent import review
+
+        return review.build(self.core(), plugin, limit)
+
+    def decide(self, turn_id: int, decision: str, label: str | None = None) -> int:
+        """Confirm, correct or mark out of scope a turn from the review queue."""
+        from agent import review
+
+        return review.decide(self.core(), turn_id, decision, label)
 
     def due(self, name: str | None) -> "Due | None":
         """Whether a plugin's own [finetune] policy asks for a run now (None: no such plugin, or no policy)."""

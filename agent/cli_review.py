@@ -1,0 +1,87 @@
+"""`agent review [PLUGIN]`: the logged turns most worth a person's decision, and one key to decide each."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from agent.cli_util import console, escape, make_agent
+from agent.hookspecs import hookimpl
+
+KEYS = "Enter confirms the guess · a label's name corrects it · o: out of scope · s: skip · q: quit"
+
+
+@click.command()
+@click.argument("plugin", required=False)
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="How many turns to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the queue as JSON and exit.")
+@click.option("--decide", is_flag=True, help="Go through the queue in the terminal, one decision per turn.")
+@click.pass_context
+def review(ctx: click.Context, plugin: str | None, limit: int, as_json: bool, decide: bool) -> None:
+    """List the logged turns a decision would teach most (fallbacks, close calls, many similar messages waiting),
+    best first; --decide to confirm, correct or mark each out of scope."""
+    from agent import review as queue
+
+    agent = make_agent(ctx)
+    if plugin is not None and plugin not in agent.responder_names():
+        raise click.BadParameter(f"no responder plugin named '{plugin}'; choose one of: {', '.join(agent.responder_names())}",
+                                 param_hint="PLUGIN")
+    items = queue.build(agent, plugin, limit)
+    if as_json:
+        click.echo(json.dumps([i.to_dict() for i in items], indent=2, ensure_ascii=False))
+        return
+    if not items:
+        click.echo("nothing to review: every logged turn has a decision")
+        return
+    if decide:
+        _decide_all(agent, items)
+        return
+    _table(items)
+    click.echo("decide with: agent review --decide, or agent feedback TURN --label L / --out-of-scope")
+
+
+def _table(items: list[Any]) -> None:
+    """The queue as a table."""
+    from rich.table import Table
+
+    table = Table("turn", "plugin", "guess", "why", "message")
+    for i in items:
+        table.add_row(str(i.turn_id), escape(i.plugin or "-"), escape(i.label or "-"), escape(i.reason), escape(i.text))
+    console().print(table)
+
+
+def _decide_all(agent: Any, items: list[Any]) -> None:
+    """Ask for one decision per turn; each is stored as it is given."""
+    from agent import review as queue
+    from agent.errors import AgentError
+
+    out = console()
+    out.print(f"[dim]{KEYS}[/]")
+    for n, item in enumerate(items, 1):
+        out.print(f"\n[b]{n}/{len(items)}[/] turn {item.turn_id} · {escape(item.plugin or '-')} · guess "
+                  f"[b]{escape(item.label or '-')}[/] · {escape(item.reason)}\n  {escape(item.text)}")
+        while True:
+            answer = click.prompt("decision", default="", show_default=False).strip()
+            if answer == "q":
+                return
+            if answer == "s":
+                break
+            try:
+                if answer == "":
+                    queue.decide(agent, item.turn_id, "confirm")
+                elif answer == "o":
+                    queue.decide(agent, item.turn_id, "out_of_scope")
+                else:
+                    queue.decide(agent, item.turn_id, "correct", answer)
+            except AgentError as exc:
+                out.print(f"[yellow]{escape(str(exc))}[/]")
+                continue
+            break
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """`review`."""
+    cli.add_command(review)
