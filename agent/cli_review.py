@@ -18,16 +18,25 @@ KEYS = "Enter confirms the guess · a label's name corrects it · o: out of scop
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="How many turns to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the queue as JSON and exit.")
 @click.option("--decide", is_flag=True, help="Go through the queue in the terminal, one decision per turn.")
+@click.option("--proposals", is_flag=True, help="New labels proposed from groups of similar unknown messages.")
+@click.option("--accept", "accept_id", metavar="ID", help="Accept a proposal: label its turns (a new label, learned by the "
+              "next fine-tune) and write an FAQ stub.")
+@click.option("--label", help="With --accept: the label to use instead of the suggested name (an existing one merges).")
 @click.pass_context
-def review(ctx: click.Context, plugin: str | None, limit: int, as_json: bool, decide: bool) -> None:
+def review(ctx: click.Context, plugin: str | None, limit: int, as_json: bool, decide: bool, proposals: bool,
+           accept_id: str | None, label: str | None) -> None:
     """List the logged turns a decision would teach most (fallbacks, close calls, many similar messages waiting),
-    best first; --decide to confirm, correct or mark each out of scope."""
+    best first; --decide to confirm, correct or mark each out of scope. --proposals lists new labels proposed
+    from unknown messages; --accept ID [--label NAME] takes one."""
     from agent import review as queue
 
     agent = make_agent(ctx)
     if plugin is not None and plugin not in agent.responder_names():
         raise click.BadParameter(f"no responder plugin named '{plugin}'; choose one of: {', '.join(agent.responder_names())}",
                                  param_hint="PLUGIN")
+    if proposals or accept_id:
+        _proposals(agent, plugin, accept_id, label, as_json)
+        return
     items = queue.build(agent, plugin, limit)
     if as_json:
         click.echo(json.dumps([i.to_dict() for i in items], indent=2, ensure_ascii=False))
@@ -40,6 +49,39 @@ def review(ctx: click.Context, plugin: str | None, limit: int, as_json: bool, de
         return
     _table(items)
     click.echo("decide with: agent review --decide, or agent feedback TURN --label L / --out-of-scope")
+
+
+def _proposals(agent: Any, plugin: str | None, accept_id: str | None, label: str | None, as_json: bool) -> None:
+    """List the proposals, or accept one."""
+    from agent import proposals as prop
+
+    names = [plugin] if plugin else agent.responder_names()
+    if accept_id:
+        if plugin is None:
+            raise click.UsageError("name the plugin of the proposal: agent review PLUGIN --accept ID")
+        done = prop.accept(agent, prop.find(agent, plugin, accept_id), label)
+        if as_json:
+            click.echo(json.dumps(done, indent=2))
+            return
+        how = f"merged into {done['label']}" if done["merged"] else f"new label {done['label']}"
+        stub = f"; fill in the answer in {done['faq_stub']} and add it to the plugin's corpus" if done["faq_stub"] else ""
+        click.echo(f"{done['turns']} turns labelled: {how}; agent finetune {plugin} learns it{stub}")
+        return
+    found = [p for name in names for p in prop.propose(agent, name)]
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in found], indent=2, ensure_ascii=False))
+        return
+    if not found:
+        click.echo("no proposals: too few similar unknown messages waiting")
+        return
+    from rich.table import Table
+
+    table = Table("id", "plugin", "suggested label", "messages", "nearest label", "examples")
+    for p in found:
+        near = f"{p.nearest_label} ({p.nearest_similarity:.2f})" if p.nearest_label else "-"
+        table.add_row(p.id, escape(p.plugin), escape(p.name), str(p.size), escape(near), escape(" · ".join(p.examples[:3])))
+    console().print(table)
+    click.echo("accept with: agent review PLUGIN --accept ID [--label NAME] (an existing label's name merges)")
 
 
 def _table(items: list[Any]) -> None:

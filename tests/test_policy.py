@@ -83,13 +83,13 @@ def test_finetune_due_runs_only_due_plugins_with_their_policy_and_records_the_tr
     env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(plugin_root)}
     first = CliRunner().invoke(cli, ["--device", "cpu", "finetune", "--due", "--json"], env=env)
     assert first.exit_code == 0, first.output
-    rows = {r["plugin"]: r for r in json.loads(first.output)}
+    rows = {r["plugin"]: r for r in json.loads(first.stdout)}
     assert rows["shop"]["due"] and rows["shop"]["status"] == "promoted" and rows["shop"]["mode"] == "head"
     assert not rows["quiet"]["due"] and "no [finetune] policy" in rows["quiet"]["reason"]
     runs = agent.store.finetune_runs("shop")
     assert [(r["trigger"], r["mode"]) for r in runs] == [("policy", "head")]
     again = CliRunner().invoke(cli, ["--device", "cpu", "finetune", "--due", "--json"], env=env)
-    assert not {r["plugin"]: r for r in json.loads(again.output)}["shop"]["due"]
+    assert not {r["plugin"]: r for r in json.loads(again.stdout)}["shop"]["due"]
     assert len(agent.store.finetune_runs("shop")) == 1
 
 

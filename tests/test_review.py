@@ -56,7 +56,7 @@ def test_review_json_and_one_key_decisions_in_the_terminal(settings: Settings, a
     env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(settings.plugin_paths[0])}
     listed = CliRunner().invoke(cli, ["--device", "cpu", "review", "shop", "--json"], env=env)
     assert listed.exit_code == 0, listed.output
-    queue = json.loads(listed.output)
+    queue = json.loads(listed.stdout)
     assert [q["turn_id"] for q in queue][0] == ids[0] and {"reason", "similar", "score", "label"} <= set(queue[0])
     decided = CliRunner().invoke(cli, ["--device", "cpu", "review", "shop", "--decide"], env=env, input="o\nweather\nrefund\n")
     assert decided.exit_code == 0, decided.output
@@ -73,3 +73,46 @@ def test_feedback_out_of_scope_from_the_command_line(settings: Settings, agent: 
     done = CliRunner().invoke(cli, ["feedback", str(turn), "--out-of-scope"], env=env)
     assert done.exit_code == 0, done.output
     assert agent.store.turn(turn)["feedback"][0]["kind"] == "out_of_scope"
+
+
+TRAM = ["is the tram strike on tomorrow", "is there a tram strike tomorrow?", "tram strike tomorrow, is it on",
+        "will the trams run during the strike", "are tram drivers on strike this week"]
+CRYPTO = ["can I buy bitcoin with my account", "do you sell bitcoin", "I want to buy some crypto like bitcoin",
+          "how do I purchase bitcoin here", "bitcoin buying in the app?"]
+
+
+def test_proposals_group_unknown_questions_and_accepting_labels_them(agent: Agent, settings: Settings) -> None:
+    from agent import proposals
+
+    tram, crypto = log(agent, TRAM), log(agent, CRYPTO)
+    log(agent, ["I lost my card, please block it"])  # answered surely: not an unknown question
+    found = proposals.propose(agent, "shop")
+    unknown = {r["id"] for r in proposals.unknown_turns(agent, "shop")}
+    groups = [set(p.turn_ids) for p in found]
+    assert set(tram) in groups and set(crypto) & unknown in groups and len(set(crypto) & unknown) >= 3, groups
+    tram_p = next(p for p in found if set(p.turn_ids) == set(tram))
+    assert "tram" in tram_p.name and "strike" in tram_p.name and tram_p.size == 5 and len(tram_p.examples) == 5
+    assert tram_p.nearest_label in ("card_lost", "opening_hours", "refund")
+    done = proposals.accept(agent, tram_p)
+    assert done["merged"] is False and done["turns"] == 5
+    assert {agent.store.turn(t)["feedback"][0]["label"] for t in tram} == {tram_p.name}
+    stub = (settings.home / "proposals" / "shop" / "faq_stub.csv").read_text().splitlines()
+    assert stub[0] == "id,question,answer,label" and stub[1].endswith(f",,{tram_p.name}")
+    assert [set(p.turn_ids) for p in proposals.propose(agent, "shop")] == [set(crypto) & unknown]  # decided turns leave
+
+
+def test_review_proposals_on_the_command_line_list_accept_and_merge(settings: Settings, agent: Agent) -> None:
+    crypto = log(agent, CRYPTO)
+    env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(settings.plugin_paths[0])}
+    listed = CliRunner().invoke(cli, ["--device", "cpu", "review", "shop", "--proposals", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    [proposal] = json.loads(listed.stdout)
+    stale = CliRunner().invoke(cli, ["--device", "cpu", "review", "shop", "--accept", "00000000"], env=env)
+    assert stale.exit_code == 1 and "no proposal 00000000 for shop now" in stale.output
+    merged = CliRunner().invoke(cli, ["--device", "cpu", "review", "shop", "--accept", proposal["id"], "--label", "refund"],
+                                env=env)
+    assert merged.exit_code == 0, merged.output
+    assert f"{len(proposal['turn_ids'])} turns labelled: merged into refund" in merged.output
+    assert {agent.store.turn(t)["feedback"][0]["label"] for t in proposal["turn_ids"]} == {"refund"}
+    assert set(proposal["turn_ids"]) <= set(crypto)
+    assert not (settings.home / "proposals").exists()  # a merge needs no FAQ stub
