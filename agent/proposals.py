@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from agent.core import Agent
 
 UNSURE_MARGIN = 0.2  # an answered turn whose two likeliest labels are closer than this counts as unknown too
+MAX_GROUPS = 256  # k-means over-splits (about one group per two messages), then similar groups merge
+LINK = 0.5  # mean cosine similarity between two groups' messages at which they merge (average linkage)
 COHESION = 0.55  # mean cosine similarity to the group's centre below which a group is too loose to propose
 STOP = set("""a an the and or but if of to in on at for from by with about as into over after before is are was were be been
 being do does did have has had i me my we our you your he she it its they them their this that these those what which
@@ -74,7 +76,7 @@ def propose(agent: "Agent", plugin: str, min_size: int = 3, seed: int = 0) -> li
     if len(rows) < min_size:
         return []
     vectors = agent.encoder.encode([r["text"] for r in rows]).astype(np.float32)
-    assign, centres = _kmeans(vectors, max(1, min(64, len(rows) // max(min_size, 4))), seed)
+    assign, centres = _merged(vectors, *_kmeans(vectors, max(1, min(MAX_GROUPS, len(rows) // 2)), seed))
     label_names, label_centres = _label_centres(agent, plugin)
     everyone = Counter(w for r in rows for w in set(_words(r["text"])))
     out = []
@@ -99,11 +101,41 @@ def _kmeans(vectors: "np.ndarray", k: int, seed: int) -> tuple["np.ndarray", "np
     import faiss
     import numpy as np
 
-    km = faiss.Kmeans(vectors.shape[1], k, niter=25, seed=seed, spherical=True, verbose=False, min_points_per_centroid=1)
+    km = faiss.Kmeans(vectors.shape[1], k, niter=25, nredo=5, seed=seed, spherical=True, verbose=False, min_points_per_centroid=1)
     km.train(np.ascontiguousarray(vectors))
     _, assign = km.index.search(np.ascontiguousarray(vectors), 1)
     centres = km.centroids / np.linalg.norm(km.centroids, axis=1, keepdims=True).clip(1e-9)
     return assign[:, 0], centres
+
+
+def _merged(vectors: "np.ndarray", assign: "np.ndarray", centres: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
+    """Average-linkage merging of the k-means groups: the two groups whose messages are most similar on average
+    join, while that average is at least LINK; each message's final group and the unit-length group centres."""
+    import numpy as np
+
+    groups = [np.flatnonzero(assign == c) for c in range(len(centres))]
+    groups = [g for g in groups if len(g)]
+    sums = np.stack([vectors[g].sum(0) for g in groups]).astype(np.float64)
+    sizes = np.array([len(g) for g in groups], dtype=np.float64)
+    alive = np.ones(len(groups), dtype=bool)
+    while alive.sum() > 1:
+        link = (sums @ sums.T) / np.outer(sizes, sizes)
+        link[~alive] = -np.inf
+        link[:, ~alive] = -np.inf
+        np.fill_diagonal(link, -np.inf)
+        i, j = np.unravel_index(int(link.argmax()), link.shape)
+        if link[i, j] < LINK:
+            break
+        groups[i] = np.concatenate([groups[i], groups[j]])
+        sums[i] += sums[j]
+        sizes[i] += sizes[j]
+        alive[j] = False
+    kept = [groups[n] for n in np.flatnonzero(alive)]
+    joined = np.empty(len(vectors), dtype=np.int64)
+    for n, g in enumerate(kept):
+        joined[g] = n
+    new = np.stack([vectors[g].mean(0) for g in kept])
+    return joined, new / np.linalg.norm(new, axis=1, keepdims=True).clip(1e-9)
 
 
 def _label_centres(agent: "Agent", plugin: str) -> tuple[list[str], "np.ndarray"]:
@@ -131,8 +163,9 @@ def _nearest(centre: "np.ndarray", names: list[str], centres: "np.ndarray") -> t
 
 
 def _words(text: str) -> list[str]:
-    """Lower-case words of three letters or more, without the commonest ones."""
-    return [w for w in re.findall(r"[a-z][a-z']{2,}", text.lower()) if w not in STOP]
+    """Lower-case words of three letters or more, without the commonest ones; a plural 's' dropped."""
+    words = [w for w in re.findall(r"[a-z][a-z']{2,}", text.lower()) if w not in STOP]
+    return [w[:-1] if len(w) > 4 and w.endswith("s") and not w.endswith("ss") else w for w in words]
 
 
 def _name(texts: list[str], everyone: Counter, total: int) -> str:

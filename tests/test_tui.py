@@ -493,6 +493,44 @@ def test_review_screen_ranks_turns_and_takes_one_key_per_decision(settings: Sett
     assert {clear, other} == set(decided[1:])
 
 
+def test_proposals_screen_accepts_a_group_as_a_new_label_and_merges_another(settings: Settings, encoder) -> None:
+    from tui.review import ProposalsScreen, ReviewScreen
+
+    agent = Agent(settings, encoder=encoder)
+    tram = [agent.reply(t, f"t{n}").turn_id for n, t in enumerate(
+        ["is the tram strike on tomorrow", "is there a tram strike tomorrow?", "tram strike tomorrow, is it on",
+         "will the trams run during the strike"])]
+    late = [agent.reply(t, f"l{n}").turn_id for n, t in enumerate(
+        ["can I bring my dog into the shop", "are dogs allowed inside", "is my dog welcome in your store"])]
+
+    async def go() -> None:
+        app = AgentApp(Session(settings, "cpu", agent=agent))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, app.ready.is_set)
+            await command(pilot, app, "/review shop")
+            review = await until(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen)
+            await until(pilot, lambda: review.items)
+            await pilot.press("p")
+            screen = await until(pilot, lambda: isinstance(app.screen, ProposalsScreen) and app.screen)
+            await until(pilot, lambda: len(screen.proposals) == 2)
+            first = screen.proposals[0]
+            assert set(first.turn_ids) <= set(tram) and len(first.turn_ids) >= 3 and "tram" in first.name
+            await pilot.press("a")
+            await until(pilot, lambda: len(screen.proposals) == 1)
+            await pilot.press("m")
+            await until(pilot, lambda: isinstance(app.screen, Picker))
+            await pilot.press(*"refund", "enter")
+            await until(pilot, lambda: isinstance(app.screen, ProposalsScreen) and not screen.proposals)
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is review)
+
+    run(go())
+    labels = {t: agent.store.turn(t)["feedback"][0]["label"] for t in tram[:3] + late}
+    assert len({labels[t] for t in tram[:3]}) == 1 and "tram" in labels[tram[0]]
+    assert {labels[t] for t in late} == {"refund"}
+    assert (settings.home / "proposals" / "shop" / "faq_stub.csv").is_file()
+
+
 def test_logs_browser_searches_opens_a_conversation_and_corrects_a_label(settings: Settings, encoder) -> None:
     agent = Agent(settings, encoder=encoder)
     agent.reply("when are you open on sunday", "other")

@@ -127,6 +127,19 @@ class Session:
 
         return review.decide(self.core(), turn_id, decision, label)
 
+    def proposals(self, plugin: str | None = None) -> list[Any]:
+        """New labels proposed from groups of similar unknown questions (of one plugin, or every responder)."""
+        from agent import proposals
+
+        names = [plugin] if plugin else self.core().responder_names()
+        return [p for name in names for p in proposals.propose(self.core(), name)]
+
+    def accept(self, proposal: Any, label: str | None = None) -> dict[str, Any]:
+        """Label a proposal's turns: its suggested name, or an existing label to merge into."""
+        from agent import proposals
+
+        return proposals.accept(self.core(), proposal, label)
+
     def due(self, name: str | None) -> "Due | None":
         """Whether a plugin's own [finetune] policy asks for a run now (None: no such plugin, or no policy)."""
         from agent import policy
