@@ -159,7 +159,7 @@ def _chat_turn(agent: Any, out: Any, raw: bytes, text: str, conv: str, plugin: s
 @click.option("--label", help="The right label for this turn.")
 @click.option("--good", is_flag=True, help="The reply was right.")
 @click.option("--bad", is_flag=True, help="The reply was wrong.")
-@click.option("--out-of-scope", "oos", is_flag=True, help="The message is outside what the plugin handles (teaches the fallback).")
+@click.option("--out-of-scope", "oos", is_flag=True, help="The message is outside what the plugin handles (it trains no label).")
 @click.option("--note", help="A free-text note.")
 @click.option("--new-label", is_flag=True, help="Accept a label the plugin does not have yet (learned by `agent finetune`).")
 @click.pass_context

@@ -45,6 +45,8 @@ def finetune(ctx: click.Context, plugin_dir: Path | None, device_opt: str | None
     from agent.plugins import plugin_folder
 
     settings = make_settings(ctx)
+    if due and (rollback or list_versions):
+        raise click.UsageError("--due runs the due plugins; use --rollback or --versions without it")
     if due:
         _run_due(settings, plugin_dir, ft.Options(device=device_opt or ctx.obj["device"], **kw), as_json)
         return
@@ -74,23 +76,30 @@ def _run_due(settings: Any, plugin_dir: Path | None, opts: Any, as_json: bool) -
 
     from agent import finetune as ft
     from agent import policy
+    from agent.errors import AgentError
     from agent.manifest import load_manifest
     from agent.plugins import discover, plugin_folder
-    from agent.store import Store
+    from agent.store import Store, now
 
     manifests = [load_manifest(plugin_folder(settings, plugin_dir))] if plugin_dir is not None else discover(settings)[0]
     store, rows = Store(settings.db_path), []
     try:
         for m in manifests:
-            check = policy.check(m, store)
+            check = policy.check(m, store, own_model=ft.finetuner_for(m) is not None)
             row = check.to_dict()
             if check.due:
                 run_opts = ft.Options(**policy.options_for(m.finetune, {**asdict(opts), "trigger": "policy"}))
                 if not as_json:
                     note(f"{m.name}: {check.reason}; fine-tuning")
-                result = ft.finetune(m.folder, settings, run_opts, store=store, notify=None if as_json else note)
-                row.update({"version": result.version, "status": result.status, "seconds": result.seconds,
-                            "mode": result.plan.get("mode")})
+                started = now()
+                try:
+                    result = ft.finetune(m.folder, settings, run_opts, store=store, notify=None if as_json else note)
+                except (AgentError, OSError, RuntimeError) as exc:  # this plugin's run failed: the others still run
+                    policy.record_failure(store, m.name, started, exc)
+                    row.update({"version": None, "status": "failed", "seconds": None, "mode": None, "error": str(exc)})
+                else:
+                    row.update({"version": result.version, "status": result.status, "seconds": result.seconds,
+                                "mode": result.plan.get("mode")})
             rows.append(row)
     finally:
         store.close()
@@ -98,7 +107,8 @@ def _run_due(settings: Any, plugin_dir: Path | None, opts: Any, as_json: bool) -
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        outcome = f"{r['version']} {r['status']} ({r['mode']}, {r['seconds']} s)" if r["due"] else "not due"
+        outcome = "not due" if not r["due"] else f"failed: {r['error']}" if r.get("error") else \
+            f"{r['version']} {r['status']} ({r['mode']}, {r['seconds']} s)"
         console().print(f"{escape(r['plugin'])}: {outcome} — {escape(r['reason'])}")
 
 

@@ -34,6 +34,8 @@ def review(ctx: click.Context, plugin: str | None, limit: int, as_json: bool, de
     if plugin is not None and plugin not in agent.responder_names():
         raise click.BadParameter(f"no responder plugin named '{plugin}'; choose one of: {', '.join(agent.responder_names())}",
                                  param_hint="PLUGIN")
+    if label and not accept_id:
+        raise click.UsageError("--label goes with --accept ID")
     if proposals or accept_id:
         _proposals(agent, plugin, accept_id, label, as_json)
         return

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import PluginError
-from agent.policy import parse_policy
 
 ROLES = ("responder", "observer")
 TOP_KEYS = {"name", "description", "role", "version", "labels", "data", "retrieval", "thresholds", "fallback", "privacy",
@@ -48,6 +47,16 @@ class Privacy:
 
 
 @dataclass
+class Policy:
+    """When a plugin fine-tunes itself: after this many new labelled turns, at most once per period."""
+
+    after_labels: int = 20
+    min_hours: float = 24.0
+    mode: str | None = None
+    max_minutes: float | None = None
+
+
+@dataclass
 class Manifest:
     """A plugin's declared name, role, labels, data, corpus and thresholds."""
 
@@ -63,7 +72,7 @@ class Manifest:
     retrieval: Retrieval | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     privacy: Privacy = field(default_factory=Privacy)
-    finetune: Any = None  # agent.policy.Policy: when the plugin fine-tunes itself ([finetune]), or None
+    finetune: "Policy | None" = None  # when the plugin fine-tunes itself ([finetune]); agent.policy says when it is due
     tables: dict[str, Any] = field(default_factory=dict)  # tables that plugins register (register_tables), parsed by them
     fallback_message: str = "I'm not sure I understood that, so I'd rather not guess."
     handoff: str = "Would you like me to pass you to a person?"
@@ -196,7 +205,7 @@ def _build(path: Path, raw: dict[str, Any]) -> Manifest:
     m.retrieval = _retrieval(r)
     m.thresholds = _thresholds(r)
     m.privacy = _privacy(r)
-    m.finetune = parse_policy(r)
+    m.finetune = _policy(r)
     m.tables = {table: parse(r, m) for table, parse in registered.items()}
     if fb := r.sub("fallback", {"message", "handoff"}):
         m.fallback_message = fb.get("message", str, m.fallback_message)
@@ -267,3 +276,26 @@ def _privacy(r: TableReader) -> Privacy:
             raise t.fail("redact", f"a list drawn from {list(PII_KINDS)}", kinds)
         privacy = Privacy(tuple(kinds), t.get("store_raw", bool, False, "true or false"))
     return privacy
+
+
+def _policy(r: TableReader) -> Policy | None:
+    """The [finetune] table, each key checked, or None when the plugin has none."""
+    import math
+
+    t = r.sub("finetune", {"after_labels", "min_hours", "mode", "max_minutes"})
+    if t is None:
+        return None
+    modes = ["shared", "full", "lora", "head"]
+    p = Policy(after_labels=t.get("after_labels", int, 20, "a whole number of labelled turns, 1 or more"),
+               min_hours=t.get("min_hours", float, 24.0, "a number of hours, 0 or more"),
+               mode=t.get("mode", str, None, f"one of {modes}"),
+               max_minutes=t.get("max_minutes", float, None, "a number of minutes above 0"))
+    if p.after_labels < 1:
+        raise t.fail("after_labels", "a whole number of labelled turns, 1 or more", p.after_labels)
+    if not 0 <= p.min_hours < math.inf:
+        raise t.fail("min_hours", "a number of hours, 0 or more", p.min_hours)
+    if p.mode is not None and p.mode not in modes:
+        raise t.fail("mode", f"one of {modes}", p.mode)
+    if p.max_minutes is not None and not 0 < p.max_minutes < math.inf:
+        raise t.fail("max_minutes", "a number of minutes above 0", p.max_minutes)
+    return p

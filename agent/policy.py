@@ -17,21 +17,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.manifest import Manifest, TableReader
+    from agent.manifest import Manifest
     from agent.store import Store
-
-MODES = ("shared", "full", "lora", "head")
-KEYS = {"after_labels", "min_hours", "mode", "max_minutes"}
-
-
-@dataclass
-class Policy:
-    """When a plugin fine-tunes itself."""
-
-    after_labels: int = 20
-    min_hours: float = 24.0
-    mode: str | None = None
-    max_minutes: float | None = None
 
 
 @dataclass
@@ -50,30 +37,12 @@ class Due:
                 "last_run": self.last_run}
 
 
-def parse_policy(r: "TableReader") -> Policy | None:
-    """The [finetune] table, each key checked, or None when the plugin has none."""
-    t = r.sub("finetune", KEYS)
-    if t is None:
-        return None
-    p = Policy(after_labels=t.get("after_labels", int, 20, "a whole number of labelled turns, 1 or more"),
-               min_hours=t.get("min_hours", float, 24.0, "a number of hours, 0 or more"),
-               mode=t.get("mode", str, None, f"one of {list(MODES)}"),
-               max_minutes=t.get("max_minutes", float, None, "a number of minutes above 0"))
-    if p.after_labels < 1:
-        raise t.fail("after_labels", "a whole number of labelled turns, 1 or more", p.after_labels)
-    if p.min_hours < 0:
-        raise t.fail("min_hours", "a number of hours, 0 or more", p.min_hours)
-    if p.mode is not None and p.mode not in MODES:
-        raise t.fail("mode", f"one of {list(MODES)}", p.mode)
-    if p.max_minutes is not None and p.max_minutes <= 0:
-        raise t.fail("max_minutes", "a number of minutes above 0", p.max_minutes)
-    return p
-
-
 def new_labels(store: "Store", plugin: str, since: str | None) -> int:
-    """Labelled turns of a plugin (a label correction or a "good" rating) given after `since` (all when None)."""
+    """Turns of a plugin labelled after `since` (all when None): a correction, or a "good" rating of an answer
+    (a rated fallback teaches nothing)."""
     sql = ("SELECT COUNT(DISTINCT f.turn_id) AS n FROM feedback f JOIN turns t ON t.id = f.turn_id "
-           "WHERE t.plugin = ? AND t.picked_from IS NULL AND (f.kind = 'label' OR f.kind = 'good')")
+           "WHERE t.plugin = ? AND t.picked_from IS NULL "
+           "AND (f.kind = 'label' OR (f.kind = 'good' AND t.fallback_reason IS NULL))")
     args: list[Any] = [plugin]
     if since is not None:
         sql += " AND f.created_at > ?"
@@ -81,12 +50,16 @@ def new_labels(store: "Store", plugin: str, since: str | None) -> int:
     return int(store.query(sql, args)[0]["n"])
 
 
-def check(manifest: "Manifest", store: "Store", now: datetime | None = None) -> Due:
-    """Whether the plugin's policy is due: enough new labels since its last run, and that run long enough ago."""
+def check(manifest: "Manifest", store: "Store", now: datetime | None = None, own_model: bool = False) -> Due:
+    """Whether the plugin's policy is due: enough new labels since its last run, and that run long enough ago.
+    `own_model`: the plugin's kind trains a model of its own (a contributed fine-tuner), not from labels."""
     policy = manifest.finetune
     if policy is None:
         return Due(manifest.name, False, "no [finetune] policy in its plugin.toml")
-    runs = store.finetune_runs(manifest.name, limit=1)
+    if own_model:
+        return Due(manifest.name, False, "its kind trains a model of its own, not from labels; run agent finetune "
+                   f"{manifest.name} when you choose")
+    runs = store.finetune_runs(manifest.name, limit=1)  # any attempt: a failed or cancelled one waits too
     last = runs[0]["started_at"] if runs else None
     count = new_labels(store, manifest.name, last)
     if count < policy.after_labels:
@@ -97,6 +70,16 @@ def check(manifest: "Manifest", store: "Store", now: datetime | None = None) -> 
             return Due(manifest.name, False, f"{count} new labelled turns, but the last run was less than "
                        f"{policy.min_hours:g} h ago (due in {_hours(wait)})", count, last)
     return Due(manifest.name, True, f"{count} new labelled turns (policy: {policy.after_labels})", count, last)
+
+
+def record_failure(store: "Store", plugin: str, started: str, exc: BaseException) -> None:
+    """A policy run that failed or was cancelled still counts as the plugin's last run (no retry at every label)."""
+    from agent.store import now
+    from agent.trainer import Cancelled
+
+    status = "cancelled" if isinstance(exc, (Cancelled, KeyboardInterrupt)) else "failed"
+    store.log_finetune_run({"plugin": plugin, "started_at": started, "finished_at": now(), "status": status,
+                            "trigger": "policy", "report": str(exc)[:500]})
 
 
 def options_for(policy: Any, base: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.review import _top_two
+from agent.review import UNDECIDED, _top_two
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,8 +56,8 @@ class Proposal:
 def unknown_turns(agent: "Agent", plugin: str, pool: int = 5000) -> list[dict[str, Any]]:
     """Undecided turns of a plugin that fell back or were close calls, newest first."""
     rows = agent.store.query(
-        "SELECT id, text, label, fallback_reason FROM turns t WHERE plugin = ? AND picked_from IS NULL AND "
-        "NOT EXISTS (SELECT 1 FROM feedback f WHERE f.turn_id = t.id) ORDER BY id DESC LIMIT ?", [plugin, int(pool)])
+        f"SELECT id, text, label, fallback_reason FROM turns t WHERE plugin = ? AND picked_from IS NULL AND {UNDECIDED} "
+        "ORDER BY id DESC LIMIT ?", [plugin, int(pool)])
     top = _top_two(agent, [r["id"] for r in rows])
     out = []
     for r in rows:
@@ -79,6 +79,7 @@ def propose(agent: "Agent", plugin: str, min_size: int = 3, seed: int = 0) -> li
     assign, centres = _merged(vectors, *_kmeans(vectors, max(1, min(MAX_GROUPS, len(rows) // 2)), seed))
     label_names, label_centres = _label_centres(agent, plugin)
     everyone = Counter(w for r in rows for w in set(_words(r["text"])))
+    taken = set(label_names)  # suggested names are new: never an existing label's, never another proposal's
     out = []
     for c in range(len(centres)):
         members = np.flatnonzero(assign == c)
@@ -90,9 +91,10 @@ def propose(agent: "Agent", plugin: str, min_size: int = 3, seed: int = 0) -> li
         order = members[np.argsort(-sims)]
         near, near_sim = _nearest(centres[c], label_names, label_centres)
         ids = sorted(int(rows[i]["id"]) for i in members)
-        out.append(Proposal(_pid(plugin, ids), plugin, _name([rows[i]["text"] for i in members], everyone, len(rows)),
-                            len(members), round(float(sims.mean()), 4), [rows[i]["text"] for i in order[:5]], ids, near,
-                            round(near_sim, 4)))
+        name = _unique(_name([rows[i]["text"] for i in members], everyone, len(rows)), taken)
+        taken.add(name)
+        out.append(Proposal(_pid(plugin, ids), plugin, name, len(members), round(float(sims.mean()), 4),
+                            [rows[i]["text"] for i in order[:5]], ids, near, round(near_sim, 4)))
     return sorted(out, key=lambda p: (-p.size, -p.cohesion))
 
 
@@ -172,8 +174,18 @@ def _name(texts: list[str], everyone: Counter, total: int) -> str:
     """A label name from the two words most typical of the group against all unknown messages."""
     here = Counter(w for t in texts for w in set(_words(t)))
     scored = sorted(here, key=lambda w: (-(here[w] / len(texts)) * (1 - everyone[w] / (total + 1) / 2), w))
-    words = [w.replace("'", "") for w in scored[:2]]
+    words = [w.replace("'", "")[:30] for w in scored[:2]]
     return "_".join(words) or "new_intent"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """The name, or the name with the first free number after it (new_intent_2, ...)."""
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name}_{n}" in taken:
+        n += 1
+    return f"{name}_{n}"
 
 
 def _pid(plugin: str, ids: list[int]) -> str:
@@ -186,23 +198,35 @@ def accept(agent: "Agent", proposal: Proposal, label: str | None = None) -> dict
     into) and add an FAQ stub to fill in for a new label; what was done."""
     label = (label or proposal.name).strip()
     known = set(agent.runtimes[proposal.plugin].labels) if proposal.plugin in agent.runtimes else set()
-    for turn_id in proposal.turn_ids:
+    open_ids = _undecided(agent, proposal.turn_ids)  # a turn decided since the proposal was made keeps its decision
+    for turn_id in open_ids:
         agent.feedback(turn_id, label=label, new_label=label not in known, note=f"proposal {proposal.id}")
-    stub = None if label in known else write_stub(agent.settings.home, proposal, label)
-    return {"proposal": proposal.id, "label": label, "merged": label in known, "turns": len(proposal.turn_ids),
+    stub = None if label in known or not open_ids else write_stub(agent.settings.home, proposal, label)
+    return {"proposal": proposal.id, "label": label, "merged": label in known, "turns": len(open_ids),
             "faq_stub": str(stub) if stub else None}
+
+
+def _undecided(agent: "Agent", ids: list[int]) -> list[int]:
+    """Those of the turns that have no decision yet."""
+    marks = ",".join("?" * len(ids))
+    rows = agent.store.query(f"SELECT id FROM turns t WHERE id IN ({marks}) AND {UNDECIDED}", list(ids)) if ids else []
+    return sorted(r["id"] for r in rows)
 
 
 def write_stub(home: Path, proposal: Proposal, label: str) -> Path:
     """Append a row for the new label to HOME/proposals/PLUGIN/faq_stub.csv (id,question,answer,label)."""
     path = Path(home) / "proposals" / proposal.plugin / "faq_stub.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
+    rows = list(csv.reader(path.open(encoding="utf-8"))) if path.exists() else []
+    ids = {r[0] for r in rows[1:] if r}
+    n = 1
+    while f"{label}-{n}" in ids:
+        n += 1
     with open(path, "a", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        if new:
+        if not rows:
             w.writerow(["id", "question", "answer", "label"])
-        w.writerow([f"{label}-1", proposal.examples[0], "", label])
+        w.writerow([f"{label}-{n}", proposal.examples[0], "", label])
     return path
 
 

@@ -3,7 +3,7 @@
 A turn is worth a label when the agent was unsure of it (it fell back, or its two likeliest labels came
 close) and when many similar messages are waiting too (a decision on one tells the fine-tune about all of
 them). The queue shows one turn per group of similar waiting messages, with the group's size. A person
-confirms the guess, corrects it, or marks the turn out of scope (it then teaches the fallback, not a label).
+confirms the guess, corrects it, or marks the turn out of scope (it then trains no label).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 SIMILAR = 0.75  # cosine similarity at which two waiting messages count as the same question
 POOL = 5000  # newest undecided turns considered
 DECISIONS = ("confirm", "correct", "out_of_scope")
+UNDECIDED = "NOT EXISTS (SELECT 1 FROM feedback f WHERE f.turn_id = t.id AND f.kind IN ('label', 'good', 'out_of_scope'))"
 
 
 @dataclass
@@ -48,7 +49,7 @@ def candidates(agent: "Agent", plugin: str | None = None, pool: int = POOL) -> l
     """The newest turns nobody has decided on (no feedback), of responder plugins, with their top two labels."""
     responders = set(agent.responder_names())
     sql = ("SELECT id, text, plugin, label, confidence, fallback_reason, created_at FROM turns t WHERE picked_from IS NULL "
-           "AND plugin IS NOT NULL AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.turn_id = t.id)")
+           f"AND plugin IS NOT NULL AND {UNDECIDED}")  # a "bad" rating alone decides nothing: still waiting
     args: list[Any] = []
     if plugin is not None:
         sql += " AND plugin = ?"

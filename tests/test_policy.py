@@ -39,6 +39,7 @@ def label_turns(agent: Agent, texts: list[tuple[str, str]]) -> None:
     ("\n[finetune]\nafter_labels = 0\n", "finetune.after_labels"),
     ("\n[finetune]\nmin_hours = \"daily\"\n", "finetune.min_hours"),
     ("\n[finetune]\nmax_minutes = -5\n", "finetune.max_minutes"),
+    ("\n[finetune]\nmin_hours = inf\n", "finetune.min_hours"),
 ])
 def test_a_bad_policy_names_the_file_and_the_key(plugin_root: Path, table: str, key: str) -> None:
     folder = with_policy(plugin_root / "shop", table)
@@ -96,3 +97,44 @@ def test_finetune_due_runs_only_due_plugins_with_their_policy_and_records_the_tr
 def test_finetune_without_a_plugin_or_due_says_what_to_give(settings: Settings) -> None:
     result = CliRunner().invoke(cli, ["finetune"], env={"AGENT_HOME": str(settings.home)})
     assert result.exit_code == 2 and "--due" in result.output
+
+
+def test_a_failed_policy_run_counts_as_the_last_run_and_the_others_still_run(
+        plugin_root: Path, settings: Settings, encoder: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent import finetune as ft
+    from agent.errors import AgentError
+    from conftest import make_plugin
+
+    with_policy(plugin_root / "shop")
+    with_policy(make_plugin(plugin_root, "depot"))
+    agent = Agent(settings, encoder=encoder)
+    for name in ("shop", "depot"):
+        for n, (text, label) in enumerate([("my wallet was taken with my card in it", "card_lost"),
+                                           ("do you open late on thursdays", "opening_hours")]):
+            agent.feedback(agent.reply(text, conversation_id=f"{name}{n}", plugin=name).turn_id, label=label)
+    real = ft.finetune
+
+    def broken_shop(plugin_dir: Path, *args: object, **kw: object) -> object:
+        if Path(plugin_dir).name == "shop":
+            raise AgentError("disk full")
+        return real(plugin_dir, *args, **kw)
+
+    monkeypatch.setattr(ft, "finetune", broken_shop)
+    env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(plugin_root)}
+    result = CliRunner().invoke(cli, ["--device", "cpu", "finetune", "--due", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    rows = {r["plugin"]: r for r in json.loads(result.stdout)}
+    assert (rows["shop"]["status"], rows["shop"]["error"]) == ("failed", "disk full")
+    assert rows["depot"]["status"] == "promoted"
+    [failed] = agent.store.finetune_runs("shop")
+    assert (failed["status"], failed["trigger"]) == ("failed", "policy")
+    manifest = load_manifest(plugin_root / "shop")
+    assert not policy.check(manifest, agent.store).due  # it waits for new labels like after any run
+
+
+def test_a_kind_with_its_own_model_is_not_run_by_a_policy(plugin_root: Path, settings: Settings, encoder: object) -> None:
+    manifest = load_manifest(with_policy(plugin_root / "shop"))
+    agent = Agent(settings, encoder=encoder)
+    label_turns(agent, [("my wallet was taken with my card in it", "card_lost"), ("do you open late on thursdays", "opening_hours")])
+    due = policy.check(manifest, agent.store, own_model=True)
+    assert not due.due and "trains a model of its own" in due.reason

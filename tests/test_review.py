@@ -30,8 +30,8 @@ def test_unsure_turns_with_many_similar_messages_come_first_once_per_group(agent
     assert items[0].turn_id in unsure and items[0].fallback_reason and items[0].similar == 3
     assert "2 similar messages waiting" in items[0].reason
     assert sum(i.turn_id in unsure for i in items) == 1  # the group is shown once
-    shown = [i.turn_id for i in items]
-    assert all(shown.index(items[0].turn_id) < shown.index(c) for c in clear if c in shown)
+    sure = [i for i in items if i.turn_id in clear]
+    assert all(i.score < items[0].score and not i.fallback_reason and i.similar == 1 for i in sure)
     assert [i.score for i in items] == sorted((i.score for i in items), reverse=True)
 
 

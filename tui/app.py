@@ -477,7 +477,7 @@ class AgentApp(App[None]):
         """Open the review queue (of one plugin, or all)."""
         from tui.review import ReviewScreen
 
-        if self.session.agent is None:
+        if self.session.agent is None or not self.ready.is_set():
             self.say("models are still loading", "warning")
             return
         if plugin is not None and plugin not in self.session.agent.responder_names():

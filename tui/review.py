@@ -112,6 +112,10 @@ class ReviewScreen(_ListScreen):
         Binding("p", "proposals", "Proposals"),
     ]
 
+    def __init__(self, session: "Session", plugin: str | None = None) -> None:
+        super().__init__(session, plugin)
+        self.deciding: set[int] = set()  # turns whose decision is being stored: a second key on them does nothing
+
     @property
     def items(self) -> list[Any]:
         """The queue as shown."""
@@ -131,7 +135,7 @@ class ReviewScreen(_ListScreen):
     def detail(self, i: Any) -> str:
         second = f" (then {i.second})" if i.second else ""
         return (f"[b]{escape(i.label or '-')}[/]{escape(second)} · {escape(i.reason)}\n{escape(i.text)}\n"
-                "[dim]c confirms the guess · l corrects it · o out of scope (teaches the fallback) · "
+                "[dim]c confirms the guess · l corrects it · o out of scope (trains no label) · "
                 "p new labels proposed from unknown questions[/]")
 
     def action_proposals(self) -> None:
@@ -141,7 +145,8 @@ class ReviewScreen(_ListScreen):
     def action_decide(self, decision: str, label: str | None = None) -> None:
         """Store a decision on the selected turn; it leaves the queue."""
         item = self.selected()
-        if item is not None:
+        if item is not None and item.turn_id not in self.deciding:
+            self.deciding.add(item.turn_id)
             self._decide(item, decision, label)
 
     def action_correct(self) -> None:
@@ -149,7 +154,7 @@ class ReviewScreen(_ListScreen):
         item = self.selected()
         if item is not None:
             self.app.push_screen(Picker(f"correct turn {item.turn_id} ({item.label})", self.session.labels(item.plugin)),
-                                 lambda label: self._decide(item, "correct", label) if label else None)
+                                 lambda label: self.action_decide("correct", label) if label else None)
 
     @work(thread=True, group="review-decide", exit_on_error=False)
     def _decide(self, item: Any, decision: str, label: str | None) -> None:
@@ -158,12 +163,14 @@ class ReviewScreen(_ListScreen):
             self.session.decide(item.turn_id, decision, label)
         except Exception as exc:  # noqa: BLE001 - shown to the person
             self.app.call_from_thread(self.notify, str(exc), severity="error")
+            self.deciding.discard(item.turn_id)
             return
         self.app.call_from_thread(self._decided, item, decision, label)
 
     def _decided(self, item: Any, decision: str, label: str | None) -> None:
         what = {"confirm": f"confirmed {item.label}", "out_of_scope": "out of scope"}.get(decision, f"label {label}")
         self.notify(f"turn {item.turn_id}: {what}")
+        _check_policy(self.app, item.plugin)
         if not self.is_attached or item not in self.rows:
             return
         row = self.rows.index(item)
@@ -224,8 +231,15 @@ class ProposalsScreen(_ListScreen):
         self.app.push_screen(Picker(f"merge '{p.name}' ({p.size} messages) into", labels),
                              lambda label: self._accept(p, label) if label else None)
 
-    @work(thread=True, group="proposals-accept", exit_on_error=False)
     def _accept(self, proposal: Any, label: str | None) -> None:
+        """Take the proposal off the list at once (no second key on it), then store it."""
+        if proposal in self.rows:
+            self.rows.remove(proposal)
+            self.query_one(DataTable).remove_row(proposal.id)
+        self._store(proposal, label)
+
+    @work(thread=True, group="proposals-accept", exit_on_error=False)
+    def _store(self, proposal: Any, label: str | None) -> None:
         """Store it off the UI thread, then group again."""
         try:
             done = self.session.accept(proposal, label)
@@ -235,4 +249,12 @@ class ProposalsScreen(_ListScreen):
         how = f"merged into {done['label']}" if done["merged"] else f"new label {done['label']}"
         stub = f"; FAQ stub in {done['faq_stub']}" if done["faq_stub"] else ""
         self.app.call_from_thread(self.notify, f"{done['turns']} turns labelled: {how}{stub}")
+        self.app.call_from_thread(_check_policy, self.app, proposal.plugin)
         self.app.call_from_thread(self.load)
+
+
+def _check_policy(app: Any, plugin: str | None) -> None:
+    """Labels stored here count towards the plugin's own fine-tune policy, as in the chat."""
+    check = getattr(app, "check_policy", None)
+    if callable(check):
+        check(plugin)

@@ -221,6 +221,10 @@ class LogsScreen(Screen[None]):
 
     def _stored(self, turn_id: int, what: str) -> None:
         self.notify(f"turn {turn_id}: {what} stored")
+        check = getattr(self.app, "check_policy", None)  # a label here counts towards the plugin's own policy
+        plugin = next((r.get("plugin") for r in self.rows if r["id"] == turn_id), None)
+        if callable(check) and plugin:
+            check(plugin)
         if self.is_attached:
             self.load(self.query_one("#logs-search", Input).value.strip() or None)
 

@@ -108,12 +108,19 @@ class Session:
         A run its policy started takes the policy's mode and time limit."""
         from agent import policy
         from agent.finetune import Options, finetune
+        from agent.store import now
 
         base = {"mode": mode, "epochs": epochs, "device": self.device, "trigger": trigger}
         if trigger == "policy":
             base = policy.options_for(self._manifest(name).finetune, base)
-        return finetune(self.plugin_folder(name), self.settings, Options(**base), progress=progress, cancel=cancel,
-                        notify=notify)
+        started = now()
+        try:
+            return finetune(self.plugin_folder(name), self.settings, Options(**base), progress=progress, cancel=cancel,
+                            notify=notify)
+        except BaseException as exc:
+            if trigger == "policy":  # counts as the plugin's last run: no new attempt at every label
+                policy.record_failure(self.core().store, name, started, exc)
+            raise
 
     def review(self, plugin: str | None = None, limit: int = 50) -> list["Item"]:
         """The review queue: the logged turns a decision would teach most, best first."""
@@ -147,7 +154,9 @@ class Session:
         manifest = next((m for m in self.core().manifests if m.name == name), None)
         if manifest is None or manifest.finetune is None:
             return None
-        return policy.check(manifest, self.core().store)
+        from agent.finetune import finetuner_for
+
+        return policy.check(manifest, self.core().store, own_model=finetuner_for(manifest) is not None)
 
     def _manifest(self, name: str) -> "Manifest":
         """A discovered plugin's manifest."""
