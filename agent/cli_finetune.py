@@ -23,7 +23,7 @@ from agent.hookspecs import hookimpl
 @click.option("--epochs", type=click.FloatRange(0.05, 200), help="Passes over the training rows (default: by data size).")
 @click.option("--max-minutes", type=click.FloatRange(0.1), help="Time limit for training (default 30 on a CPU).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (batches, initialisation).")
-@click.option("--lr", type=click.FloatRange(1e-7, 1.0), help="Encoder learning rate (default 8e-5).")
+@click.option("--lr", type=click.FloatRange(1e-7, 1.0), help="Encoder learning rate (default 1.5e-4 in mode shared, 8e-5 in full).")
 @click.option("--holdout", type=click.FloatRange(0.0, 0.5), default=0.1, show_default=True,
               help="Share of the examples held out to compare versions on (chosen by text hash, stable).")
 @click.option("--tolerance", type=click.FloatRange(0.0, 1.0), default=0.01, show_default=True,
@@ -33,11 +33,14 @@ from agent.hookspecs import hookimpl
 @click.option("--force", is_flag=True, help="Promote even when the candidate is worse.")
 @click.option("--rollback", is_flag=True, help="Switch back to the previously promoted version and exit.")
 @click.option("--versions", "list_versions", is_flag=True, help="List the versions and exit.")
+@click.option("--accept-threshold", "accept_th", is_flag=True,
+              help="Use the current version's suggested min_confidence instead of the manifest's, and exit.")
+@click.option("--reject-threshold", "reject_th", is_flag=True, help="Go back to the manifest's min_confidence, and exit.")
 @click.option("--due", is_flag=True, help="Run every plugin (or PLUGIN) whose [finetune] policy is due, as a cron job would.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def finetune(ctx: click.Context, plugin_dir: Path | None, device_opt: str | None, rollback: bool, list_versions: bool,
-             due: bool, as_json: bool, **kw: Any) -> None:
+             accept_th: bool, reject_th: bool, due: bool, as_json: bool, **kw: Any) -> None:
     """Fine-tune PLUGIN (a folder, or a plugin's name) from its data and the turns people labelled; promote it
     if it is not worse. Versions are written to HOME/models/NAME/, never into the plugin folder.
     With --due, every plugin whose own [finetune] policy asks for a run now."""
@@ -53,6 +56,9 @@ def finetune(ctx: click.Context, plugin_dir: Path | None, device_opt: str | None
     if plugin_dir is None:
         raise click.UsageError("name a plugin (a folder or a plugin's name), or pass --due to run every due plugin")
     plugin_dir = plugin_folder(settings, plugin_dir)
+    if accept_th or reject_th:
+        _threshold(settings, plugin_dir, accept_th, as_json)
+        return
     if rollback or list_versions:
         _versions_only(settings, plugin_dir, rollback, as_json)
         return
@@ -68,6 +74,24 @@ def finetune(ctx: click.Context, plugin_dir: Path | None, device_opt: str | None
         click.echo(json.dumps(result.report, indent=2, default=str))
         return
     _print_result(result)
+
+
+def _threshold(settings: Any, plugin_dir: Path, accept: bool, as_json: bool) -> None:
+    """`--accept-threshold` / `--reject-threshold`."""
+    from agent import accepted
+    from agent import finetune as ft
+    from agent.manifest import load_manifest
+
+    manifest, versions = load_manifest(plugin_dir), ft.plugin_versions(settings, plugin_dir)
+    if accept:
+        data = accepted.accept(versions, manifest.thresholds.min_confidence)
+        message = (f"{manifest.name}: min_confidence {data['min_confidence']:g} (suggested by {data['version']}; the "
+                   f"manifest says {data['manifest']:g}); running chats use it from their next turn")
+    else:
+        data = {"removed": accepted.reject(versions), "min_confidence": manifest.thresholds.min_confidence}
+        message = f"{manifest.name}: min_confidence {data['min_confidence']:g}, the manifest's" + \
+            ("" if data["removed"] else " (no accepted threshold to remove)")
+    click.echo(json.dumps(data, indent=2) if as_json else message)
 
 
 def _run_due(settings: Any, plugin_dir: Path | None, opts: Any, as_json: bool) -> None:

@@ -420,7 +420,7 @@ class Agent:
         turn.timings["classify"] += _ms(t)  # the batched classifier's share, plus deciding on this turn
         t = time.perf_counter()
         hits, best = self._retrieve(turn, runtime, decision.label)
-        mode = two.offer(decision, runtime.manifest.thresholds) if turn.picked is None else None
+        mode = two.offer(decision, runtime.thresholds) if turn.picked is None else None
         offered = self._choices(turn, runtime, decision, best) if mode is not None else []
         turn.timings["retrieve"] = _ms(t)
         turn.responder = runtime.manifest

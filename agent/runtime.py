@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from agent import accepted
 from agent.classifier import TextClassifier
 from agent.data import file_hash, read_rows
 from agent.errors import DataError, ModelError, PluginError
@@ -97,6 +98,8 @@ class PluginRuntime:
         self._entry_rows = {i: n for n, i in enumerate(self.corpus_index.ids)} if self.corpus_index else {}  # id -> row
         self.versions = versions_for(self.models_root, manifest)
         self.versions.clean_partials(dead_only=True)  # what a killed fine-tune left behind
+        self.thresholds, self._thresholds_stamp = accepted.apply(manifest.thresholds, self.versions.root), \
+            accepted.stamp(self.versions.root)
         self.learned: VectorIndex | None = None
         self._stamp = self.versions.stamp()
         self.classifier, self.model_state = self._load_classifier()
@@ -258,6 +261,7 @@ class PluginRuntime:
         swapped = [state.refresh() for state in self.extensions.values() if callable(getattr(state, "refresh", None))]
         if any(swapped):  # every kind's state is refreshed, not only the first that changed
             return True
+        self._refresh_thresholds()
         stamp = self.versions.stamp()
         if stamp == self._stamp:
             return False
@@ -277,6 +281,15 @@ class PluginRuntime:
         if self.notify:
             self.notify(f"{self.name}: now using {self.model_state}")
         return True
+
+    def _refresh_thresholds(self) -> None:
+        """Pick up a threshold accepted (or rejected) since the last turn."""
+        stamp = accepted.stamp(self.versions.root)
+        if stamp != self._thresholds_stamp:
+            self._thresholds_stamp = stamp
+            self.thresholds = accepted.apply(self.manifest.thresholds, self.versions.root)
+            if self.notify:
+                self.notify(f"{self.name}: min_confidence now {self.thresholds.min_confidence:g}")
 
     def _corpus_pairsby_label(self) -> dict[str, "np.ndarray"]:
         """Corpus row numbers per label, for answering from the predicted intent's entries."""
@@ -337,7 +350,7 @@ class PluginRuntime:
 
     def decide(self, probs: "np.ndarray", similarity: float) -> Decision:
         """Pick a label, or a fallback reason when the evidence is too weak."""
-        th = self.manifest.thresholds
+        th = self.thresholds
         order = probs.argsort()[::-1][:3]
         top = [(self.labels[i], float(probs[i])) for i in order]
         (label, p1), p2 = top[0], (top[1][1] if len(top) > 1 else 0.0)

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from agent.trainset import TrainSet
 
 
+SHARED_LR = 1.5e-4  # held-out rows preferred it to 8e-5: BANKING77 0.931 vs 0.927, PhraseBank 0.845 vs 0.821
+
+
 @dataclass
 class Part:
     """One plugin's rows, its probe on the packaged encoder, and its current predictions."""
@@ -129,8 +132,7 @@ def shared_plan(opts: Any, n_rows: int, device: str, say: Callable[[str], None])
     limit = opts.max_minutes if opts.max_minutes is not None else (CPU_MINUTES if device == "cpu" else None)
     plan = Plan(mode="shared", device=device, seed=opts.seed, epochs=opts.epochs or shared_epochs(n_rows),
                 max_seconds=limit * 60 * 0.85 if limit else None)
-    if opts.lr:
-        plan.lr = opts.lr
+    plan.lr = opts.lr or SHARED_LR
     plan.notes.append(f"mode shared on {device}, {plan.epochs:g} epochs at most: "
                       + ("asked for" if opts.mode else "the default"))
     say(plan.notes[-1])

@@ -138,3 +138,29 @@ def test_a_kind_with_its_own_model_is_not_run_by_a_policy(plugin_root: Path, set
     label_turns(agent, [("my wallet was taken with my card in it", "card_lost"), ("do you open late on thursdays", "opening_hours")])
     due = policy.check(manifest, agent.store, own_model=True)
     assert not due.due and "trains a model of its own" in due.reason
+
+
+def test_accepting_the_suggested_threshold_overrides_the_manifest_until_rejected(
+        plugin_root: Path, settings: Settings, encoder: object) -> None:
+    from agent.finetune import Options, finetune
+
+    env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(plugin_root)}
+    none_yet = CliRunner().invoke(cli, ["finetune", "shop", "--accept-threshold"], env=env)
+    assert none_yet.exit_code == 1 and "no fine-tuned version yet" in none_yet.output and "agent finetune shop" in none_yet.output
+    agent = Agent(settings, encoder=encoder)
+    result = finetune(plugin_root / "shop", settings, Options(mode="head", device="cpu", holdout=0.3), encoder=encoder)
+    suggested = result.report["evaluation"]["suggested_min_confidence"]
+    assert isinstance(suggested, float) and suggested != 0.30  # the tiny plugin's manifest says 0.30
+    agent.reply("I lost my card", "before")
+    assert agent.runtimes["shop"].thresholds.min_confidence == 0.30
+    done = CliRunner().invoke(cli, ["finetune", "shop", "--accept-threshold", "--json"], env=env)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["min_confidence"] == suggested
+    assert (settings.home / "models" / "shop" / "thresholds.json").is_file()
+    agent.reply("I lost my card", "after")  # a running agent picks it up before the turn
+    assert agent.runtimes["shop"].thresholds.min_confidence == suggested
+    assert load_manifest(plugin_root / "shop").thresholds.min_confidence == 0.30  # the plugin folder is untouched
+    back = CliRunner().invoke(cli, ["finetune", "shop", "--reject-threshold"], env=env)
+    assert back.exit_code == 0 and "the manifest's" in back.output
+    agent.reply("I lost my card", "again")
+    assert agent.runtimes["shop"].thresholds.min_confidence == 0.30

@@ -393,6 +393,28 @@ def test_a_plugins_own_policy_fine_tunes_it_in_the_background_once_enough_labels
     assert [(r["trigger"], r["mode"], r["status"]) for r in runs] == [("policy", "head", "promoted")]
 
 
+def test_threshold_command_uses_the_suggested_min_confidence_and_goes_back(settings: Settings, plugin_root: Path,
+                                                                            encoder) -> None:
+    from agent.finetune import Options, finetune
+
+    finetune(plugin_root / "shop", settings, Options(mode="head", device="cpu", holdout=0.3), encoder=encoder)
+
+    async def go() -> str:
+        app = app_for(settings, encoder, plugin="shop")
+        async with app.run_test(size=SIZE) as pilot:
+            await send(pilot, app, "I lost my card")
+            await command(pilot, app, "/threshold accept")
+            await until(pilot, lambda: "(suggested by v1)" in notes(app))
+            await send(pilot, app, "I lost my card")  # the next reply reads it
+            assert app.session.core().runtimes["shop"].thresholds.min_confidence != 0.30
+            await command(pilot, app, "/threshold reject shop")
+            await until(pilot, lambda: "min_confidence 0.3 (the manifest's)" in notes(app))
+            await command(pilot, app, "/threshold maybe")
+            return notes(app)
+
+    assert "usage: /threshold accept NAME" in run(go())
+
+
 def test_cancel_from_the_keyboard_keeps_the_current_model(settings: Settings, plugin_root: Path, encoder) -> None:
     async def go() -> str:
         app = app_for(settings, encoder)

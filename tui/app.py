@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 HELP = ("[b]/use NAME[/] switch plugin (/use alone lists them) · [b]/good[/] [b]/bad[/] rate the last reply · "
         "[b]/label [--new] [LABEL][/] correct it · "
-        "[b]/finetune [NAME] [shared|head|full|lora][/] · [b]/review [NAME][/] · [b]/logs[/] · [b]/panel[/] · [b]/new[/] conversation · [b]/quit[/]\n"
+        "[b]/finetune [NAME] [shared|head|full|lora][/] · [b]/threshold accept|reject [NAME][/] · "
+        "[b]/review [NAME][/] · [b]/logs[/] · [b]/panel[/] · [b]/new[/] conversation · [b]/quit[/]\n"
         "keys: F2 good · F3 bad · F4 correct label · F5 fine-tune · F6 logs · F7 side panel · F8 review · "
         "Ctrl+P commands · ↑↓ history · Esc cancel a fine-tune")
 MAIN_ONLY = {"rate", "correct", "finetune", "logs", "toggle_side", "review"}  # actions of the chat screen's keys
@@ -280,6 +281,8 @@ class AgentApp(App[None]):
             self.finetune_command(arg)
         elif word == "/review":
             self.action_review(arg or None)
+        elif word == "/threshold":
+            self.threshold_command(arg)
         elif word in contributed:
             contributed[word].fn(self, arg)
         else:
@@ -399,6 +402,25 @@ class AgentApp(App[None]):
         else:
             self.action_finetune()
 
+    def threshold_command(self, arg: str) -> None:
+        """/threshold accept|reject [NAME]: use a fine-tune's suggested min_confidence, or the manifest's again."""
+        words = arg.split()
+        if not words or words[0] not in ("accept", "reject") or len(words) > 2:
+            self.say("usage: /threshold accept NAME (its suggested min_confidence) or /threshold reject NAME (the "
+                     "manifest's); NAME left out: the last reply's plugin", "warning")
+            return
+        name = words[1] if len(words) > 1 else (self.last.plugin if self.last and self.last.plugin else self.session.plugin)
+        if not name:
+            self.say("name the plugin: /threshold accept NAME", "warning")
+            return
+
+        def done(data: dict[str, Any]) -> None:
+            how = f"suggested by {data['version']}" if data.get("version") else "the manifest's"
+            self.say(f"[b]{escape(name)}[/] min_confidence {data['min_confidence']:g} ({escape(how)}); "
+                     "the next reply uses it", "success")
+
+        self.lane.submit(partial(self.session.threshold, name, words[0] == "accept"), done, self._failed)
+
     def action_finetune(self) -> None:
         """Choose a plugin to fine-tune (the last reply's first)."""
         names = self.session.agent.responder_names() if self.session.agent is not None else []
@@ -453,6 +475,9 @@ class AgentApp(App[None]):
         if result.status == "promoted":
             self.say(f"[b]{escape(name)} {escape(result.version or '')} promoted[/]{figure} in {result.seconds:.0f} s; "
                      "the next reply uses it", "success")
+            suggested = (result.report.get("evaluation") or {}).get("suggested_min_confidence")
+            if isinstance(suggested, (int, float)):
+                self.say(f"it suggests min_confidence {suggested:g}: [b]/threshold accept {escape(name)}[/] uses it", "dim")
             self.notify(f"{name} {result.version} promoted; the next reply uses it")
         else:
             self.say(f"{escape(name)} {escape(result.version or '')} {escape(result.status)}{figure}: "

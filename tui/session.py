@@ -147,6 +147,17 @@ class Session:
 
         return proposals.accept(self.core(), proposal, label)
 
+    def threshold(self, name: str, accept: bool) -> dict[str, Any]:
+        """Accept the current version's suggested min_confidence for a plugin, or go back to the manifest's."""
+        from agent import accepted
+        from agent.finetune import plugin_versions
+
+        versions = plugin_versions(self.settings, self.plugin_folder(name))
+        if accept:
+            return accepted.accept(versions, self._manifest(name).thresholds.min_confidence)
+        accepted.reject(versions)
+        return {"min_confidence": self._manifest(name).thresholds.min_confidence, "version": None}
+
     def due(self, name: str | None) -> "Due | None":
         """Whether a plugin's own [finetune] policy asks for a run now (None: no such plugin, or no policy)."""
         from agent import policy
