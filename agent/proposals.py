@@ -17,14 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.review import UNDECIDED, _top_two
+from agent.review import CLOSE, UNDECIDED, _top_two
 
 if TYPE_CHECKING:
     import numpy as np
 
     from agent.core import Agent
 
-UNSURE_MARGIN = 0.2  # an answered turn whose two likeliest labels are closer than this counts as unknown too
 MAX_GROUPS = 256  # k-means over-splits (about one group per two messages), then similar groups merge
 LINK = 0.5  # mean cosine similarity between two groups' messages at which they merge (average linkage)
 COHESION = 0.55  # mean cosine similarity to the group's centre below which a group is too loose to propose
@@ -63,7 +62,7 @@ def unknown_turns(agent: "Agent", plugin: str, pool: int = 5000) -> list[dict[st
     for r in rows:
         p = top.get(r["id"], [])
         margin = p[0][1] - (p[1][1] if len(p) > 1 else 0.0) if p else 0.0
-        if (r["text"] or "").strip() and (r["fallback_reason"] or margin < UNSURE_MARGIN):
+        if (r["text"] or "").strip() and (r["fallback_reason"] or margin < CLOSE)  # a close call counts as unknown too:
             out.append(r)
     return out
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from agent.core import Agent
 
+CLOSE = 0.2  # a gap between the two likeliest labels below which an answer was a close call
 SIMILAR = 0.75  # cosine similarity at which two waiting messages count as the same question
 POOL = 5000  # newest undecided turns considered
 DECISIONS = ("confirm", "correct", "out_of_scope")
@@ -133,8 +134,10 @@ def _item(row: dict[str, Any], similar: int, score: float) -> Item:
     second = top[1][0] if len(top) > 1 else None
     if row["fallback_reason"]:
         why = f"fell back ({row['fallback_reason']})"
+    elif second and margin < CLOSE:
+        why = f"close call: {row['label']} only {margin:.2f} ahead of {second}"
     else:
-        why = f"{row['label']} only {margin:.2f} ahead of {second}" if second else f"{row['label']} at {row['confidence']:.2f}"
+        why = f"answered {row['label']} at {float(row['confidence'] or 0.0):.2f}"
     if similar > 1:
         why += f"; {similar - 1} similar message{'s' if similar > 2 else ''} waiting"
     return Item(row["id"], row["plugin"], row["text"], row["label"], second, round(float(row["confidence"] or 0.0), 4),
