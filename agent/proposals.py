@@ -62,7 +62,7 @@ def unknown_turns(agent: "Agent", plugin: str, pool: int = 5000) -> list[dict[st
     for r in rows:
         p = top.get(r["id"], [])
         margin = p[0][1] - (p[1][1] if len(p) > 1 else 0.0) if p else 0.0
-        if (r["text"] or "").strip() and (r["fallback_reason"] or margin < CLOSE)  # a close call counts as unknown too:
+        if (r["text"] or "").strip() and (r["fallback_reason"] or margin < CLOSE):  # a close call counts as unknown too
             out.append(r)
     return out
 
