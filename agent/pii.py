@@ -53,12 +53,15 @@ _CUES = {
     "reference": re.compile(r"\b(?:order|bestell|commande|invoice|rechnung|facture|ticket|tracking|parcel|shipment|"
                             r"ref\b|reference|serial|version|build\b|firmware|isbn|ean\b|gtin|sku)\w*", re.IGNORECASE),
 }
+_MAY_HOLD = re.compile("[\\d@\uff20]")  # what fold() maps to a digit (decimal digits of any script) or to '@'
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63"
 CUE_WINDOW = 30
 
 
 def redact(text: str, kinds: Iterable[str] = KINDS) -> tuple[str, int]:
     """`text` with the personal data of the given kinds replaced by placeholders, and how many were replaced."""
+    if not _MAY_HOLD.search(text):  # every kind needs a digit (of any script) or an '@': most labels, notes, words
+        return text, 0
     kinds, count, folded = set(kinds), 0, fold(text)
 
     def sub(pattern: re.Pattern[str], decide: Callable[[str, str], tuple[str | None, int]]) -> None:
