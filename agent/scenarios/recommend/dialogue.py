@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from agent.scenarios.recommend.events import ItemStore
@@ -123,10 +124,16 @@ def _named_item(text: str, rec: Recommender) -> Any:
     lowered = " " + re.sub(r"[^a-z0-9 ]", " ", text.lower()) + " "
     best, best_n = None, 0
     for item in rec.items:
-        words = [w for w in re.findall(r"[a-z0-9]+", item.title.lower()) if w not in STOP]
+        words = _name_words(item.title)
         if len(words) >= 1 and all(f" {w} " in lowered or f" {w}s " in lowered for w in words) and len(words) > best_n:
             best, best_n = item, len(words)
     return best if best_n >= 2 else None
+
+
+@lru_cache(maxsize=8192)
+def _name_words(title: str) -> tuple[str, ...]:
+    """The words of a title a request may name it by (each title split once, not on every turn)."""
+    return tuple(w for w in re.findall(r"[a-z0-9]+", title.lower()) if w not in STOP)
 
 
 def _avoided(text: str, rec: Recommender) -> list[str]:
