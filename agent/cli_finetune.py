@@ -105,8 +105,13 @@ def _run_due(settings: Any, plugin_dir: Path | None, opts: Any, as_json: bool) -
     from agent.plugins import discover, plugin_folder
     from agent.store import Store, now
 
-    manifests = [load_manifest(plugin_folder(settings, plugin_dir))] if plugin_dir is not None else discover(settings)[0]
-    store, rows = Store(settings.db_path), []
+    if plugin_dir is not None:
+        manifests, skipped = [load_manifest(plugin_folder(settings, plugin_dir))], []
+    else:
+        manifests, skipped = discover(settings)
+    # a plugin whose plugin.toml does not load (a bad [finetune] table, say) is named, not silently left out
+    store, rows = Store(settings.db_path), [{"plugin": s.name or str(s.path), "due": False, "reason": s.reason,
+                                            "skipped": True} for s in skipped if not s.clash]
     try:
         for m in manifests:
             check = policy.check(m, store, own_model=ft.finetuner_for(m) is not None)
@@ -131,7 +136,7 @@ def _run_due(settings: Any, plugin_dir: Path | None, opts: Any, as_json: bool) -
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        outcome = "not due" if not r["due"] else f"failed: {r['error']}" if r.get("error") else \
+        outcome = "skipped" if r.get("skipped") else "not due" if not r["due"] else f"failed: {r['error']}" if r.get("error") else \
             f"{r['version']} {r['status']} ({r['mode']}, {r['seconds']} s)"
         console().print(f"{escape(r['plugin'])}: {outcome} — {escape(r['reason'])}")
 

@@ -164,3 +164,12 @@ def test_accepting_the_suggested_threshold_overrides_the_manifest_until_rejected
     assert back.exit_code == 0 and "the manifest's" in back.output
     agent.reply("I lost my card", "again")
     assert agent.runtimes["shop"].thresholds.min_confidence == 0.30
+
+
+def test_finetune_due_names_a_plugin_whose_policy_does_not_load(plugin_root: Path, settings: Settings) -> None:
+    with_policy(plugin_root / "shop", "\n[finetune]\nafter_labels = \"ten\"\n")
+    env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(plugin_root)}
+    result = CliRunner().invoke(cli, ["--device", "cpu", "finetune", "--due", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    [row] = [r for r in json.loads(result.stdout) if r.get("skipped")]
+    assert row["plugin"].endswith("shop") and "key 'finetune.after_labels' must be a whole number" in row["reason"]
