@@ -30,12 +30,14 @@ def review(ctx: click.Context, plugin: str | None, limit: int, as_json: bool, de
     from unknown messages; --accept ID [--label NAME] takes one."""
     from agent import review as queue
 
+    if label and not accept_id:  # usage first: no models are loaded for a mistyped command
+        raise click.UsageError("--label goes with --accept ID")
+    if accept_id and plugin is None:
+        raise click.UsageError("name the plugin of the proposal: agent review PLUGIN --accept ID")
     agent = make_agent(ctx)
     if plugin is not None and plugin not in agent.responder_names():
         raise click.BadParameter(f"no responder plugin named '{plugin}'; choose one of: {', '.join(agent.responder_names())}",
                                  param_hint="PLUGIN")
-    if label and not accept_id:
-        raise click.UsageError("--label goes with --accept ID")
     if proposals or accept_id:
         _proposals(agent, plugin, accept_id, label, as_json)
         return
@@ -58,9 +60,7 @@ def _proposals(agent: Any, plugin: str | None, accept_id: str | None, label: str
     from agent import proposals as prop
 
     names = [plugin] if plugin else agent.responder_names()
-    if accept_id:
-        if plugin is None:
-            raise click.UsageError("name the plugin of the proposal: agent review PLUGIN --accept ID")
+    if accept_id and plugin is not None:
         done = prop.accept(agent, prop.find(agent, plugin, accept_id), label)
         if as_json:
             click.echo(json.dumps(done, indent=2))

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.review import CLOSE, UNDECIDED, _top_two
+from agent.review import CLOSE, UNDECIDED, top_two
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,7 +57,7 @@ def unknown_turns(agent: "Agent", plugin: str, pool: int = 5000) -> list[dict[st
     rows = agent.store.query(
         f"SELECT id, text, label, fallback_reason FROM turns t WHERE plugin = ? AND picked_from IS NULL AND {UNDECIDED} "
         "ORDER BY id DESC LIMIT ?", [plugin, int(pool)])
-    top = _top_two(agent, [r["id"] for r in rows])
+    top = top_two(agent, [r["id"] for r in rows])
     out = []
     for r in rows:
         p = top.get(r["id"], [])

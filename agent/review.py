@@ -57,13 +57,13 @@ def candidates(agent: "Agent", plugin: str | None = None, pool: int = POOL) -> l
         args.append(plugin)
     rows = [r for r in agent.store.query(sql + " ORDER BY id DESC LIMIT ?", [*args, int(pool)])
             if r["plugin"] in responders and (r["text"] or "").strip()]
-    top = _top_two(agent, [r["id"] for r in rows])
+    top = top_two(agent, [r["id"] for r in rows])
     for r in rows:
         r["predictions"] = top.get(r["id"], [])
     return rows
 
 
-def _top_two(agent: "Agent", ids: list[int]) -> dict[int, list[tuple[str, float]]]:
+def top_two(agent: "Agent", ids: list[int]) -> dict[int, list[tuple[str, float]]]:
     """Each turn's two likeliest labels with their probabilities."""
     out: dict[int, list[tuple[str, float]]] = {}
     for start in range(0, len(ids), 900):
