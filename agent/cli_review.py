@@ -59,7 +59,6 @@ def _proposals(agent: Any, plugin: str | None, accept_id: str | None, label: str
     """List the proposals, or accept one."""
     from agent import proposals as prop
 
-    names = [plugin] if plugin else agent.responder_names()
     if accept_id and plugin is not None:
         done = prop.accept(agent, prop.find(agent, plugin, accept_id), label)
         if as_json:
@@ -69,7 +68,7 @@ def _proposals(agent: Any, plugin: str | None, accept_id: str | None, label: str
         stub = f"; fill in the answer in {done['faq_stub']} and add it to the plugin's corpus" if done["faq_stub"] else ""
         click.echo(f"{done['turns']} turns labelled: {how}; agent finetune {plugin} learns it{stub}")
         return
-    found = [p for name in names for p in prop.propose(agent, name)]
+    found = prop.propose_all(agent, plugin)
     if as_json:
         click.echo(json.dumps([p.to_dict() for p in found], indent=2, ensure_ascii=False))
         return

@@ -97,6 +97,11 @@ def propose(agent: "Agent", plugin: str, min_size: int = 3, seed: int = 0) -> li
     return sorted(out, key=lambda p: (-p.size, -p.cohesion))
 
 
+def propose_all(agent: "Agent", plugin: str | None = None) -> list[Proposal]:
+    """The proposals of one plugin, or of every responder."""
+    return [p for name in ([plugin] if plugin else agent.responder_names()) for p in propose(agent, name)]
+
+
 def _kmeans(vectors: "np.ndarray", k: int, seed: int) -> tuple["np.ndarray", "np.ndarray"]:
     """Spherical k-means (FAISS): each row's group and the unit-length group centres."""
     import faiss

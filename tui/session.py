@@ -138,8 +138,7 @@ class Session:
         """New labels proposed from groups of similar unknown questions (of one plugin, or every responder)."""
         from agent import proposals
 
-        names = [plugin] if plugin else self.core().responder_names()
-        return [p for name in names for p in proposals.propose(self.core(), name)]
+        return proposals.propose_all(self.core(), plugin)
 
     def accept(self, proposal: Any, label: str | None = None) -> dict[str, Any]:
         """Label a proposal's turns: its suggested name, or an existing label to merge into."""
