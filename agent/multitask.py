@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 POOL = 50  # batches per pool sorted by length: enough to cut padding, few enough to keep batches mixed
 KEEP = 0.5  # weight of the retrieval term against the classification loss
+PER_LABEL, LABELS = 4, 16  # a few-shot task's batch: 16 labels, up to 4 rows of each (each row meets others of its label)
+TAU = 0.1  # temperature of the supervised contrastive term
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Task:
     labels: list[str]
     head: TextClassifier  # the probe it starts from
     targets: "np.ndarray"  # the packaged encoder's embeddings of `texts` (the retrieval term's targets)
+    few: bool = False  # few rows per label: label-balanced batches and a supervised contrastive term
 
 
 @dataclass
@@ -64,6 +67,60 @@ def length_batches(lengths: Sequence[int], batch_size: int, gen: "torch.Generato
     return [batches[i] for i in shuffled]
 
 
+def label_batches(labels: Sequence[int], gen: "torch.Generator") -> list[list[int]]:
+    """Row numbers in batches of LABELS labels with up to PER_LABEL rows each, every row once."""
+    import torch
+
+    pools: dict[int, list[int]] = {}
+    for i in torch.randperm(len(labels), generator=gen).tolist():
+        pools.setdefault(int(labels[i]), []).append(i)
+    batches: list[list[int]] = []
+    while len(live := [k for k, rows in pools.items() if rows]) > 1:
+        picked = [live[i] for i in torch.randperm(len(live), generator=gen)[:LABELS].tolist()]
+        batches.append([i for k in picked for i in pools[k][:PER_LABEL]])
+        for k in picked:
+            pools[k] = pools[k][PER_LABEL:]
+    rest = [i for rows in pools.values() for i in rows]
+    return batches + ([rest] if rest else [])
+
+
+def supcon(pooled: "torch.Tensor", y: "torch.Tensor", tau: float = TAU) -> "torch.Tensor":
+    """Supervised contrastive loss: each row drawn towards the batch's rows of its label, away from the rest."""
+    import torch
+
+    n = pooled.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=pooled.device)
+    sims = (pooled @ pooled.T / tau).masked_fill(eye, -1e9)
+    logp = sims - torch.logsumexp(sims, dim=1, keepdim=True)
+    pos = (y[:, None] == y[None, :]) & ~eye
+    has = pos.any(1)
+    if not bool(has.any()):
+        return pooled.sum() * 0.0
+    return (-(logp * pos).sum(1)[has] / pos.sum(1)[has]).mean()
+
+
+def task_batches(task: Task, ids: list[list[int]], y: "torch.Tensor", batch_size: int,
+                 gen: "torch.Generator") -> list[list[int]]:
+    """One epoch of a task's batches: by label for a few-shot task, by length otherwise."""
+    if task.few:
+        return label_batches(y.tolist(), gen)
+    return length_batches([len(x) for x in ids], batch_size, gen)
+
+
+def epoch_schedule(tasks: Sequence[Task], ids: list[list[list[int]]], ys: list["torch.Tensor"], batch_size: int,
+                   gen: "torch.Generator", capped: bool = False) -> list[tuple[int, list[int]]]:
+    """(task, rows) of one epoch's batches; `capped`: the other tasks' batches at most as many as the first's."""
+    import torch
+
+    schedule = [(k, b) for k, t in enumerate(tasks) for b in task_batches(t, ids[k], ys[k], batch_size, gen)]
+    if not capped:
+        return schedule
+    first = [s for s in schedule if s[0] == 0]
+    others = [s for s in schedule if s[0] != 0]
+    keep = torch.randperm(len(others), generator=gen)[: len(first)].tolist()
+    return first + [others[i] for i in sorted(keep)]
+
+
 def patience(epochs: float) -> int:
     """Epochs without a better held-out score before training stops: a quarter of the planned ones, at least 1."""
     return max(1, math.ceil(epochs / 4))
@@ -71,12 +128,22 @@ def patience(epochs: float) -> int:
 
 def steps_per_epoch(tasks: Sequence[Task], batch_size: int) -> int:
     """Optimizer steps one pass over every task's rows takes."""
-    return sum(max(1, math.ceil(len(t.texts) / batch_size)) for t in tasks)
+    return sum(_label_steps(t.labels) if t.few else max(1, math.ceil(len(t.texts) / batch_size)) for t in tasks)
+
+
+def _label_steps(labels: Sequence[str]) -> int:
+    """About how many label-balanced batches one pass over a few-shot task's rows takes."""
+    from collections import Counter
+
+    groups = sum(math.ceil(n / PER_LABEL) for n in Counter(labels).values())
+    return max(1, math.ceil(groups / LABELS))
 
 
 def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, progress: ProgressFn | None = None,
-                 cancel: CancelFn | None = None, keep: float = KEEP) -> tuple["Encoder", list[TextClassifier], dict[str, Any]]:
-    """Train the packaged encoder and one head per task; return the encoder, the heads and run statistics."""
+                 cancel: CancelFn | None = None, keep: float = KEEP,
+                 capped: bool = False) -> tuple["Encoder", list[TextClassifier], dict[str, Any]]:
+    """Train the packaged encoder and one head per task; return the encoder, the heads and run statistics.
+    `capped`: each epoch replays at most as many batches of the other tasks as the first task has."""
     import numpy as np
     import torch
 
@@ -90,6 +157,9 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
     ys = [torch.tensor([t.head.labels.index(lab) for lab in t.labels], dtype=torch.long) for t in tasks]
     targets = [torch.from_numpy(np.ascontiguousarray(t.targets, dtype=np.float32)) for t in tasks]
     per_epoch = steps_per_epoch(tasks, plan.batch_size)
+    if capped:
+        first = steps_per_epoch(tasks[:1], plan.batch_size)
+        per_epoch = min(per_epoch, 2 * first)
     total = max(1, int(per_epoch * plan.epochs))
     opt = torch.optim.AdamW([{"params": net.backbone.parameters(), "lr": plan.lr},
                              {"params": net.heads.parameters(), "lr": plan.lr * plan.head_lr_scale}], weight_decay=0.01)
@@ -98,7 +168,7 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
     gen = torch.Generator().manual_seed(plan.seed)
     start, step, losses, stopped, scores, best = time.perf_counter(), 0, [], None, [], None
     while step < total and stopped is None:
-        schedule = [(k, b) for k, t in enumerate(tasks) for b in length_batches([len(x) for x in ids[k]], plan.batch_size, gen)]
+        schedule = epoch_schedule(tasks, ids, ys, plan.batch_size, gen, capped)
         for j in torch.randperm(len(schedule), generator=gen).tolist():
             if step >= total:
                 break
@@ -110,7 +180,10 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
             k, idx = schedule[j]
             batch = _pad([ids[k][i] for i in idx], device)
             logits, pooled = net(batch, k)
-            loss = torch.nn.functional.cross_entropy(logits, ys[k][idx].to(device), label_smoothing=0.1)
+            y = ys[k][idx].to(device)
+            loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.1)
+            if tasks[k].few:
+                loss = loss + supcon(pooled, y)
             if keep:
                 loss = loss + keep * (1 - (pooled * targets[k][idx].to(device)).sum(-1)).mean()
             opt.zero_grad()

@@ -16,10 +16,11 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from agent import crossval
 from agent import report as reports
 from agent.errors import AgentError, InputError
 from agent.manifest import Manifest
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from agent.trainset import TrainSet
 
 
+FEW_LR, FEW_EPOCHS = 5e-5, 10.0  # a plugin with few rows per label (agent.fewshot)
 SHARED_LR = 1.5e-4  # held-out rows preferred it to 8e-5: BANKING77 0.931 vs 0.927, PhraseBank 0.845 vs 0.821
 
 
@@ -53,6 +55,8 @@ class Part:
     current: str | None = None
     current_pred: list[str] | None = None
     keeps_own: bool = False  # its version in use runs an encoder of its own (full, lora): the new head is not used
+    few: bool = False  # few rows per label: trained as agent.fewshot says
+    crossval: bool = False  # judged by cross-validation on all its rows, none held out (agent.crossval)
 
     @property
     def held(self) -> tuple[list[str], list[str]]:
@@ -76,21 +80,28 @@ def finetune_shared(job: "Job") -> "FinetuneResult":
             package = shared_encoder(package.device)
         current = home_encoder(settings, package.device, base=package)
         parts = _parts(job, package, current)
-        plan = shared_plan(job.options, sum(len(p.data.fit_rows) for p in parts), package.device, say)
+        plan = shared_plan(job.options, sum(len(p.data.fit_rows) for p in parts), package.device, say, parts[0].few)
         from agent.multitask import Task, Watch, train_shared
 
-        tasks = [Task(p.manifest.name, [r.text for r in p.data.fit_rows], [r.label for r in p.data.fit_rows], p.probe, p.targets)
-                 for p in parts]
+        tasks = [Task(p.manifest.name, [r.text for r in p.data.fit_rows], [r.label for r in p.data.fit_rows], p.probe, p.targets,
+                      p.few) for p in parts]
         say(f"training a shared encoder on {plan.device} for {', '.join(t.name for t in tasks)}: "
             f"{sum(len(t.texts) for t in tasks)} rows, {plan.epochs:g} epochs at most")
-        target_texts, target_gold = parts[0].held
-        tuned, heads, stats = train_shared(tasks, plan, Watch(0, target_texts, target_gold) if target_gold else None,
-                                           job.progress, job.cancel)
-        evaluations = {p.manifest.name: _evaluate(p, h, tuned) for p, h in zip(parts, heads)}
         target = parts[0]
-        if _head_is_better(job, target, evaluations[target.manifest.name], current is package):
+        oof = crossval.out_of_fold(job, target, tasks[1:], plan, package, train_shared) if target.crossval else None
+        target_texts, target_gold = target.held
+        tuned, heads, stats = train_shared(tasks, plan, Watch(0, target_texts, target_gold) if target_gold else None,
+                                           job.progress, job.cancel, capped=target.few)
+        evaluations = {p.manifest.name: _evaluate(p, h, tuned) for p, h in zip(parts, heads)}
+        if oof is not None:
+            evaluations[target.manifest.name] = crossval.evaluation(
+                job, target, oof, lambda texts: _current(target, job, package, current, texts)[1])
+        elif _head_is_better(job, target, evaluations[target.manifest.name], current is package):
             return _keep_head(job, target, plan, stats, stamp)
-        promote, decision = _gate(evaluations[target.manifest.name], opts, target.current is not None)
+        gate_opts = replace(opts, tolerance=min(opts.tolerance, crossval.TOLERANCE)) if oof is not None else opts
+        promote, decision = _gate(evaluations[target.manifest.name], gate_opts, target.current is not None)
+        if oof is not None:
+            decision = decision.replace("held-out accuracy", "cross-validated accuracy", 1)
         promote, decision = _judge_others(promote, decision, evaluations, target.manifest.name, opts)
         ev_name, ev_partial = encoders.start()
         version, partial = job.versions.start()
@@ -125,16 +136,17 @@ def finetune_shared(job: "Job") -> "FinetuneResult":
                           round(time.perf_counter() - job.started, 1))
 
 
-def shared_plan(opts: Any, n_rows: int, device: str, say: Callable[[str], None]) -> Plan:
+def shared_plan(opts: Any, n_rows: int, device: str, say: Callable[[str], None], few: bool = False) -> Plan:
     """Device, epochs and time limit of a shared run (no timing probe: the one mode fits any time limit, cut short)."""
     from agent.runs import CPU_MINUTES
 
     limit = opts.max_minutes if opts.max_minutes is not None else (CPU_MINUTES if device == "cpu" else None)
-    plan = Plan(mode="shared", device=device, seed=opts.seed, epochs=opts.epochs or shared_epochs(n_rows),
+    plan = Plan(mode="shared", device=device, seed=opts.seed, epochs=opts.epochs or (FEW_EPOCHS if few else shared_epochs(n_rows)),
                 max_seconds=limit * 60 * 0.85 if limit else None)
-    plan.lr = opts.lr or SHARED_LR
+    plan.lr = opts.lr or (FEW_LR if few else SHARED_LR)
     plan.notes.append(f"mode shared on {device}, {plan.epochs:g} epochs at most: "
-                      + ("asked for" if opts.mode else "the default"))
+                      + ("asked for" if opts.mode else "the default")
+                      + (", few rows per label: label-balanced batches with a contrastive term" if few else ""))
     say(plan.notes[-1])
     return plan
 
@@ -162,23 +174,31 @@ def _parts(job: "Job", package: "Encoder", current: "Encoder") -> list[Part]:
 
 def _part(manifest: Manifest, job: "Job", package: "Encoder", current: "Encoder") -> Part:
     """One plugin's training rows, its probe, and the predictions of what it uses now on its held-out rows."""
+    from agent import fewshot
     from agent.runs import _encode, _training_data
 
     versions = versions_for(job.settings.models_root, manifest)
     data = _training_data(manifest, versions, job.store, job.options)
+    few = fewshot.is_few(data)
+    judged_by_folds = few and manifest.name == job.manifest.name and job.options.holdout > 0
+    if judged_by_folds:
+        data.train, data.holdout = data.train + data.holdout, []
+    if few:
+        data.augmented += fewshot.name_anchors(manifest, data)
     plan = Plan(mode="shared", device=package.device)
     targets = _encode(package, [r.text for r in data.fit_rows], f"{manifest.name} rows", job.progress, plan, job.cancel)
     probe = fit_head(targets, [r.label for r in data.fit_rows], data.labels, package.fingerprint)
-    part = Part(manifest, versions, data, targets, probe)
+    part = Part(manifest, versions, data, targets, probe, few=few, crossval=judged_by_folds)
     part.current, part.current_pred = _current(part, job, package, current)
     return part
 
 
-def _current(part: Part, job: "Job", package: "Encoder", current: "Encoder") -> tuple[str | None, list[str]]:
-    """What the plugin answers with now, on its held-out rows: its version, the shared head, or a head."""
+def _current(part: Part, job: "Job", package: "Encoder", current: "Encoder",
+             texts: list[str] | None = None) -> tuple[str | None, list[str]]:
+    """What the plugin answers with now, on its held-out rows (or `texts`): its version, the shared head, or a head."""
     from agent.classifier import TextClassifier
 
-    texts, _ = part.held
+    texts = part.held[0] if texts is None else texts
     if not texts:
         return part.versions.current(), []
     vectors = current.encode(texts)

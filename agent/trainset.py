@@ -49,7 +49,7 @@ class TrainSet:
     redactions: int = 0
     log_rows: int = 0
     dropped_labels: list[str] = field(default_factory=list)
-    augmented: list[Row] = field(default_factory=list)  # noisy copies of training rows, trained on but not "learned"
+    augmented: list[Row] = field(default_factory=list)  # noisy copies, label-name anchors: trained on but not "learned"
     noise: float = 0.0
 
     @property
@@ -74,7 +74,8 @@ class TrainSet:
         return {"train_rows": len(self.train), "holdout_rows": len(self.holdout), "labels": len(self.labels),
                 "new_labels": self.new_labels, "log_rows": self.log_rows, "duplicates_merged": self.duplicates,
                 "conflicts": self.conflicts, "redactions": self.redactions, "holdout_hash": self.holdout_hash(),
-                "dropped_labels": self.dropped_labels, "noise": self.noise, "noisy_rows": len(self.augmented)}
+                "dropped_labels": self.dropped_labels, "noise": self.noise, "noisy_rows": sum(r.source == "noise" for r in self.augmented),
+                "anchor_rows": sum(r.source != "noise" for r in self.augmented)}
 
 
 def key(text: str) -> str:

@@ -1,0 +1,119 @@
+"""Judging a few-shot plugin's shared fine-tune on every row, by cross-validation, and training it on all of them.
+
+With about ten rows per label, holding out 10% leaves one row per label to judge on (too few to
+tell two models apart) and takes a tenth of the little data away from training. So a plugin that
+trains as a few-shot one (agent.fewshot) holds nothing out: its rows fall into FOLDS folds by text
+hash, and the same training (the other plugins replayed, as in the final run) runs once per fold
+without that fold. Every row is then predicted by a model that never saw it. The candidate's
+predictions are compared with those of the frozen-encoder head fitted the same way (no version
+yet) or, with a version in use, with that version's answers on the labelled turns it never trained
+on. The model promoted is trained once more on all the rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any, Callable
+
+from agent.trainset import Row, key
+
+if TYPE_CHECKING:
+
+    from agent.encoder import Encoder
+    from agent.multitask import Task
+    from agent.runs import Job
+    from agent.shared_tune import Part
+    from agent.trainer import Plan
+
+FOLDS = 3
+TOLERANCE = 0.0  # judged on every row, the candidate must not be worse at all
+
+
+def fold_of(text: str, folds: int = FOLDS) -> int:
+    """A row's fold, stable across runs (by the hash of its folded text)."""
+    return int(hashlib.sha256(key(text).encode()).hexdigest()[:8], 16) % folds
+
+
+def hold_nothing(part: "Part") -> None:
+    """Put a plugin's held-out rows back among its training rows (every row is judged by cross-validation)."""
+    part.data.train += part.data.holdout
+    part.data.holdout = []
+
+
+def out_of_fold(job: "Job", part: "Part", others: list["Task"], plan: "Plan", package: "Encoder",
+                train: Callable[..., Any]) -> tuple[list[str], list[float], list[str]]:
+    """Each row's label and confidence from a candidate trained without its fold, and the head's label likewise."""
+    import numpy as np
+
+    from agent.multitask import Task
+    from agent.trainer import fit_head
+
+    rows, n = part.data.fit_rows, len(part.data.train)
+    folds = [fold_of(r.text) for r in part.data.train]
+    cand_label, cand_conf, head_label = [""] * n, [0.0] * n, [""] * n
+    for f in range(FOLDS):
+        test = [i for i in range(n) if folds[i] == f]
+        fit = [i for i in range(len(rows)) if i >= n or folds[i] != f]  # anchors (after the rows) always train
+        if not test:
+            continue
+        job.say(f"cross-validation: fold {f + 1} of {FOLDS}, {len(fit)} rows to train on, {len(test)} to judge")
+        probe = fit_head(part.targets[fit], [rows[i].label for i in fit], part.data.labels, package.fingerprint)
+        task = Task(part.manifest.name, [rows[i].text for i in fit], [rows[i].label for i in fit], probe,
+                    part.targets[fit], True)
+        tuned, heads, _ = train([task, *others], plan, None, job.progress, job.cancel, capped=True)
+        probs = heads[0].predict_proba(tuned.encode([rows[i].text for i in test]))
+        base = probe.predict_proba(part.targets[test])
+        for j, i in enumerate(test):
+            cand_label[i] = heads[0].labels[int(probs[j].argmax())]
+            cand_conf[i] = float(probs[j].max())
+            head_label[i] = probe.labels[int(np.argmax(base[j]))]
+    return cand_label, cand_conf, head_label
+
+
+def unseen_by(part: "Part", job: "Job") -> list[int]:
+    """Rows of labelled turns the plugin's version in use did not train on ([] without a version)."""
+    from agent.runs import LEARNED
+
+    if part.current is None or part.current not in part.versions.finished():
+        return []
+    try:
+        lines = (part.versions.path(part.current) / LEARNED).read_text().splitlines()
+        learned = {json.loads(line)["source"] for line in lines if line.strip()}
+    except (OSError, ValueError, KeyError):
+        return []
+    return [i for i in distinct(part.data.train) if part.data.train[i].source.startswith("log:")
+            and part.data.train[i].source not in learned]
+
+
+def distinct(rows: list[Row]) -> list[int]:
+    """Row numbers without the repeats of labelled turns (trained on several times, judged once)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for i, r in enumerate(rows):
+        if (r.source, r.text) not in seen:
+            seen.add((r.source, r.text))
+            out.append(i)
+    return out
+
+
+def evaluation(job: "Job", part: "Part", oof: tuple[list[str], list[float], list[str]],
+               current: Callable[[list[str]], list[str]]) -> dict[str, Any]:
+    """The candidate's out-of-fold answers against the baseline: the version in use on the turns it never
+    saw, else the head fitted without each fold."""
+    from agent import report as reports
+
+    cand, conf, head = oof
+    gold = [r.label for r in part.data.train]
+    rows = unseen_by(part, job)
+    if rows:
+        texts = [part.data.train[i].text for i in rows]
+        ev = reports.compare([gold[i] for i in rows], ([cand[i] for i in rows], [conf[i] for i in rows]), current(texts))
+        what = f"{len(rows)} labelled turns {part.current} never trained on, against {part.current}"
+    else:
+        rows = distinct(part.data.train)
+        ev = reports.compare([gold[i] for i in rows], ([cand[i] for i in rows], [conf[i] for i in rows]),
+                             [head[i] for i in rows])
+        what = f"all {len(rows)} rows, against the frozen-encoder head fitted without each fold"
+    return {**ev, "current_version": part.current, "neighbours": None, "keeps_own": part.keeps_own,
+            "cross_validated": {"folds": FOLDS, "rows": what}}

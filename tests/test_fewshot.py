@@ -1,0 +1,114 @@
+"""Few rows per label: label-balanced batches, a contrastive term, label-name anchors, cross-validated judging."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from agent import crossval, fewshot
+from agent.core import Agent
+from agent.finetune import Options, finetune
+from agent.manifest import load_manifest
+from agent.multitask import LABELS, PER_LABEL, label_batches, supcon
+from agent.settings import Settings
+from agent.trainset import Row, TrainSet
+from conftest import make_plugin, models_of, write_csv
+
+DESK = {"password_reset": ["I forgot my password", "reset my password please", "I can't log in, password lost",
+                           "how do I change my password", "my password does not work", "new password needed"],
+        "invoice_copy": ["send me a copy of my invoice", "where can I download my invoice", "I need last month's bill",
+                         "can I get the invoice again", "invoice for my order please", "my receipt is missing"],
+        "delivery_time": ["when will my parcel arrive", "how long does shipping take", "my order is late",
+                          "where is my delivery", "is my package on its way", "expected delivery date"]}
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Settings:
+    """A home with `shop` and `desk` (labels without descriptions: their names become anchors)."""
+    root = tmp_path / "plugins"
+    make_plugin(root)
+    desk = root / "desk"
+    write_csv(desk / "examples.csv", ["text", "label"], [(t, lab) for lab, ts in DESK.items() for t in ts])
+    (desk / "plugin.toml").write_text('name = "desk"\ndescription = "Accounts and invoices"\n\n[data]\nexamples = "examples.csv"\n')
+    return Settings(home=tmp_path / "home", plugin_paths=[root])
+
+
+def test_label_batches_take_every_row_once_in_groups_of_one_label() -> None:
+    import torch
+
+    labels = [i % 40 for i in range(400)]  # 40 labels, 10 rows each
+    batches = label_batches(labels, torch.Generator().manual_seed(0))
+    assert sorted(i for b in batches for i in b) == list(range(400))
+    for b in batches[:-1]:
+        per = Counter(labels[i] for i in b)
+        assert len(per) <= LABELS and max(per.values()) <= PER_LABEL
+    paired = sum(Counter(labels[i] for i in b)[labels[j]] > 1 for b in batches for j in b)
+    assert paired > 0.9 * 400  # nearly every row meets another row of its label in its batch
+    assert label_batches(labels, torch.Generator().manual_seed(1)) != batches
+
+
+def test_the_contrastive_term_is_low_when_rows_sit_with_their_label() -> None:
+    import torch
+
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    grouped = torch.nn.functional.normalize(torch.eye(3)[y] + 0.01 * torch.randn(6, 3), dim=-1)
+    mixed = torch.nn.functional.normalize(torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])] + 0.01 * torch.randn(6, 3), dim=-1)
+    assert float(supcon(grouped, y)) < 0.1 < float(supcon(mixed, y))
+    assert float(supcon(grouped, torch.tensor([0, 1, 2, 3, 4, 5]))) == 0.0  # no pairs: nothing to learn
+
+
+def test_names_of_labels_without_a_description_become_anchor_rows(home: Settings) -> None:
+    shop = load_manifest(home.plugin_paths[0] / "shop")  # type: ignore[index]
+    desk = load_manifest(home.plugin_paths[0] / "desk")  # type: ignore[index]
+    data = TrainSet([Row("I forgot my password", "password_reset", "examples")], [],
+                    ["password_reset", "invoice_copy", "card_lost", "x42", "7"])
+    assert [(r.text, r.label) for r in fewshot.name_anchors(desk, data)] == [
+        ("password reset", "password_reset"), ("invoice copy", "invoice_copy"), ("card lost", "card_lost")]
+    assert [r.label for r in fewshot.name_anchors(shop, data)] == ["password_reset", "invoice_copy"]  # card_lost is described
+    assert fewshot.is_few(data)
+    many = TrainSet([Row(f"text {i}", f"l{i % 2}", "examples") for i in range(100)], [], ["l0", "l1"])
+    assert not fewshot.is_few(many)
+
+
+def test_folds_are_stable_and_spread_rows() -> None:
+    texts = [f"message number {i}" for i in range(300)]
+    folds = [crossval.fold_of(t) for t in texts]
+    assert folds == [crossval.fold_of(t) for t in texts]
+    assert min(Counter(folds).values()) > 60
+    assert crossval.fold_of("Hello  World") == crossval.fold_of("hello world")  # folded text, as duplicates are
+
+
+def test_a_few_shot_plugin_trains_on_every_row_and_is_judged_on_all_of_them(home: Settings, encoder) -> None:
+    desk = home.plugin_paths[0] / "desk"  # type: ignore[index]
+    result = finetune(desk, home, Options(device="cpu", epochs=3), encoder=encoder)
+    rep = result.report
+    n = sum(len(v) for v in DESK.values())
+    assert rep["data"]["holdout_rows"] == 0 and rep["data"]["train_rows"] == n and rep["data"]["anchor_rows"] == 3
+    ev = rep["evaluation"]
+    assert ev["cross_validated"]["folds"] == crossval.FOLDS and ev["candidate"]["n"] == n == ev["current"]["n"]
+    assert "frozen-encoder head" in ev["cross_validated"]["rows"]
+    assert "contrastive" in " ".join(rep["run"]["notes"])
+    assert "cross-validated accuracy" in rep["decision"] and "tolerance 0.0" in rep["decision"]
+    assert (result.folder / "learned.jsonl").read_text().strip() == ""  # anchors are trained on, never learned
+    if result.status == "promoted":
+        agent = Agent(home, encoder=encoder)
+        assert agent.reply("reset my password please", plugin="desk").label == "password_reset"
+
+
+def test_with_a_version_in_use_the_turns_it_never_saw_judge_the_next_one(home: Settings, encoder) -> None:
+    desk = home.plugin_paths[0] / "desk"  # type: ignore[index]
+    first = finetune(desk, home, Options(device="cpu", epochs=3, force=True), encoder=encoder)
+    assert first.status == "promoted"
+    agent = Agent(home, encoder=encoder)
+    turn = agent.reply("my bill from march please", plugin="desk")
+    agent.feedback(turn.turn_id, label="invoice_copy")
+    second = finetune(desk, home, Options(device="cpu", epochs=3), encoder=encoder)
+    ev = second.report["evaluation"]
+    assert ev["candidate"]["n"] == 1 and ev["current_version"] == "v1"
+    assert "never trained on" in ev["cross_validated"]["rows"]
+    learned = [json.loads(line) for line in (second.folder / "learned.jsonl").read_text().splitlines() if line]
+    assert [r["text"] for r in learned] == ["my bill from march please"]
+    assert (models_of(home.home, "desk") / "v2" / "report.json").exists()
