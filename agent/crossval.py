@@ -8,6 +8,8 @@ without that fold. Every row is then predicted by a model that never saw it. The
 predictions are compared with those of the frozen-encoder head fitted the same way (no version
 yet) or, with a version in use, with that version's answers on the labelled turns it never trained
 on. The model promoted is trained once more on all the rows.
+
+`part` below is agent.shared_tune's Part (a plugin's rows, probe, targets and versions).
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ from typing import TYPE_CHECKING, Any, Callable
 from agent.trainset import Row, key
 
 if TYPE_CHECKING:
-
     from agent.encoder import Encoder
     from agent.multitask import Task
     from agent.runs import Job
-    from agent.shared_tune import Part
     from agent.trainer import Plan
 
 FOLDS = 3
+FOLD_SHARE = 2 / 9  # of the run's time limit, for each fold's training (two thirds of the rows); the final run gets 1/3
 TOLERANCE = 0.0  # judged on every row, the candidate must not be worse at all
 
 
@@ -35,15 +36,16 @@ def fold_of(text: str, folds: int = FOLDS) -> int:
     return int(hashlib.sha256(key(text).encode()).hexdigest()[:8], 16) % folds
 
 
-def hold_nothing(part: "Part") -> None:
-    """Put a plugin's held-out rows back among its training rows (every row is judged by cross-validation)."""
-    part.data.train += part.data.holdout
-    part.data.holdout = []
+def share(plan: "Plan", part: float) -> "Plan":
+    """The plan with `part` of its time limit."""
+    from dataclasses import replace
+
+    return replace(plan, max_seconds=plan.max_seconds * part if plan.max_seconds else None)
 
 
-def out_of_fold(job: "Job", part: "Part", others: list["Task"], plan: "Plan", package: "Encoder",
-                train: Callable[..., Any]) -> tuple[list[str], list[float], list[str]]:
-    """Each row's label and confidence from a candidate trained without its fold, and the head's label likewise."""
+def out_of_fold(job: "Job", part: Any, others: list["Task"], plan: "Plan", package: "Encoder",
+                train: Callable[..., Any]) -> tuple[list[str], list[float], list[str], list[float]]:
+    """Each row's label and confidence from a candidate trained without its fold, and the head's likewise."""
     import numpy as np
 
     from agent.multitask import Task
@@ -51,7 +53,7 @@ def out_of_fold(job: "Job", part: "Part", others: list["Task"], plan: "Plan", pa
 
     rows, n = part.data.fit_rows, len(part.data.train)
     folds = [fold_of(r.text) for r in part.data.train]
-    cand_label, cand_conf, head_label = [""] * n, [0.0] * n, [""] * n
+    cand_label, cand_conf, head_label, head_conf = [""] * n, [0.0] * n, [""] * n, [0.0] * n
     for f in range(FOLDS):
         test = [i for i in range(n) if folds[i] == f]
         fit = [i for i in range(len(rows)) if i >= n or folds[i] != f]  # anchors (after the rows) always train
@@ -61,17 +63,18 @@ def out_of_fold(job: "Job", part: "Part", others: list["Task"], plan: "Plan", pa
         probe = fit_head(part.targets[fit], [rows[i].label for i in fit], part.data.labels, package.fingerprint)
         task = Task(part.manifest.name, [rows[i].text for i in fit], [rows[i].label for i in fit], probe,
                     part.targets[fit], True)
-        tuned, heads, _ = train([task, *others], plan, None, job.progress, job.cancel, capped=True)
+        tuned, heads, _ = train([task, *others], share(plan, FOLD_SHARE), None, job.progress, job.cancel, capped=True)
         probs = heads[0].predict_proba(tuned.encode([rows[i].text for i in test]))
         base = probe.predict_proba(part.targets[test])
         for j, i in enumerate(test):
             cand_label[i] = heads[0].labels[int(probs[j].argmax())]
             cand_conf[i] = float(probs[j].max())
             head_label[i] = probe.labels[int(np.argmax(base[j]))]
-    return cand_label, cand_conf, head_label
+            head_conf[i] = float(np.max(base[j]))
+    return cand_label, cand_conf, head_label, head_conf
 
 
-def unseen_by(part: "Part", job: "Job") -> list[int]:
+def unseen_by(part: Any, job: "Job") -> list[int]:
     """Rows of labelled turns the plugin's version in use did not train on ([] without a version)."""
     from agent.runs import LEARNED
 
@@ -97,13 +100,23 @@ def distinct(rows: list[Row]) -> list[int]:
     return out
 
 
-def evaluation(job: "Job", part: "Part", oof: tuple[list[str], list[float], list[str]],
+def head_evaluation(part: Any, oof: tuple[list[str], list[float], list[str], list[float]]) -> dict[str, Any]:
+    """The frozen-encoder head's own cross-validated figures (when it is kept instead of the candidate)."""
+    from agent import report as reports
+
+    rows = distinct(part.data.train)
+    _, _, head, conf = oof
+    ev = reports.compare([part.data.train[i].label for i in rows], ([head[i] for i in rows], [conf[i] for i in rows]), None)
+    return {**ev, "cross_validated": {"folds": FOLDS, "rows": f"all {len(rows)} rows"}}
+
+
+def evaluation(job: "Job", part: Any, oof: tuple[list[str], list[float], list[str], list[float]],
                current: Callable[[list[str]], list[str]]) -> dict[str, Any]:
     """The candidate's out-of-fold answers against the baseline: the version in use on the turns it never
     saw, else the head fitted without each fold."""
     from agent import report as reports
 
-    cand, conf, head = oof
+    cand, conf, head, _ = oof
     gold = [r.label for r in part.data.train]
     rows = unseen_by(part, job)
     if rows:

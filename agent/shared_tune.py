@@ -90,14 +90,15 @@ def finetune_shared(job: "Job") -> "FinetuneResult":
         target = parts[0]
         oof = crossval.out_of_fold(job, target, tasks[1:], plan, package, train_shared) if target.crossval else None
         target_texts, target_gold = target.held
-        tuned, heads, stats = train_shared(tasks, plan, Watch(0, target_texts, target_gold) if target_gold else None,
+        tuned, heads, stats = train_shared(tasks, crossval.share(plan, 1 - crossval.FOLDS * crossval.FOLD_SHARE) if oof else plan,
+                                           Watch(0, target_texts, target_gold) if target_gold else None,
                                            job.progress, job.cancel, capped=target.few)
         evaluations = {p.manifest.name: _evaluate(p, h, tuned) for p, h in zip(parts, heads)}
         if oof is not None:
             evaluations[target.manifest.name] = crossval.evaluation(
                 job, target, oof, lambda texts: _current(target, job, package, current, texts)[1])
-        elif _head_is_better(job, target, evaluations[target.manifest.name], current is package):
-            return _keep_head(job, target, plan, stats, stamp)
+        if _head_is_better(job, target, evaluations[target.manifest.name], current is package):
+            return _keep_head(job, target, plan, stats, stamp, crossval.head_evaluation(target, oof) if oof else None)
         gate_opts = replace(opts, tolerance=min(opts.tolerance, crossval.TOLERANCE)) if oof is not None else opts
         promote, decision = _gate(evaluations[target.manifest.name], gate_opts, target.current is not None)
         if oof is not None:
@@ -288,15 +289,19 @@ def _head_is_better(job: "Job", target: Part, ev: dict[str, Any], packaged: bool
             and ev["current"] is not None and ev["candidate"]["accuracy"] < ev["current"]["accuracy"])
 
 
-def _keep_head(job: "Job", target: Part, plan: Plan, stats: dict[str, Any], stamp: str) -> "FinetuneResult":
-    """Promote the plugin's frozen-encoder head as its version (the shared candidate scored lower)."""
+def _keep_head(job: "Job", target: Part, plan: Plan, stats: dict[str, Any], stamp: str,
+               ev: dict[str, Any] | None = None) -> "FinetuneResult":
+    """Promote the plugin's frozen-encoder head as its version (the shared candidate scored lower); `ev`:
+    the head's cross-validated figures, when the plugin was judged so."""
     from agent.runs import FinetuneResult, _plan_dict, _record, _write_learned
 
-    texts, gold = target.held
-    probs = target.probe.predict_proba(_held_vectors(target, job))
-    top = probs.argmax(1)
-    ev = reports.compare(gold, ([target.probe.labels[int(i)] for i in top], [float(probs[r, i]) for r, i in enumerate(top)]), None)
-    plan.notes.append(f"kept mode head: it scored {ev['candidate']['accuracy']:.4f} on the held-out rows, shared lower")
+    if ev is None:
+        texts, gold = target.held
+        probs = target.probe.predict_proba(_held_vectors(target, job))
+        top = probs.argmax(1)
+        ev = reports.compare(gold, ([target.probe.labels[int(i)] for i in top], [float(probs[r, i]) for r, i in enumerate(top)]), None)
+    rows = "cross-validated rows" if "cross_validated" in ev else "held-out rows"
+    plan.notes.append(f"kept mode head: it scored {ev['candidate']['accuracy']:.4f} on the {rows}, shared lower")
     job.say(plan.notes[-1])
     plan.mode = "head"
     version, partial = job.versions.start()
