@@ -158,14 +158,16 @@ def run_arm(arm: str, args: argparse.Namespace, work: Path) -> list[dict]:
     rows = [{"round": 0, "accuracy": evaluate(plugin, work / "eval-0.json", env), "mode": "head (no fine-tune)"}]
     print(json.dumps({"arm": arm, **rows[0]}), flush=True)
     created: set[str] = set()
+    truth: dict[int, str] = {}  # every logged turn's true intent: the queue also holds earlier rounds' turns
     rng = random.Random(args.seed + 1)
     for rnd in range(1, args.rounds + 1):
         t0 = time.perf_counter()
         os.environ["AGENT_HOME"] = env["AGENT_HOME"]
         agent = Agent(Settings(home=work / "home", plugin_paths=[plugin.parent]))
-        truth = answer(agent, stream[(rnd - 1) * args.per_round : rnd * args.per_round], rnd)
+        new = answer(agent, stream[(rnd - 1) * args.per_round : rnd * args.per_round], rnd)
+        truth.update(new)
         done = (review_person(agent, truth, args.decisions, created, hidden) if arm == "review"
-                else random_person(agent, truth, args.decisions, rng))
+                else random_person(agent, new, args.decisions, rng))
         agent.store.close()
         t1 = time.perf_counter()
         due = json.loads(cli(["finetune", "--due", "--json"], env) or "[]")
