@@ -132,10 +132,9 @@ def review_person(agent, truth: dict[int, str], budget: int, created: set[str], 
 
 def random_person(agent, truth: dict[int, str], budget: int, rng: random.Random) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Label random turns of the round with their true intents."""
-    known = set(agent.runtimes[PLUGIN].labels)
+    known = set(agent.runtimes[PLUGIN].labels)  # a label taught but not trained yet is still new to the plugin
     for turn_id in rng.sample(sorted(truth), min(budget, len(truth))):
         agent.feedback(turn_id, label=truth[turn_id], new_label=truth[turn_id] not in known)
-        known.add(truth[turn_id])
     return {"total": min(budget, len(truth))}
 
 
