@@ -73,6 +73,15 @@ def make_plugin(root: Path, name: str = "shop", description: str = "A small shop
     return folder
 
 
+def two_plugin_home(tmp_path: Path, desk: dict[str, list[str]]) -> Settings:
+    """A home with `shop` and `desk`: labels without descriptions, the examples given, no corpus."""
+    root = tmp_path / "plugins"
+    make_plugin(root)
+    write_csv(root / "desk" / "examples.csv", ["text", "label"], [(t, lab) for lab, ts in desk.items() for t in ts])
+    (root / "desk" / "plugin.toml").write_text('name = "desk"\ndescription = "Accounts and invoices"\n\n[data]\nexamples = "examples.csv"\n')
+    return Settings(home=tmp_path / "home", plugin_paths=[root])
+
+
 def models_of(home: Path, name: str) -> Path:
     """Where a plugin's fine-tuned versions live: HOME/models/NAME (never in the plugin folder)."""
     return Path(home) / "models" / name

@@ -15,7 +15,7 @@ from agent.manifest import load_manifest
 from agent.multitask import LABELS, PER_LABEL, label_batches, supcon
 from agent.settings import Settings
 from agent.trainset import Row, TrainSet
-from conftest import make_plugin, models_of, write_csv
+from conftest import models_of, two_plugin_home
 
 DESK = {"password_reset": ["I forgot my password", "reset my password please", "I can't log in, password lost",
                            "how do I change my password", "my password does not work", "new password needed"],
@@ -28,12 +28,7 @@ DESK = {"password_reset": ["I forgot my password", "reset my password please", "
 @pytest.fixture
 def home(tmp_path: Path) -> Settings:
     """A home with `shop` and `desk` (labels without descriptions: their names become anchors)."""
-    root = tmp_path / "plugins"
-    make_plugin(root)
-    desk = root / "desk"
-    write_csv(desk / "examples.csv", ["text", "label"], [(t, lab) for lab, ts in DESK.items() for t in ts])
-    (desk / "plugin.toml").write_text('name = "desk"\ndescription = "Accounts and invoices"\n\n[data]\nexamples = "examples.csv"\n')
-    return Settings(home=tmp_path / "home", plugin_paths=[root])
+    return two_plugin_home(tmp_path, DESK)
 
 
 def test_label_batches_take_every_row_once_in_groups_of_one_label() -> None:

@@ -17,7 +17,7 @@ from agent.multitask import length_batches
 from agent.settings import Settings
 from agent.shared import encoder_versions, home_encoder
 from agent.versions import Versions
-from conftest import make_plugin, models_of, write_csv
+from conftest import models_of, two_plugin_home
 
 DESK = {"password_reset": ["I forgot my password", "reset my password please", "I can't log in, password lost",
                            "how do I change my password", "my password does not work"],
@@ -28,12 +28,7 @@ DESK = {"password_reset": ["I forgot my password", "reset my password please", "
 @pytest.fixture
 def home(tmp_path: Path) -> Settings:
     """A home with two small plugins: `shop` and `desk` (other labels, no corpus)."""
-    root = tmp_path / "plugins"
-    make_plugin(root)
-    desk = root / "desk"
-    write_csv(desk / "examples.csv", ["text", "label"], [(t, lab) for lab, ts in DESK.items() for t in ts])
-    (desk / "plugin.toml").write_text('name = "desk"\ndescription = "Accounts and invoices"\n\n[data]\nexamples = "examples.csv"\n')
-    return Settings(home=tmp_path / "home", plugin_paths=[root])
+    return two_plugin_home(tmp_path, DESK)
 
 
 def shared_run(home: Settings, encoder, **kw) -> object:
