@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from agent.trainset import Row, key
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from agent.encoder import Encoder
     from agent.multitask import Task
     from agent.runs import Job
@@ -74,7 +76,25 @@ def out_of_fold(job: "Job", part: Any, others: list["Task"], plan: "Plan", packa
     return cand_label, cand_conf, head_label, head_conf
 
 
-def unseen_by(part: Any, job: "Job") -> list[int]:
+def head_out_of_fold(data: Any, vectors: "np.ndarray", fingerprint: str) -> tuple[list[str], list[float]]:
+    """Each training row's label and confidence from a frozen-encoder head fitted without its fold (mode head)."""
+    from agent.trainer import fit_head
+
+    rows, n = data.fit_rows, len(data.train)
+    folds = [fold_of(r.text) for r in data.train]
+    labels, confs = [""] * n, [0.0] * n
+    for f in range(FOLDS):
+        test = [i for i in range(n) if folds[i] == f]
+        fit = [i for i in range(len(rows)) if i >= n or folds[i] != f]
+        if not test or len({rows[i].label for i in fit}) < 2:
+            continue
+        probs = fit_head(vectors[fit], [rows[i].label for i in fit], data.labels, fingerprint).predict_proba(vectors[test])
+        for j, i in enumerate(test):
+            labels[i], confs[i] = data.labels[int(probs[j].argmax())], float(probs[j].max())
+    return labels, confs
+
+
+def unseen_by(part: Any, job: "Job | None" = None) -> list[int]:
     """Rows of labelled turns the plugin's version in use did not train on ([] without a version)."""
     from agent.runs import LEARNED
 
@@ -110,7 +130,7 @@ def head_evaluation(part: Any, oof: tuple[list[str], list[float], list[str], lis
     return {**ev, "cross_validated": {"folds": FOLDS, "rows": f"all {len(rows)} rows"}}
 
 
-def evaluation(job: "Job", part: Any, oof: tuple[list[str], list[float], list[str], list[float]],
+def evaluation(job: "Job | None", part: Any, oof: tuple[list[str], list[float], list[str], list[float]],
                current: Callable[[list[str]], list[str]]) -> dict[str, Any]:
     """The candidate's out-of-fold answers against the baseline: the version in use on the turns it never
     saw, else the head fitted without each fold."""

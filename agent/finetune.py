@@ -18,11 +18,12 @@ import math
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from agent import crossval, fewshot, trainset
 from agent import report as reports
-from agent import trainset
 from agent.errors import ModelError
 from agent.manifest import Manifest, load_manifest
 from agent.retrieval import atomic_write
@@ -96,17 +97,28 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
         if plan_mode(opts) == "head":
             encoder = turns_encoder  # a head reads the turn's embedding: train it on the home's encoder
         plan = choose_plan(data, opts, say)
+        folds = plan.mode == "head" and opts.holdout > 0 and fewshot.is_few(data)
+        if folds:
+            _few_head_data(manifest, data)
         version, partial = versions.start()
         try:
             _write_learned(partial, data)
-            tuned, stats, gold, cand, cur, cur_version = _train_and_score(data, plan, encoder, versions, progress, cancel, say,
-                                                                          auto_mode=opts.mode is None,
-                                                                          turns_encoder=turns_encoder)
+            if folds:
+                tuned, stats, evaluation, cur_version = _head_crossval(data, plan, encoder, versions, progress, cancel,
+                                                                       turns_encoder)
+            else:
+                tuned, stats, gold, cand, cur, cur_version = _train_and_score(data, plan, encoder, versions, progress, cancel,
+                                                                              say, auto_mode=opts.mode is None,
+                                                                              turns_encoder=turns_encoder)
+                evaluation = reports.compare(gold, cand, cur)
             tuned.head.config.update({"base_model": encoder.fingerprint, "plan": _plan_dict(plan), "run": stats})
             tuned.save(partial)
-            evaluation = reports.compare(gold, cand, cur)
-            promote, decision = _gate(evaluation, opts, cur_version is not None)
-            decision += _same_rows_note(versions, cur_version, data)
+            promote, decision = _gate(evaluation, replace(opts, tolerance=min(opts.tolerance, crossval.TOLERANCE))
+                                      if folds else opts, cur_version is not None)
+            if folds:
+                decision = decision.replace("held-out accuracy", "cross-validated accuracy", 1)
+            else:
+                decision += _same_rows_note(versions, cur_version, data)
             status = "promoted" if promote else "rejected"
             rep = _report(manifest, version, status, decision, plan, stats, data, evaluation, cur_version, stamp, started)
             atomic_write(partial / "report.json", json.dumps(rep, indent=2).encode())
@@ -233,6 +245,33 @@ def _train_and_score(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", ve
         tuned, cand = _better_of(tuned, cand, probe, held_texts, held, gold, plan, say)
     cur_version, cur = _current_predictions(versions, encoder, held_texts, held, probe, turns_encoder)
     return tuned, stats, gold, cand, cur, cur_version
+
+
+def _few_head_data(manifest: Manifest, data: trainset.TrainSet) -> None:
+    """A few-shot plugin's head trains on every row (and its label names): cross-validation judges it."""
+    data.train, data.holdout = data.train + data.holdout, []
+    data.augmented += fewshot.name_anchors(manifest, data)
+
+
+def _head_crossval(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", versions: Versions,
+                   progress: ProgressFn | None, cancel: CancelFn | None,
+                   turns_encoder: "Encoder | None") -> tuple[TunedClassifier, dict[str, Any], dict[str, Any], str | None]:
+    """Mode head with few rows per label: the head fitted on all rows, judged by its out-of-fold answers
+    against the version in use on the labelled turns it never trained on (agent.crossval)."""
+    from types import SimpleNamespace
+
+    started = time.perf_counter()
+    vectors = _encode(encoder, [r.text for r in data.fit_rows], "train", progress, plan, cancel)
+    probe = fit_head(vectors, [r.label for r in data.fit_rows], data.labels, encoder.fingerprint)
+    cand, conf = crossval.head_out_of_fold(data, vectors, encoder.fingerprint)
+    part = SimpleNamespace(current=versions.current(), versions=versions, data=data, keeps_own=False)
+
+    def current(texts: list[str]) -> list[str]:
+        return _current_predictions(versions, encoder, texts, encoder.encode(texts), probe, turns_encoder)[1]
+
+    evaluation = crossval.evaluation(None, part, (cand, conf, cand, conf), current)
+    stats = {"device": plan.device, "seconds": round(time.perf_counter() - started, 1)}
+    return TunedClassifier(probe), stats, evaluation, part.current
 
 
 def _choose_probe_weight(tuned: TunedClassifier, texts: list[str], vectors: "np.ndarray", gold: list[str],

@@ -107,3 +107,20 @@ def test_with_a_version_in_use_the_turns_it_never_saw_judge_the_next_one(home: S
     learned = [json.loads(line) for line in (second.folder / "learned.jsonl").read_text().splitlines() if line]
     assert [r["text"] for r in learned] == ["my bill from march please"]
     assert (models_of(home.home, "desk") / "v2" / "report.json").exists()
+
+
+def test_mode_head_with_few_rows_is_judged_by_folds_too(home: Settings, encoder) -> None:
+    desk = home.plugin_paths[0] / "desk"  # type: ignore[index]
+    first = finetune(desk, home, Options(device="cpu", mode="head"), encoder=encoder)
+    n = sum(len(v) for v in DESK.values())
+    assert first.status == "promoted" and first.report["data"]["holdout_rows"] == 0
+    assert first.report["data"]["anchor_rows"] == 3 and first.report["evaluation"]["candidate"]["n"] == n
+    agent = Agent(home, encoder=encoder)
+    for text, label in [("my bill from march please", "invoice_copy"), ("parcel still not here", "delivery_time")]:
+        agent.feedback(agent.reply(text, plugin="desk").turn_id, label=label)
+    second = finetune(desk, home, Options(device="cpu", mode="head"), encoder=encoder)
+    ev = second.report["evaluation"]
+    assert ev["current_version"] == "v1" and ev["candidate"]["n"] == 2 == ev["current"]["n"]
+    assert "2 labelled turns v1 never trained on" in ev["cross_validated"]["rows"]
+    assert "cross-validated accuracy" in second.report["decision"] and "tolerance 0.0" in second.report["decision"]
+    assert second.report["run"]["mode"] == "head"
