@@ -64,8 +64,8 @@ def out_of_fold(job: "Job", part: Any, others: list["Task"], plan: "Plan", packa
         job.say(f"cross-validation: fold {f + 1} of {FOLDS}, {len(fit)} rows to train on, {len(test)} to judge")
         probe = fit_head(part.targets[fit], [rows[i].label for i in fit], part.data.labels, package.fingerprint)
         task = Task(part.manifest.name, [rows[i].text for i in fit], [rows[i].label for i in fit], probe,
-                    part.targets[fit], True)
-        tuned, heads, _ = train([task, *others], share(plan, FOLD_SHARE), None, job.progress, job.cancel, capped=True)
+                    part.targets[fit], part.few)
+        tuned, heads, _ = train([task, *others], share(plan, FOLD_SHARE), None, job.progress, job.cancel, capped=part.few)
         probs = heads[0].predict_proba(tuned.encode([rows[i].text for i in test]))
         base = probe.predict_proba(part.targets[test])
         for j, i in enumerate(test):
@@ -92,6 +92,18 @@ def head_out_of_fold(data: Any, vectors: "np.ndarray", fingerprint: str) -> tupl
         for j, i in enumerate(test):
             labels[i], confs[i] = data.labels[int(probs[j].argmax())], float(probs[j].max())
     return labels, confs
+
+
+def judged_by_folds_before(versions: Any) -> bool:
+    """Whether the version in use was judged by cross-validation (it trained on every row, so held-out rows
+    would flatter it: its successors are judged by folds too)."""
+    name = versions.current()
+    if not name:
+        return False
+    try:
+        return bool(json.loads((versions.path(name) / "report.json").read_text())["evaluation"].get("cross_validated"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def unseen_by(part: Any, job: "Job | None" = None) -> list[int]:

@@ -15,7 +15,7 @@ import statistics
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from agent.trainset import Row
+from agent.trainset import Row, key
 
 if TYPE_CHECKING:
     from agent.manifest import Manifest
@@ -28,7 +28,7 @@ _WORD = re.compile(r"[^\W\d_]{2,}")
 
 def is_few(data: "TrainSet") -> bool:
     """Whether a plugin's labels have few training rows each."""
-    counts = Counter(r.label for r in data.train)
+    counts = Counter(label for _, label in {(key(r.text), r.label) for r in data.train})  # a labelled turn's repeats count once
     return bool(counts) and statistics.median(counts.values()) <= FEW_ROWS
 
 

@@ -97,7 +97,7 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
         if plan_mode(opts) == "head":
             encoder = turns_encoder  # a head reads the turn's embedding: train it on the home's encoder
         plan = choose_plan(data, opts, say)
-        folds = plan.mode == "head" and opts.holdout > 0 and fewshot.is_few(data)
+        folds = plan.mode == "head" and opts.holdout > 0 and (fewshot.is_few(data) or crossval.judged_by_folds_before(versions))
         if folds:
             _few_head_data(manifest, data)
         version, partial = versions.start()
@@ -248,9 +248,11 @@ def _train_and_score(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", ve
 
 
 def _few_head_data(manifest: Manifest, data: trainset.TrainSet) -> None:
-    """A few-shot plugin's head trains on every row (and its label names): cross-validation judges it."""
+    """A head judged by folds trains on every row (and, with few rows per label, its label names)."""
+    few = fewshot.is_few(data)
     data.train, data.holdout = data.train + data.holdout, []
-    data.augmented += fewshot.name_anchors(manifest, data)
+    if few:
+        data.augmented += fewshot.name_anchors(manifest, data)
 
 
 def _head_crossval(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", versions: Versions,

@@ -181,7 +181,8 @@ def _part(manifest: Manifest, job: "Job", package: "Encoder", current: "Encoder"
     versions = versions_for(job.settings.models_root, manifest)
     data = _training_data(manifest, versions, job.store, job.options)
     few = fewshot.is_few(data)
-    judged_by_folds = few and manifest.name == job.manifest.name and job.options.holdout > 0
+    judged_by_folds = (manifest.name == job.manifest.name and job.options.holdout > 0
+                       and (few or crossval.judged_by_folds_before(versions)))
     if judged_by_folds:
         data.train, data.holdout = data.train + data.holdout, []
     if few:

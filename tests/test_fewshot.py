@@ -10,7 +10,7 @@ import pytest
 
 from agent import crossval, fewshot
 from agent.core import Agent
-from agent.finetune import Options, finetune
+from agent.finetune import Options, finetune, plugin_versions
 from agent.manifest import load_manifest
 from agent.multitask import LABELS, PER_LABEL, label_batches, supcon
 from agent.settings import Settings
@@ -66,6 +66,8 @@ def test_names_of_labels_without_a_description_become_anchor_rows(home: Settings
     assert fewshot.is_few(data)
     many = TrainSet([Row(f"text {i}", f"l{i % 2}", "examples") for i in range(100)], [], ["l0", "l1"])
     assert not fewshot.is_few(many)
+    repeated = TrainSet([Row(f"text {i}", f"l{i % 2}", f"log:{i}") for i in range(30) for _ in range(3)], [], ["l0", "l1"])
+    assert fewshot.is_few(repeated)  # a labelled turn trains three times but counts once
 
 
 def test_folds_are_stable_and_spread_rows() -> None:
@@ -115,6 +117,7 @@ def test_mode_head_with_few_rows_is_judged_by_folds_too(home: Settings, encoder)
     n = sum(len(v) for v in DESK.values())
     assert first.status == "promoted" and first.report["data"]["holdout_rows"] == 0
     assert first.report["data"]["anchor_rows"] == 3 and first.report["evaluation"]["candidate"]["n"] == n
+    assert crossval.judged_by_folds_before(plugin_versions(home, desk))  # so its successors are judged by folds too
     agent = Agent(home, encoder=encoder)
     for text, label in [("my bill from march please", "invoice_copy"), ("parcel still not here", "delivery_time")]:
         agent.feedback(agent.reply(text, plugin="desk").turn_id, label=label)
