@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.review import CLOSE, UNDECIDED, top_two
+from agent.trainset import GROUP_NOTE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -204,7 +205,7 @@ def accept(agent: "Agent", proposal: Proposal, label: str | None = None) -> dict
     known = set(agent.runtimes[proposal.plugin].labels) if proposal.plugin in agent.runtimes else set()
     open_ids = _undecided(agent, proposal.turn_ids)  # a turn decided since the proposal was made keeps its decision
     for turn_id in open_ids:
-        agent.feedback(turn_id, label=label, new_label=label not in known, note=f"proposal {proposal.id}")
+        agent.feedback(turn_id, label=label, new_label=label not in known, note=f"{GROUP_NOTE}{proposal.id}")
     stub = None if label in known or not open_ids else write_stub(agent.settings.home, proposal, label)
     return {"proposal": proposal.id, "label": label, "merged": label in known, "turns": len(open_ids),
             "faq_stub": str(stub) if stub else None}

@@ -218,7 +218,7 @@ class Store:
             "SELECT id, text, label, fallback_reason FROM turns WHERE plugin = ? AND picked_from IS NULL AND id IN "
             "(SELECT turn_id FROM feedback) ORDER BY id", [plugin]))  # a "2" that picked a label teaches nothing
         feedback: dict[int, list[dict[str, Any]]] = {}
-        for f in self._query("SELECT f.id, f.turn_id, f.kind, f.label FROM feedback f JOIN turns t ON t.id = f.turn_id "
+        for f in self._query("SELECT f.id, f.turn_id, f.kind, f.label, f.note FROM feedback f JOIN turns t ON t.id = f.turn_id "
                              "WHERE t.plugin = ? ORDER BY f.id", [plugin]):
             feedback.setdefault(f["turn_id"], []).append(f)
         return [{**t, "feedback": feedback.get(t["id"], [])} for t in turns]

@@ -8,7 +8,9 @@
   most frequent label wins. Each conflict is reported.
 - Held-out rows come only from the examples file and are chosen by a hash of the text, so every run,
   and every version, is measured on the same rows. Labelled turns always train, repeated LOG_REPEAT
-  times so that a handful of corrections outweighs noise among thousands of examples.
+  times so that a handful of corrections outweighs noise among thousands of examples. Turns labelled
+  all at once by accepting a proposed group count once: nobody looked at each of them, and a group
+  often holds a few messages of other intents.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from agent.store import Store
 
 LOG_REPEAT = 3
+GROUP_NOTE = "proposal "  # the note of a label given to a whole group of turns at once (agent.proposals)
 MIN_PER_LABEL_FOR_HOLDOUT = 5
 
 
@@ -34,6 +37,7 @@ class Row:
     text: str
     label: str
     source: str  # "examples" or "log:TURN_ID"
+    group: bool = False  # labelled with a whole group of turns (an accepted proposal), not looked at one by one
 
 
 @dataclass
@@ -95,7 +99,7 @@ def logged_rows(store: "Store", plugin: str) -> list[Row]:
     for turn in sorted(store.labelled_turns(plugin), key=lambda t: max(f["id"] for f in t["feedback"])):
         label = _resolve_feedback(turn)
         if label:
-            rows.append(Row(turn["text"], label, f"log:{turn['id']}"))
+            rows.append(Row(turn["text"], label, f"log:{turn['id']}", _by_group(turn, label)))
     return rows  # ordered by their latest feedback, so among duplicates the newest correction wins
 
 
@@ -113,6 +117,12 @@ def _resolve_feedback(turn: dict[str, Any]) -> str | None:
     return None
 
 
+def _by_group(turn: dict[str, Any], label: str) -> bool:
+    """Whether the turn's label came with a whole group's (its last correction is a proposal's)."""
+    corrections = [f for f in turn["feedback"] if f["kind"] == "label" and f["label"]]
+    return bool(corrections) and corrections[-1]["label"] == label and (corrections[-1].get("note") or "").startswith(GROUP_NOTE)
+
+
 def build(examples: list[tuple[str, str]], logged: list[Row], labels: list[str], holdout: float = 0.1,
           redact: tuple[str, ...] = guard.KINDS) -> TrainSet:
     """Merge, redact (the kinds of personal data named), deduplicate and split."""
@@ -125,12 +135,12 @@ def build(examples: list[tuple[str, str]], logged: list[Row], labels: list[str],
     for r in logged:
         clean, n = guard.redact(r.text, redact)
         redactions += n
-        rows.append(Row(clean, r.label, r.source))
+        rows.append(Row(clean, r.label, r.source, r.group))
     merged, duplicates, conflicts = _dedupe(rows)
     order = list(dict.fromkeys([*labels, *sorted({r.label for r in merged})]))
     train, held = _split(merged, holdout)
     log_rows = [r for r in train if r.source != "examples"]
-    train += [r for r in log_rows for _ in range(LOG_REPEAT - 1)]
+    train += [r for r in log_rows if not r.group for _ in range(LOG_REPEAT - 1)]  # a group's turns count once
     return TrainSet(train, held, order, [lab for lab in order if lab not in labels], duplicates, conflicts,
                     redactions, len(log_rows))
 

@@ -111,6 +111,8 @@ def review_person(agent, truth: dict[int, str], budget: int, created: set[str], 
             continue  # no label holds most of the group: the person passes
         proposals.accept(agent, p, label)
         done["total"] += 1
+        done["group_turns"] += len(p.turn_ids)
+        done["group_turns_mislabelled"] += sum(truth.get(t) != label for t in p.turn_ids)
         done["cluster_new" if label not in known else "cluster_merge"] += 1
         if label in hidden and label not in known:
             created.add(label)

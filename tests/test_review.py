@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 import agent.cli_review  # noqa: F401  (registers the command)
-from agent import review
+from agent import review, trainset
 from agent.cli import cli
 from agent.core import Agent
 from agent.errors import InputError
@@ -99,6 +99,11 @@ def test_proposals_group_unknown_questions_and_accepting_labels_them(agent: Agen
     stub = (settings.home / "proposals" / "shop" / "faq_stub.csv").read_text().splitlines()
     assert stub[0] == "id,question,answer,label" and stub[1].endswith(f",,{tram_p.name}")
     assert not any(set(p.turn_ids) & set(tram_p.turn_ids) for p in proposals.propose(agent, "shop"))  # decided turns leave
+    agent.feedback(tram_p.turn_ids[0], label="refund")  # a person looked at this one
+    rows = trainset.build([], logged_rows(agent.store, "shop"), ["refund", tram_p.name], holdout=0.0).train
+    counts = {t: sum(r.source == f"log:{t}" for r in rows) for t in tram_p.turn_ids}
+    assert counts[tram_p.turn_ids[0]] == trainset.LOG_REPEAT  # decided one by one: counts three times
+    assert set(list(counts.values())[1:]) == {1}  # labelled with the whole group: counts once
 
 
 def test_review_proposals_on_the_command_line_list_accept_and_merge(settings: Settings, agent: Agent) -> None:
