@@ -7,7 +7,10 @@ hash, and the same training (the other plugins replayed, as in the final run) ru
 without that fold. Every row is then predicted by a model that never saw it. The candidate's
 predictions are compared with those of the frozen-encoder head fitted the same way (no version
 yet) or, with a version in use, with that version's answers on the labelled turns it never trained
-on. The model promoted is trained once more on all the rows.
+on. In that case only those turns are split into folds and every other row trains in every fold:
+splitting all rows would take a third of the examples from each fold's model, and the version in
+use, which had them all, would look better than the candidate is. The model promoted is trained
+once more on all the rows.
 
 `part` below is agent.shared_tune's Part (a plugin's rows, probe, targets and versions).
 """
@@ -45,22 +48,36 @@ def share(plan: "Plan", part: float) -> "Plan":
     return replace(plan, max_seconds=plan.max_seconds * part if plan.max_seconds else None)
 
 
+def folds(rows: list[Row], n: int, judged: set[str] | None = None) -> list[tuple[int, list[int], list[int]]]:
+    """(fold, rows it judges, rows it trains on) of each fold with rows to judge. Only the judged texts
+    (all of the first n rows when None) are split; every other row, anchors included, always trains,
+    so a fold's model has all the data the version in use had, less a third of the turns judged."""
+    out = []
+    for f in range(FOLDS):
+        test = [i for i in range(n) if fold_of(rows[i].text) == f and (judged is None or key(rows[i].text) in judged)]
+        if test:
+            held = set(test)
+            out.append((f, test, [i for i in range(len(rows)) if i not in held]))
+    return out
+
+
+def judged_texts(part: Any) -> set[str] | None:
+    """The folded texts the gate judges on: the labelled turns the version in use never saw (None: all rows)."""
+    rows = unseen_by(part)
+    return {key(part.data.train[i].text) for i in rows} if rows else None
+
+
 def out_of_fold(job: "Job", part: Any, others: list["Task"], plan: "Plan", package: "Encoder",
                 train: Callable[..., Any]) -> tuple[list[str], list[float], list[str], list[float]]:
-    """Each row's label and confidence from a candidate trained without its fold, and the head's likewise."""
+    """Each judged row's label and confidence from a candidate trained without its fold, and the head's likewise."""
     import numpy as np
 
     from agent.multitask import Task
     from agent.trainer import fit_head
 
     rows, n = part.data.fit_rows, len(part.data.train)
-    folds = [fold_of(r.text) for r in part.data.train]
     cand_label, cand_conf, head_label, head_conf = [""] * n, [0.0] * n, [""] * n, [0.0] * n
-    for f in range(FOLDS):
-        test = [i for i in range(n) if folds[i] == f]
-        fit = [i for i in range(len(rows)) if i >= n or folds[i] != f]  # anchors (after the rows) always train
-        if not test:
-            continue
+    for f, test, fit in folds(rows, n, judged_texts(part)):
         job.say(f"cross-validation: fold {f + 1} of {FOLDS}, {len(fit)} rows to train on, {len(test)} to judge")
         probe = fit_head(part.targets[fit], [rows[i].label for i in fit], part.data.labels, package.fingerprint)
         task = Task(part.manifest.name, [rows[i].text for i in fit], [rows[i].label for i in fit], probe,
@@ -76,17 +93,15 @@ def out_of_fold(job: "Job", part: Any, others: list["Task"], plan: "Plan", packa
     return cand_label, cand_conf, head_label, head_conf
 
 
-def head_out_of_fold(data: Any, vectors: "np.ndarray", fingerprint: str) -> tuple[list[str], list[float]]:
-    """Each training row's label and confidence from a frozen-encoder head fitted without its fold (mode head)."""
+def head_out_of_fold(part: Any, vectors: "np.ndarray", fingerprint: str) -> tuple[list[str], list[float]]:
+    """Each judged row's label and confidence from a frozen-encoder head fitted without its fold (mode head)."""
     from agent.trainer import fit_head
 
+    data = part.data
     rows, n = data.fit_rows, len(data.train)
-    folds = [fold_of(r.text) for r in data.train]
     labels, confs = [""] * n, [0.0] * n
-    for f in range(FOLDS):
-        test = [i for i in range(n) if folds[i] == f]
-        fit = [i for i in range(len(rows)) if i >= n or folds[i] != f]
-        if not test or len({rows[i].label for i in fit}) < 2:
+    for _, test, fit in folds(rows, n, judged_texts(part)):
+        if len({rows[i].label for i in fit}) < 2:
             continue
         probs = fit_head(vectors[fit], [rows[i].label for i in fit], data.labels, fingerprint).predict_proba(vectors[test])
         for j, i in enumerate(test):

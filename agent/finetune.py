@@ -265,8 +265,8 @@ def _head_crossval(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", vers
     started = time.perf_counter()
     vectors = _encode(encoder, [r.text for r in data.fit_rows], "train", progress, plan, cancel)
     probe = fit_head(vectors, [r.label for r in data.fit_rows], data.labels, encoder.fingerprint)
-    cand, conf = crossval.head_out_of_fold(data, vectors, encoder.fingerprint)
     part = SimpleNamespace(current=versions.current(), versions=versions, data=data, keeps_own=False)
+    cand, conf = crossval.head_out_of_fold(part, vectors, encoder.fingerprint)
 
     def current(texts: list[str]) -> list[str]:
         return _current_predictions(versions, encoder, texts, encoder.encode(texts), probe, turns_encoder)[1]

@@ -78,6 +78,17 @@ def test_folds_are_stable_and_spread_rows() -> None:
     assert crossval.fold_of("Hello  World") == crossval.fold_of("hello world")  # folded text, as duplicates are
 
 
+def test_with_turns_to_judge_only_they_are_split_and_every_other_row_always_trains() -> None:
+    rows = [Row(f"example {i}", "a", "examples") for i in range(30)] + [Row(f"turn {i}", "b", f"log:{i}") for i in range(9)]
+    judged = {f"turn {i}" for i in range(9)}
+    plan = crossval.folds(rows, len(rows), judged)
+    assert sorted(i for _, test, _ in plan for i in test) == list(range(30, 39))  # each judged turn once
+    for _, test, fit in plan:
+        assert set(range(30)) <= set(fit) and not set(test) & set(fit)
+    everything = crossval.folds(rows, len(rows))
+    assert sorted(i for _, test, _ in everything for i in test) == list(range(39))
+
+
 def test_a_few_shot_plugin_trains_on_every_row_and_is_judged_on_all_of_them(home: Settings, encoder) -> None:
     desk = home.plugin_paths[0] / "desk"  # type: ignore[index]
     result = finetune(desk, home, Options(device="cpu", epochs=3), encoder=encoder)
