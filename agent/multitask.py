@@ -4,7 +4,11 @@ Each plugin is a task: its texts, labels and a head (started from its frozen-enc
 step takes one batch of one task; the loss is that task's cross-entropy plus a retrieval term that
 keeps each embedding near the packaged encoder's embedding of the same text (cosine distance to a
 target computed once, before training), so routing, FAQ search and similarity thresholds keep
-working with the tuned encoder. Batches group rows of similar length (little padding); texts are
+working with the tuned encoder. A plugin with few rows per label adds a supervised contrastive term
+(each row drawn towards the batch's rows of its label), and so does the plugin asked for when its
+batches hold, on average, another row of each row's label (no more labels than a batch has rows,
+less one): Financial PhraseBank's held-out rows preferred it (0.853 against 0.845), BANKING77's
+(77 labels, batches of 32) did not (0.930 against 0.931). Batches group rows of similar length (little padding); texts are
 tokenised once; after each epoch the tuned task's held-out rows are scored, and training stops when
 they have not improved for a quarter of the planned epochs, keeping the best weights.
 """
@@ -82,6 +86,12 @@ def label_batches(labels: Sequence[int], gen: "torch.Generator") -> list[list[in
             pools[k] = pools[k][PER_LABEL:]
     rest = [i for rows in pools.values() for i in rows]
     return batches + ([rest] if rest else [])
+
+
+def contrasted(tasks: Sequence[Task], batch_size: int) -> list[bool]:
+    """Which tasks add the contrastive term: those with few rows per label, and the plugin asked for (the first)
+    when a batch holds, on average, another row of each row's label (batch size − 1 ≥ its labels)."""
+    return [t.few or (k == 0 and batch_size - 1 >= len(set(t.labels))) for k, t in enumerate(tasks)]
 
 
 def supcon(pooled: "torch.Tensor", y: "torch.Tensor", tau: float = TAU) -> "torch.Tensor":
@@ -166,6 +176,7 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
     warmup = max(1, int(0.1 * total))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / total))
     gen = torch.Generator().manual_seed(plan.seed)
+    contrast = contrasted(tasks, plan.batch_size)
     start, step, losses, stopped, scores, best = time.perf_counter(), 0, [], None, [], None
     while step < total and stopped is None:
         schedule = epoch_schedule(tasks, ids, ys, plan.batch_size, gen, capped)
@@ -182,7 +193,7 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
             logits, pooled = net(batch, k)
             y = ys[k][idx].to(device)
             loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.1)
-            if tasks[k].few:
+            if contrast[k]:
                 loss = loss + supcon(pooled, y)
             if keep:
                 loss = loss + keep * (1 - (pooled * targets[k][idx].to(device)).sum(-1)).mean()

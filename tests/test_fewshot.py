@@ -55,6 +55,17 @@ def test_the_contrastive_term_is_low_when_rows_sit_with_their_label() -> None:
     assert float(supcon(grouped, torch.tensor([0, 1, 2, 3, 4, 5]))) == 0.0  # no pairs: nothing to learn
 
 
+def test_which_tasks_add_the_contrastive_term() -> None:
+    from agent.multitask import Task, contrasted
+
+    def task(n_labels: int, few: bool = False) -> Task:
+        return Task("t", [], [f"l{i % n_labels}" for i in range(10 * n_labels)], None, None, few)  # type: ignore[arg-type]
+
+    assert contrasted([task(3), task(3), task(77, few=True)], 32) == [True, False, True]  # the asked plugin, a few-shot one
+    assert contrasted([task(77), task(3)], 32) == [False, False]  # 77 labels in 32 rows: most rows meet no other of theirs
+    assert contrasted([task(31)], 32) == [True] and contrasted([task(33)], 32) == [False]
+
+
 def test_names_of_labels_without_a_description_become_anchor_rows(home: Settings) -> None:
     shop = load_manifest(home.plugin_paths[0] / "shop")  # type: ignore[index]
     desk = load_manifest(home.plugin_paths[0] / "desk")  # type: ignore[index]
