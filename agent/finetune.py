@@ -258,8 +258,8 @@ def _few_head_data(manifest: Manifest, data: trainset.TrainSet) -> None:
 def _head_crossval(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", versions: Versions,
                    progress: ProgressFn | None, cancel: CancelFn | None,
                    turns_encoder: "Encoder | None") -> tuple[TunedClassifier, dict[str, Any], dict[str, Any], str | None]:
-    """Mode head with few rows per label: the head fitted on all rows, judged by its out-of-fold answers
-    against the version in use on the labelled turns it never trained on (agent.crossval)."""
+    """Mode head judged by folds (few rows per label, or a version in use judged so): the head fitted on all
+    rows, judged by its out-of-fold answers against the version in use on the turns it never saw (agent.crossval)."""
     from types import SimpleNamespace
 
     started = time.perf_counter()
