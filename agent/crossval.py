@@ -109,6 +109,30 @@ def head_out_of_fold(part: Any, vectors: "np.ndarray", fingerprint: str) -> tupl
     return labels, confs
 
 
+def prepare(manifest: Any, data: Any, versions: Any, holdout: float) -> tuple[bool, bool]:
+    """(few rows per label, judged by folds) for the plugin asked for, its rows made ready: judged by folds,
+    it holds nothing out; with few rows per label, its label names train too (agent.fewshot)."""
+    from agent import fewshot
+
+    few = fewshot.is_few(data)
+    folded = holdout > 0 and (few or judged_by_folds_before(versions))
+    if folded:
+        data.train, data.holdout = data.train + data.holdout, []
+    if few:
+        data.augmented += fewshot.name_anchors(manifest, data)
+    return few, folded
+
+
+def gate(evaluation: dict[str, Any], opts: Any, has_current: bool) -> tuple[bool, str]:
+    """The gate on cross-validated figures: tolerance TOLERANCE at most, and the decision says how it judged."""
+    from dataclasses import replace
+
+    from agent.runs import _gate
+
+    promote, decision = _gate(evaluation, replace(opts, tolerance=min(opts.tolerance, TOLERANCE)), has_current)
+    return promote, decision.replace("held-out accuracy", "cross-validated accuracy", 1)
+
+
 def judged_by_folds_before(versions: Any) -> bool:
     """Whether the version in use was judged by cross-validation (it trained on every row, so held-out rows
     would flatter it: its successors are judged by folds too)."""

@@ -18,11 +18,10 @@ import math
 import os
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from agent import crossval, fewshot, trainset
+from agent import crossval, trainset
 from agent import report as reports
 from agent.errors import ModelError
 from agent.manifest import Manifest, load_manifest
@@ -97,9 +96,7 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
         if plan_mode(opts) == "head":
             encoder = turns_encoder  # a head reads the turn's embedding: train it on the home's encoder
         plan = choose_plan(data, opts, say)
-        folds = plan.mode == "head" and opts.holdout > 0 and (fewshot.is_few(data) or crossval.judged_by_folds_before(versions))
-        if folds:
-            _few_head_data(manifest, data)
+        folds = plan.mode == "head" and crossval.prepare(manifest, data, versions, opts.holdout)[1]
         version, partial = versions.start()
         try:
             _write_learned(partial, data)
@@ -113,11 +110,8 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
                 evaluation = reports.compare(gold, cand, cur)
             tuned.head.config.update({"base_model": encoder.fingerprint, "plan": _plan_dict(plan), "run": stats})
             tuned.save(partial)
-            promote, decision = _gate(evaluation, replace(opts, tolerance=min(opts.tolerance, crossval.TOLERANCE))
-                                      if folds else opts, cur_version is not None)
-            if folds:
-                decision = decision.replace("held-out accuracy", "cross-validated accuracy", 1)
-            else:
+            promote, decision = (crossval.gate if folds else _gate)(evaluation, opts, cur_version is not None)
+            if not folds:
                 decision += _same_rows_note(versions, cur_version, data)
             status = "promoted" if promote else "rejected"
             rep = _report(manifest, version, status, decision, plan, stats, data, evaluation, cur_version, stamp, started)
@@ -247,14 +241,6 @@ def _train_and_score(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", ve
     return tuned, stats, gold, cand, cur, cur_version
 
 
-def _few_head_data(manifest: Manifest, data: trainset.TrainSet) -> None:
-    """A head judged by folds trains on every row (and, with few rows per label, its label names)."""
-    few = fewshot.is_few(data)
-    data.train, data.holdout = data.train + data.holdout, []
-    if few:
-        data.augmented += fewshot.name_anchors(manifest, data)
-
-
 def _head_crossval(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", versions: Versions,
                    progress: ProgressFn | None, cancel: CancelFn | None,
                    turns_encoder: "Encoder | None") -> tuple[TunedClassifier, dict[str, Any], dict[str, Any], str | None]:
@@ -268,8 +254,12 @@ def _head_crossval(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", vers
     part = SimpleNamespace(current=versions.current(), versions=versions, data=data, keeps_own=False)
     cand, conf = crossval.head_out_of_fold(part, vectors, encoder.fingerprint)
 
+    by_text = {r.text: vectors[i] for i, r in enumerate(data.train)}  # the judged turns are encoded already
+
     def current(texts: list[str]) -> list[str]:
-        return _current_predictions(versions, encoder, texts, encoder.encode(texts), probe, turns_encoder)[1]
+        import numpy as np
+
+        return _current_predictions(versions, encoder, texts, np.stack([by_text[t] for t in texts]), probe, turns_encoder)[1]
 
     evaluation = crossval.evaluation(None, part, (cand, conf, cand, conf), current)
     stats = {"device": plan.device, "seconds": round(time.perf_counter() - started, 1)}

@@ -8,8 +8,8 @@ working with the tuned encoder. A plugin with few rows per label adds a supervis
 (each row drawn towards the batch's rows of its label), and so does the plugin asked for when its
 batches hold, on average, another row of each row's label (no more labels than a batch has rows,
 less one): Financial PhraseBank's held-out rows preferred it (0.853 against 0.845), BANKING77's
-(77 labels, batches of 32) did not (0.930 against 0.931). Batches group rows of similar length (little padding); texts are
-tokenised once; after each epoch the tuned task's held-out rows are scored, and training stops when
+(77 labels, batches of 32) did not (0.930 against 0.931). Batches group rows of similar length
+(little padding); texts are tokenised once; after each epoch the tuned task's held-out rows are scored, and training stops when
 they have not improved for a quarter of the planned epochs, keeping the best weights.
 """
 

@@ -16,7 +16,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -99,10 +99,8 @@ def finetune_shared(job: "Job") -> "FinetuneResult":
                 job, target, oof, lambda texts: _current(target, job, package, current, texts)[1])
         if _head_is_better(job, target, evaluations[target.manifest.name], current is package):
             return _keep_head(job, target, plan, stats, stamp, crossval.head_evaluation(target, oof) if oof else None)
-        gate_opts = replace(opts, tolerance=min(opts.tolerance, crossval.TOLERANCE)) if oof is not None else opts
-        promote, decision = _gate(evaluations[target.manifest.name], gate_opts, target.current is not None)
-        if oof is not None:
-            decision = decision.replace("held-out accuracy", "cross-validated accuracy", 1)
+        promote, decision = (crossval.gate if oof is not None else _gate)(evaluations[target.manifest.name], opts,
+                                                                         target.current is not None)
         promote, decision = _judge_others(promote, decision, evaluations, target.manifest.name, opts)
         ev_name, ev_partial = encoders.start()
         version, partial = job.versions.start()
@@ -175,18 +173,14 @@ def _parts(job: "Job", package: "Encoder", current: "Encoder") -> list[Part]:
 
 def _part(manifest: Manifest, job: "Job", package: "Encoder", current: "Encoder") -> Part:
     """One plugin's training rows, its probe, and the predictions of what it uses now on its held-out rows."""
-    from agent import fewshot
     from agent.runs import _encode, _training_data
 
     versions = versions_for(job.settings.models_root, manifest)
     data = _training_data(manifest, versions, job.store, job.options)
-    few = fewshot.is_few(data)
-    judged_by_folds = (manifest.name == job.manifest.name and job.options.holdout > 0
-                       and (few or crossval.judged_by_folds_before(versions)))
-    if judged_by_folds:
-        data.train, data.holdout = data.train + data.holdout, []
-    if few:
-        data.augmented += fewshot.name_anchors(manifest, data)
+    if manifest.name == job.manifest.name:
+        few, judged_by_folds = crossval.prepare(manifest, data, versions, job.options.holdout)
+    else:  # another plugin, replayed: judged on its held-out rows
+        few, judged_by_folds = crossval.prepare(manifest, data, versions, 0.0)
     plan = Plan(mode="shared", device=package.device)
     targets = _encode(package, [r.text for r in data.fit_rows], f"{manifest.name} rows", job.progress, plan, job.cancel)
     probe = fit_head(targets, [r.label for r in data.fit_rows], data.labels, package.fingerprint)
