@@ -129,6 +129,8 @@ def gate(evaluation: dict[str, Any], opts: Any, has_current: bool) -> tuple[bool
 
     from agent.runs import _gate
 
+    if evaluation["current"] is None and evaluation["candidate"]["n"] and not has_current:
+        return True, f"promoted: cross-validated accuracy {evaluation['candidate']['accuracy']:.4f}, no version in use to compare with"
     promote, decision = _gate(evaluation, replace(opts, tolerance=min(opts.tolerance, TOLERANCE)), has_current)
     return promote, decision.replace("held-out accuracy", "cross-validated accuracy", 1)
 

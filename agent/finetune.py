@@ -262,6 +262,8 @@ def _head_crossval(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", vers
         return _current_predictions(versions, encoder, texts, np.stack([by_text[t] for t in texts]), probe, turns_encoder)[1]
 
     evaluation = crossval.evaluation(None, part, (cand, conf, cand, conf), current)
+    if part.current is None:  # the candidate is the head itself: nothing to compare with
+        evaluation.update(current=None, f1_drops=[])
     stats = {"device": plan.device, "seconds": round(time.perf_counter() - started, 1)}
     return TunedClassifier(probe), stats, evaluation, part.current
 

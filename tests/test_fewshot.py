@@ -139,6 +139,7 @@ def test_mode_head_with_few_rows_is_judged_by_folds_too(home: Settings, encoder)
     n = sum(len(v) for v in DESK.values())
     assert first.status == "promoted" and first.report["data"]["holdout_rows"] == 0
     assert first.report["data"]["anchor_rows"] == 3 and first.report["evaluation"]["candidate"]["n"] == n
+    assert "no version in use to compare with" in first.report["decision"] and first.report["evaluation"]["current"] is None
     assert crossval.judged_by_folds_before(plugin_versions(home, desk))  # so its successors are judged by folds too
     agent = Agent(home, encoder=encoder)
     for text, label in [("my bill from march please", "invoice_copy"), ("parcel still not here", "delivery_time")]:
