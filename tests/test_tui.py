@@ -389,6 +389,7 @@ def test_a_plugins_own_policy_fine_tunes_it_in_the_background_once_enough_labels
 
     said, running = run(go())
     assert "shop's fine-tune policy is due: 2 new labelled turns (policy: 2)" in said and running is None
+    assert "shop v1 promoted · cross-validated accuracy" in said  # judged by folds, with no version to compare with
     runs = Agent(settings, encoder=encoder).store.finetune_runs("shop")
     assert [(r["trigger"], r["mode"], r["status"]) for r in runs] == [("policy", "head", "promoted")]
 

@@ -546,7 +546,8 @@ class AgentApp(App[None]):
 def _accuracy_note(report: dict[str, Any]) -> str:
     """' · held-out accuracy 0.912 (was 0.874)' from a fine-tune report, or ''."""
     ev = report.get("evaluation") or {}
-    new, old = (ev.get(k, {}).get("accuracy") for k in ("candidate", "current"))
+    new, old = ((ev.get(k) or {}).get("accuracy") for k in ("candidate", "current"))
     if not isinstance(new, (int, float)):
         return ""
-    return f" · held-out accuracy {new:.3f}" + (f" (was {old:.3f})" if isinstance(old, (int, float)) else "")
+    how = "cross-validated" if ev.get("cross_validated") else "held-out"
+    return f" · {how} accuracy {new:.3f}" + (f" (was {old:.3f})" if isinstance(old, (int, float)) else "")
