@@ -193,8 +193,10 @@ def _print_result(result: Any) -> None:
     ev, data = rep["evaluation"], rep["data"]
     color = "green" if result.status == "promoted" else "yellow"
     out.print(f"[{color}]{escape(result.plugin)} {result.version}: {result.status}[/] — {escape(rep['decision'])}")
+    folds = ev.get("cross_validated")
+    judged = f"judged by {folds['folds']}-fold cross-validation" if folds else f"{data['holdout_rows']} held out"
     out.print(f"mode {rep['run']['mode']} on {rep['run']['device']}, {rep['run']['seconds']} s; "
-              f"{data['train_rows']} training rows ({data['log_rows']} from the log), {data['holdout_rows']} held out")
+              f"{data['train_rows']} training rows ({data['log_rows']} from the log), {judged}")
     if data["new_labels"]:
         out.print(f"new labels: {escape(', '.join(data['new_labels']))}")
     if data["conflicts"]:

@@ -129,10 +129,17 @@ def gate(evaluation: dict[str, Any], opts: Any, has_current: bool) -> tuple[bool
 
     from agent.runs import _gate
 
-    if evaluation["current"] is None and evaluation["candidate"]["n"] and not has_current:
-        return True, f"promoted: cross-validated accuracy {evaluation['candidate']['accuracy']:.4f}, no version in use to compare with"
+    figure = f"cross-validated accuracy {evaluation['candidate']['accuracy']:.4f}"
+    if evaluation["current"] is None and evaluation["candidate"]["n"]:
+        if not has_current:
+            return True, f"promoted: {figure}, no version in use to compare with"
+        unseen = f"{evaluation.get('current_version')} has trained on every labelled turn, so no turn is left to compare on"
+        if opts.force:
+            return True, f"promoted by --force without a comparison: {figure}; {unseen}"
+        return False, f"not promoted: {figure}, but {unseen}; label new turns first, or --force promotes it"
     promote, decision = _gate(evaluation, replace(opts, tolerance=min(opts.tolerance, TOLERANCE)), has_current)
-    return promote, decision.replace("held-out accuracy", "cross-validated accuracy", 1)
+    against = evaluation.get("cross_validated", {}).get("against") or "current"
+    return promote, decision.replace("held-out accuracy", "cross-validated accuracy", 1).replace(" vs current ", f" vs {against} ", 1)
 
 
 def judged_by_folds_before(versions: Any) -> bool:
@@ -196,10 +203,12 @@ def evaluation(job: "Job | None", part: Any, oof: tuple[list[str], list[float], 
         texts = [part.data.train[i].text for i in rows]
         ev = reports.compare([gold[i] for i in rows], ([cand[i] for i in rows], [conf[i] for i in rows]), current(texts))
         what = f"{len(rows)} labelled turns {part.current} never trained on, against {part.current}"
+        against = part.current
     else:
         rows = distinct(part.data.train)
         ev = reports.compare([gold[i] for i in rows], ([cand[i] for i in rows], [conf[i] for i in rows]),
                              [head[i] for i in rows])
         what = f"all {len(rows)} rows, against the frozen-encoder head fitted without each fold"
+        against = "the frozen-encoder head"
     return {**ev, "current_version": part.current, "neighbours": None, "keeps_own": part.keeps_own,
-            "cross_validated": {"folds": FOLDS, "rows": what}}
+            "cross_validated": {"folds": FOLDS, "rows": what, "against": against}}

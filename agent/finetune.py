@@ -262,8 +262,10 @@ def _head_crossval(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", vers
         return _current_predictions(versions, encoder, texts, np.stack([by_text[t] for t in texts]), probe, turns_encoder)[1]
 
     evaluation = crossval.evaluation(None, part, (cand, conf, cand, conf), current)
-    if part.current is None:  # the candidate is the head itself: nothing to compare with
+    if evaluation["cross_validated"]["against"] != part.current:
+        # no version, or no turn it never saw: the baseline would be the head itself, so nothing is compared
         evaluation.update(current=None, f1_drops=[])
+        evaluation["cross_validated"].update(rows=f"all {evaluation['candidate']['n']} rows", against=None)
     stats = {"device": plan.device, "seconds": round(time.perf_counter() - started, 1)}
     return TunedClassifier(probe), stats, evaluation, part.current
 

@@ -84,8 +84,8 @@ def label_batches(labels: Sequence[int], gen: "torch.Generator") -> list[list[in
         batches.append([i for k in picked for i in pools[k][:PER_LABEL]])
         for k in picked:
             pools[k] = pools[k][PER_LABEL:]
-    rest = [i for rows in pools.values() for i in rows]
-    return batches + ([rest] if rest else [])
+    rest, size = [i for rows in pools.values() for i in rows], LABELS * PER_LABEL  # one label's rows are left
+    return batches + [rest[i:i + size] for i in range(0, len(rest), size)]
 
 
 def contrasted(tasks: Sequence[Task], batch_size: int) -> list[bool]:

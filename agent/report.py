@@ -52,14 +52,16 @@ def compare(gold: list[str], candidate: tuple[list[str], list[float]], current: 
 def markdown(report: dict[str, Any]) -> str:
     """A readable version of the report."""
     ev, run = report["evaluation"], report["run"]
-    cand, cur = ev["candidate"], ev["current"]
+    cand, cur, folds = ev["candidate"], ev["current"], ev.get("cross_validated")
+    judged = (f"judged by {folds['folds']}-fold cross-validation on {folds['rows']}" if folds
+              else f"held-out rows {report['data']['holdout_rows']}")
+    against = (folds or {}).get("against") or f"current {report['current_version'] or 'head'}"
     lines = [f"# {report['plugin']} {report['version']}: {report['status']}", "",
              f"- decision: {report['decision']}",
              f"- mode {run['mode']} on {run['device']}, {run.get('steps', '-')} steps, {run['seconds']} s",
-             f"- training rows {report['data']['train_rows']} (from the log: {report['data']['log_rows']}), "
-             f"held-out rows {report['data']['holdout_rows']}",
-             f"- accuracy {cand['accuracy']:.4f} (current {report['current_version'] or 'head'}: "
-             f"{cur['accuracy']:.4f})" if cur else f"- accuracy {cand['accuracy']:.4f}",
+             f"- training rows {report['data']['train_rows']} (from the log: {report['data']['log_rows']}), {judged}",
+             f"- accuracy {cand['accuracy']:.4f} ({against}: {cur['accuracy']:.4f})" if cur
+             else f"- accuracy {cand['accuracy']:.4f}",
              f"- macro-F1 {cand['macro_f1']:.4f}", f"- suggested min_confidence {ev['suggested_min_confidence']}", ""]
     if report["data"]["new_labels"]:
         lines += [f"New labels: {', '.join(report['data']['new_labels'])}", ""]

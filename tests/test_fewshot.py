@@ -45,6 +45,15 @@ def test_label_batches_take_every_row_once_in_groups_of_one_label() -> None:
     assert label_batches(labels, torch.Generator().manual_seed(1)) != batches
 
 
+def test_one_label_with_many_more_rows_than_the_rest_is_not_left_in_one_huge_batch() -> None:
+    import torch
+
+    labels = [i % 10 for i in range(50)] + [10] * 500  # ten labels of 5 rows, one of 500
+    batches = label_batches(labels, torch.Generator().manual_seed(0))
+    assert sorted(i for b in batches for i in b) == list(range(550))
+    assert max(len(b) for b in batches) == LABELS * PER_LABEL
+
+
 def test_the_contrastive_term_is_low_when_rows_sit_with_their_label() -> None:
     import torch
 
@@ -102,7 +111,7 @@ def test_with_turns_to_judge_only_they_are_split_and_every_other_row_always_trai
 
 def test_a_few_shot_plugin_trains_on_every_row_and_is_judged_on_all_of_them(home: Settings, encoder) -> None:
     desk = home.plugin_paths[0] / "desk"  # type: ignore[index]
-    result = finetune(desk, home, Options(device="cpu", epochs=3), encoder=encoder)
+    result = finetune(desk, home, Options(device="cpu", epochs=3, force=True), encoder=encoder)  # judged, then kept
     rep = result.report
     n = sum(len(v) for v in DESK.values())
     assert rep["data"]["holdout_rows"] == 0 and rep["data"]["train_rows"] == n and rep["data"]["anchor_rows"] == 3
@@ -111,10 +120,11 @@ def test_a_few_shot_plugin_trains_on_every_row_and_is_judged_on_all_of_them(home
     assert "frozen-encoder head" in ev["cross_validated"]["rows"]
     assert "contrastive" in " ".join(rep["run"]["notes"])
     assert "cross-validated accuracy" in rep["decision"] and "tolerance 0.0" in rep["decision"]
+    assert " vs the frozen-encoder head " in rep["decision"]  # not "vs current": no version is in use
+    assert f"judged by 3-fold cross-validation on all {n} rows" in (result.folder / "report.md").read_text()
     assert (result.folder / "learned.jsonl").read_text().strip() == ""  # anchors are trained on, never learned
-    if result.status == "promoted":
-        agent = Agent(home, encoder=encoder)
-        assert agent.reply("reset my password please", plugin="desk").label == "password_reset"
+    assert result.status == "promoted"
+    assert Agent(home, encoder=encoder).reply("reset my password please", plugin="desk").label == "password_reset"
 
 
 def test_with_a_version_in_use_the_turns_it_never_saw_judge_the_next_one(home: Settings, encoder) -> None:
@@ -144,9 +154,14 @@ def test_mode_head_with_few_rows_is_judged_by_folds_too(home: Settings, encoder)
     agent = Agent(home, encoder=encoder)
     for text, label in [("my bill from march please", "invoice_copy"), ("parcel still not here", "delivery_time")]:
         agent.feedback(agent.reply(text, plugin="desk").turn_id, label=label)
-    second = finetune(desk, home, Options(device="cpu", mode="head"), encoder=encoder)
+    second = finetune(desk, home, Options(device="cpu", mode="head", force=True), encoder=encoder)  # judged, then kept
     ev = second.report["evaluation"]
-    assert ev["current_version"] == "v1" and ev["candidate"]["n"] == 2 == ev["current"]["n"]
+    assert second.status == "promoted" and ev["current_version"] == "v1" and ev["candidate"]["n"] == 2 == ev["current"]["n"]
     assert "2 labelled turns v1 never trained on" in ev["cross_validated"]["rows"]
     assert "cross-validated accuracy" in second.report["decision"] and "tolerance 0.0" in second.report["decision"]
-    assert second.report["run"]["mode"] == "head"
+    assert " vs v1 " in second.report["decision"] and second.report["run"]["mode"] == "head"
+    third = finetune(desk, home, Options(device="cpu", mode="head"), encoder=encoder)  # v2 trained on every turn
+    assert third.status == "rejected" and third.report["evaluation"]["current"] is None
+    assert "v2 has trained on every labelled turn" in third.report["decision"] and "--force" in third.report["decision"]
+    forced = finetune(desk, home, Options(device="cpu", mode="head", force=True), encoder=encoder)
+    assert forced.status == "promoted" and "without a comparison" in forced.report["decision"]
