@@ -101,7 +101,9 @@ def head_out_of_fold(part: Any, vectors: "np.ndarray", fingerprint: str) -> tupl
     rows, n = data.fit_rows, len(data.train)
     labels, confs = [""] * n, [0.0] * n
     for _, test, fit in folds(rows, n, judged_texts(part)):
-        if len({rows[i].label for i in fit}) < 2:
+        if len(seen := {rows[i].label for i in fit}) < 2:  # one label left to train on: the head can only answer it
+            for i in test:
+                labels[i], confs[i] = next(iter(seen), ""), 1.0
             continue
         probs = fit_head(vectors[fit], [rows[i].label for i in fit], data.labels, fingerprint).predict_proba(vectors[test])
         for j, i in enumerate(test):
