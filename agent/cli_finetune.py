@@ -48,8 +48,10 @@ def finetune(ctx: click.Context, plugin_dir: Path | None, device_opt: str | None
     from agent.plugins import plugin_folder
 
     settings = make_settings(ctx)
-    if due and (rollback or list_versions):
-        raise click.UsageError("--due runs the due plugins; use --rollback or --versions without it")
+    chosen = [flag for flag, on in (("--due", due), ("--accept-threshold", accept_th), ("--reject-threshold", reject_th),
+                                    ("--rollback", rollback), ("--versions", list_versions)) if on]
+    if len(chosen) > 1:
+        raise click.UsageError(f"{' and '.join(chosen)} do different things: use one of them at a time")
     if due:
         _run_due(settings, plugin_dir, ft.Options(device=device_opt or ctx.obj["device"], **kw), as_json)
         return
@@ -146,7 +148,7 @@ def _versions_only(settings: Any, plugin_dir: Path, rollback: bool, as_json: boo
     from agent import finetune as ft
 
     if rollback:
-        before, after = ft.rollback(plugin_dir, settings)
+        before, after = ft.rollback(plugin_dir, settings, click.echo)
         click.echo(f"rolled back from {before} to {after}; running chats switch on their next turn")
         return
     rows = version_rows(ft.plugin_versions(settings, plugin_dir))

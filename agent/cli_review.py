@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from agent.cli_util import console, escape, make_agent
+from agent.errors import InputError
 from agent.hookspecs import hookimpl
 
 KEYS = "Enter confirms the guess · a label's name corrects it · o: out of scope · s: skip · q: quit"
@@ -35,9 +36,11 @@ def review(ctx: click.Context, plugin: str | None, limit: int, as_json: bool, de
     if accept_id and plugin is None:
         raise click.UsageError("name the plugin of the proposal: agent review PLUGIN --accept ID")
     agent = make_agent(ctx)
-    if plugin is not None and plugin not in agent.responder_names():
-        raise click.BadParameter(f"no responder plugin named '{plugin}'; choose one of: {', '.join(agent.responder_names())}",
-                                 param_hint="PLUGIN")
+    if plugin is not None:
+        try:
+            agent.responder(plugin)
+        except InputError as exc:  # says why a plugin of that name did not load, or which ones there are
+            raise click.BadParameter(str(exc), param_hint="PLUGIN") from None
     if proposals or accept_id:
         _proposals(agent, plugin, accept_id, label, as_json)
         return

@@ -350,12 +350,12 @@ class Agent:
         conversation_id = given or uuid.uuid4().hex[:12]
         use, cleaned = parse_use(cleaned)
         if use is not None:
-            self._forced[conversation_id] = self._responder(use)
+            self._forced[conversation_id] = self.responder(use)
             self._offers[conversation_id] = None  # a switch closes an open offer
         may_pick = use is None and given is not None and seen is not None and conversation_id not in seen
         if seen is not None:
             seen.add(conversation_id)
-        asked = self._responder(plugin) if plugin else None
+        asked = self.responder(plugin) if plugin else None
         picked = self._picked(cleaned, conversation_id, asked) if may_pick else None
         forced = self._forced.get(conversation_id) or asked
         return Turn(cleaned, conversation_id, picked.plugin if picked else forced, picked=picked)
@@ -394,7 +394,7 @@ class Agent:
             if picked is not None and picked.turn_id is not None and turn.reply.turn_id is not None:
                 self.store.add_feedback(picked.turn_id, "label", picked.choice.label, two.NOTE)
 
-    def _responder(self, name: str) -> str:
+    def responder(self, name: str) -> str:
         """A loaded responder's name, or an error that says why it is not available."""
         if name in self.runtimes:
             return name
@@ -583,24 +583,26 @@ class Agent:
             raise InputError(f"no turn {turn_id} in {self.settings.db_path}; list turns with: agent logs")
         if label is not None:
             label = label.strip()
-            known = self._labels_of(turn["plugin"])
+            known = self.labels_of(turn["plugin"])
             if new_label and not _LABEL.fullmatch(label):
                 raise InputError(f"'{label}' cannot be a label: use letters, digits, '_', '-' or '.', up to 64 characters")
             if known and label not in known and not new_label:
                 raise InputError(f"'{label}' is not a label of plugin {turn['plugin']}; choose one of: {', '.join(known)}"
-                                 " (or teach a new one with --new-label)")
+                                 " (or teach it as a new label: `agent feedback N --new-label`, `/label --new` in the app)")
             return self.store.add_feedback(turn_id, "label", label, note)
         if rating not in ("good", "bad", "out_of_scope"):
             raise InputError("give --label LABEL, --good, --bad or --out-of-scope")
         return self.store.add_feedback(turn_id, rating, None, note)
 
-    def _labels_of(self, plugin: str | None) -> list[str]:
-        """Declared labels of a discovered plugin and those its current model learned (no model load)."""
+    def labels_of(self, plugin: str | None) -> list[str]:
+        """Declared labels of a discovered plugin, those its current model learned, and those people taught it
+        that no fine-tune learned yet (no model load)."""
         from agent.versions import versions_for
 
         for m in self.manifests:
             if m.name == plugin:
-                return list(dict.fromkeys([*m.labels, *versions_for(self.settings.models_root, m).current_labels()]))
+                learned = versions_for(self.settings.models_root, m).current_labels()
+                return list(dict.fromkeys([*m.labels, *learned, *self.store.taught_labels(m.name)]))
         return []
 
 

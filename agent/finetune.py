@@ -163,7 +163,19 @@ def rollback(plugin_dir: Path, settings: Settings | None = None, say: Callable[[
             result = versions.rollback()
         if config.get("mode") == "shared":
             restore_encoder(settings.home, config, say or (lambda _msg: None))
+        _drop_threshold_of(versions, now, say)
         return result
+
+
+def _drop_threshold_of(versions: Versions, left: str | None, say: Callable[[str], None] | None) -> None:
+    """A min_confidence accepted from the version rolled back from no longer applies: the manifest's does."""
+    from agent import accepted
+
+    data = accepted.read(versions.root)
+    if left and data and data.get("version") == left and accepted.reject(versions):
+        (say or (lambda _msg: None))(f"the min_confidence accepted from {left} ({data['min_confidence']:g}) no longer "
+                                     "applies: the manifest's does; --accept-threshold takes the suggestion of the "
+                                     "version in use")
 
 
 def _config_of(folder: Path) -> dict[str, Any]:

@@ -161,7 +161,7 @@ def plugin_folder(settings: Settings, name_or_folder: str | Path) -> Path:
     for m in manifests:
         if m.name == str(name_or_folder):
             return m.folder
-    why = [s.reason for s in skipped if s.name == str(name_or_folder)]
+    why = [s.reason for s in skipped if (s.name or s.path.name) == str(name_or_folder)]  # unnamed: a manifest that failed
     if why:
         raise PluginError(f"plugin '{name_or_folder}' is not available: {why[0]}")
     raise PluginError(f"{name_or_folder}: neither a plugin folder (no plugin.toml there) nor the name of a plugin; "

@@ -202,7 +202,7 @@ def accept(agent: "Agent", proposal: Proposal, label: str | None = None) -> dict
     """Label every turn of a proposal (its suggested name, another new one, or an existing label to merge
     into) and add an FAQ stub to fill in for a new label; what was done."""
     label = (label or proposal.name).strip()
-    known = set(agent.runtimes[proposal.plugin].labels) if proposal.plugin in agent.runtimes else set()
+    known = set(agent.labels_of(proposal.plugin))  # declared, learned, or already taught: a merge, no new stub
     open_ids = _undecided(agent, proposal.turn_ids)  # a turn decided since the proposal was made keeps its decision
     for turn_id in open_ids:
         agent.feedback(turn_id, label=label, new_label=label not in known, note=f"{GROUP_NOTE}{proposal.id}")

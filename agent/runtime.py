@@ -356,9 +356,9 @@ class PluginRuntime:
         (label, p1), p2 = top[0], (top[1][1] if len(top) > 1 else 0.0)
         reason = None
         if similarity < th.min_similarity:
-            reason = f"out_of_scope {similarity:.2f} < {th.min_similarity:.2f}"
+            reason = f"out_of_scope {_below(similarity, th.min_similarity)}"
         elif p1 < th.min_confidence:
-            reason = f"low_confidence {p1:.2f} < {th.min_confidence:.2f}"
+            reason = f"low_confidence {_below(p1, th.min_confidence)}"
         elif p1 - p2 < th.min_margin:
             reason = f"ambiguous {p1:.2f} vs {p2:.2f}"
         return Decision(label, p1, top, reason)
@@ -412,3 +412,9 @@ def _align(probs: "np.ndarray", have: list[str], want: list[str]) -> "np.ndarray
         if label in want:
             out[:, want.index(label)] = probs[:, j]
     return out
+
+
+def _below(value: float, bar: float) -> str:
+    """'0.34 < 0.35', with more decimals where two would show the value equal to the bar ('0.3496 < 0.35')."""
+    digits = next((d for d in range(2, 7) if f"{value:.{d}f}" != f"{bar:.{d}f}"), 6)
+    return f"{value:.{digits}f} < {bar:.2f}"

@@ -223,6 +223,12 @@ class Store:
             feedback.setdefault(f["turn_id"], []).append(f)
         return [{**t, "feedback": feedback.get(t["id"], [])} for t in turns]
 
+    def taught_labels(self, plugin: str) -> list[str]:
+        """Labels people gave the plugin's turns, in the order first given (learned or not yet)."""
+        return [r["label"] for r in self._query(
+            "SELECT f.label, MIN(f.id) AS first FROM feedback f JOIN turns t ON t.id = f.turn_id "
+            "WHERE t.plugin = ? AND f.kind = 'label' AND f.label IS NOT NULL GROUP BY f.label ORDER BY first", [plugin])]
+
     def log_finetune_run(self, run: dict[str, Any]) -> int:
         """Record a fine-tune run; return its id."""
         unknown = set(run) - set(FINETUNE_COLUMNS)

@@ -52,6 +52,7 @@ def test_low_confidence_and_ambiguous_reasons(agent: Agent) -> None:
     assert rt.decide(np.array([0.34, 0.33, 0.33]), 0.30).fallback_reason == "out_of_scope 0.30 < 0.40"
     rt.manifest.thresholds.min_confidence = 0.40
     assert rt.decide(np.array([0.34, 0.33, 0.33]), 0.9).fallback_reason == "low_confidence 0.34 < 0.40"
+    assert rt.decide(np.array([0.3996, 0.3, 0.3004]), 0.9).fallback_reason == "low_confidence 0.3996 < 0.40"  # not 0.40 < 0.40
     rt.manifest.thresholds.min_margin = 0.10
     assert rt.decide(np.array([0.50, 0.45, 0.05]), 0.9).fallback_reason == "ambiguous 0.50 vs 0.45"
     assert rt.decide(np.array([0.80, 0.15, 0.05]), 0.9).fallback_reason is None

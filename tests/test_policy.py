@@ -166,6 +166,32 @@ def test_accepting_the_suggested_threshold_overrides_the_manifest_until_rejected
     assert agent.runtimes["shop"].thresholds.min_confidence == 0.30
 
 
+def test_rolling_back_drops_the_threshold_accepted_from_the_version_left(
+        plugin_root: Path, settings: Settings, encoder: object) -> None:
+    from agent.finetune import Options, finetune
+
+    env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(plugin_root)}
+    for _ in range(2):
+        finetune(plugin_root / "shop", settings, Options(mode="head", device="cpu", holdout=0.3, force=True), encoder=encoder)
+    assert CliRunner().invoke(cli, ["finetune", "shop", "--accept-threshold"], env=env).exit_code == 0
+    both = CliRunner().invoke(cli, ["finetune", "shop", "--rollback", "--accept-threshold"], env=env)
+    assert both.exit_code == 2 and "--accept-threshold and --rollback do different things" in both.output
+    back = CliRunner().invoke(cli, ["finetune", "shop", "--rollback"], env=env)
+    assert back.exit_code == 0, back.output
+    assert "rolled back from v2 to v1" in back.output and "accepted from v2" in back.output
+    assert not (settings.home / "models" / "shop" / "thresholds.json").exists()  # the manifest's min_confidence again
+
+
+def test_a_plugin_named_whose_manifest_does_not_load_is_reported_with_the_reason(
+        plugin_root: Path, settings: Settings) -> None:
+    with_policy(plugin_root / "shop", "\n[finetune]\nafter_labels = 0\n")
+    env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(plugin_root)}
+    for args in (["finetune", "shop", "--versions"], ["review", "shop"]):
+        result = CliRunner().invoke(cli, ["--device", "cpu", *args], env=env)
+        assert result.exit_code != 0 and "key 'finetune.after_labels'" in result.output, (args, result.output)
+        assert "neither a plugin folder" not in result.output
+
+
 def test_finetune_due_names_a_plugin_whose_policy_does_not_load(plugin_root: Path, settings: Settings) -> None:
     with_policy(plugin_root / "shop", "\n[finetune]\nafter_labels = \"ten\"\n")
     env = {"AGENT_HOME": str(settings.home), "AGENT_PLUGINS_PATH": str(plugin_root)}

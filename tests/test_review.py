@@ -99,6 +99,11 @@ def test_proposals_group_unknown_questions_and_accepting_labels_them(agent: Agen
     stub = (settings.home / "proposals" / "shop" / "faq_stub.csv").read_text().splitlines()
     assert stub[0] == "id,question,answer,label" and stub[1].endswith(f",,{tram_p.name}")
     assert not any(set(p.turn_ids) & set(tram_p.turn_ids) for p in proposals.propose(agent, "shop"))  # decided turns leave
+    crypto_p = next(p for p in proposals.propose(agent, "shop") if set(p.turn_ids) <= set(crypto))
+    into_taught = proposals.accept(agent, crypto_p, tram_p.name)  # a label taught, not yet trained: a merge
+    assert into_taught["merged"] is True and into_taught["faq_stub"] is None
+    assert len((settings.home / "proposals" / "shop" / "faq_stub.csv").read_text().splitlines()) == 2  # no second stub
+    agent.feedback(crypto_p.turn_ids[0], label=tram_p.name)  # a taught label needs no "new" any more
     agent.feedback(tram_p.turn_ids[0], label="refund")  # a person looked at this one
     rows = trainset.build([], logged_rows(agent.store, "shop"), ["refund", tram_p.name], holdout=0.0).train
     counts = {t: sum(r.source == f"log:{t}" for r in rows) for t in tram_p.turn_ids}

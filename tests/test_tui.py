@@ -371,6 +371,19 @@ def test_finetune_in_the_app_shows_progress_and_the_next_reply_uses_the_new_mode
     assert Versions(models_of(settings.home, "shop")).current() == "v1"
 
 
+def test_a_mistyped_mode_starts_no_fine_tune(settings: Settings, encoder) -> None:
+    async def go() -> tuple[str, str | None]:
+        app = app_for(settings, encoder, plugin="shop")
+        async with app.run_test(size=SIZE) as pilot:
+            await send(pilot, app, "hello")
+            await command(pilot, app, "/finetune shop bogus")
+            return notes(app), app.finetuning
+
+    said, running = run(go())
+    assert running is None and "bogus is not understood, so nothing was started" in said
+    assert Versions(models_of(settings.home, "shop")).current() is None
+
+
 def test_a_plugins_own_policy_fine_tunes_it_in_the_background_once_enough_labels_wait(
         settings: Settings, plugin_root: Path, encoder) -> None:
     manifest = plugin_root / "shop" / "plugin.toml"

@@ -393,9 +393,14 @@ class AgentApp(App[None]):
     # ---- fine-tuning -------------------------------------------------------------------------
     def finetune_command(self, arg: str) -> None:
         """/finetune [NAME] [shared|head|full|lora]"""
+        modes = ("shared", "head", "full", "lora")
         words = arg.split()
-        mode = next((w for w in words if w in ("shared", "head", "full", "lora")), None)
-        names = [w for w in words if w != mode]
+        mode = next((w.lower() for w in words if w.lower() in modes), None)
+        names = [w for w in words if w.lower() != mode]
+        if len(names) > 1 or len(words) - len(names) > 1:
+            self.say(f"usage: /finetune [NAME] [{'|'.join(modes)}]; {escape(' '.join(names[1:]) or 'a second mode')} "
+                     "is not understood, so nothing was started", "warning")
+            return
         name = names[0] if names else (self.last.plugin if self.last and self.last.plugin else self.session.plugin)
         if name:
             self.start_finetune(name, mode)

@@ -83,7 +83,7 @@ class Session:
 
     def labels(self, plugin: str | None) -> list[str]:
         """The labels a turn of this plugin may be corrected to."""
-        return self.core()._labels_of(plugin)
+        return self.core().labels_of(plugin)
 
     def rate(self, turn_id: int, rating: str) -> int:
         """Mark a logged reply 'good' or 'bad'."""
