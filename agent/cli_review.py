@@ -33,6 +33,8 @@ def review(ctx: click.Context, plugin: str | None, limit: int, as_json: bool, de
 
     if label and not accept_id:  # usage first: no models are loaded for a mistyped command
         raise click.UsageError("--label goes with --accept ID")
+    if decide and (as_json or proposals or accept_id):
+        raise click.UsageError("--decide asks for decisions one by one: use it without --json, --proposals or --accept")
     if accept_id and plugin is None:
         raise click.UsageError("name the plugin of the proposal: agent review PLUGIN --accept ID")
     agent = make_agent(ctx)
@@ -103,28 +105,34 @@ def _decide_all(agent: Any, items: list[Any]) -> None:
     from agent import review as queue
     from agent.errors import AgentError
 
-    out = console()
+    out, stored = console(), 0
     out.print(f"[dim]{KEYS}[/]")
-    for n, item in enumerate(items, 1):
-        out.print(f"\n[b]{n}/{len(items)}[/] turn {item.turn_id} · {escape(item.plugin or '-')} · guess "
-                  f"[b]{escape(item.label or '-')}[/] · {escape(item.reason)}\n  {escape(item.text)}")
-        while True:
-            answer = click.prompt("decision", default="", show_default=False).strip()
-            if answer == "q":
-                return
-            if answer == "s":
+    try:
+        for n, item in enumerate(items, 1):
+            out.print(f"\n[b]{n}/{len(items)}[/] turn {item.turn_id} · {escape(item.plugin or '-')} · guess "
+                      f"[b]{escape(item.label or '-')}[/] · {escape(item.reason)}\n  {escape(item.text)}")
+            while True:
+                answer = click.prompt("decision", default="", show_default=False).strip()
+                if answer == "q":
+                    raise click.Abort
+                if answer == "s":
+                    break
+                try:
+                    if answer == "":
+                        queue.decide(agent, item.turn_id, "confirm")
+                    elif answer == "o":
+                        queue.decide(agent, item.turn_id, "out_of_scope")
+                    else:
+                        queue.decide(agent, item.turn_id, "correct", answer)
+                except AgentError as exc:
+                    out.print(f"[yellow]{escape(str(exc))}[/]")
+                    continue
+                stored += 1
                 break
-            try:
-                if answer == "":
-                    queue.decide(agent, item.turn_id, "confirm")
-                elif answer == "o":
-                    queue.decide(agent, item.turn_id, "out_of_scope")
-                else:
-                    queue.decide(agent, item.turn_id, "correct", answer)
-            except AgentError as exc:
-                out.print(f"[yellow]{escape(str(exc))}[/]")
-                continue
-            break
+    except click.Abort:  # q, Ctrl-D or Ctrl-C: what was decided is stored already
+        pass
+    out.print(f"\n{stored} decision{'s' if stored != 1 else ''} stored"
+              + ("; agent finetune learns them (or a plugin's [finetune] policy, when due)" if stored else ""))
 
 
 @hookimpl

@@ -141,7 +141,9 @@ def gate(evaluation: dict[str, Any], opts: Any, has_current: bool) -> tuple[bool
         return False, f"not promoted: {figure}, but {unseen}; label new turns first, or --force promotes it"
     promote, decision = _gate(evaluation, replace(opts, tolerance=min(opts.tolerance, TOLERANCE)), has_current)
     against = evaluation.get("cross_validated", {}).get("against") or "current"
-    return promote, decision.replace("held-out accuracy", "cross-validated accuracy", 1).replace(" vs current ", f" vs {against} ", 1)
+    n = evaluation["candidate"]["n"]
+    return promote, (decision.replace("held-out accuracy", f"cross-validated accuracy on {n} row{'s' if n != 1 else ''}", 1)
+                     .replace(" vs current ", f" vs {against} ", 1))
 
 
 def judged_by_folds_before(versions: Any) -> bool:

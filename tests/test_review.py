@@ -60,9 +60,15 @@ def test_review_json_and_one_key_decisions_in_the_terminal(settings: Settings, a
     assert [q["turn_id"] for q in queue][0] == ids[0] and {"reason", "similar", "score", "label"} <= set(queue[0])
     decided = CliRunner().invoke(cli, ["--device", "cpu", "review", "shop", "--decide"], env=env, input="o\nweather\nrefund\n")
     assert decided.exit_code == 0, decided.output
-    assert "not a label of plugin shop" in decided.output
+    assert "not a label of plugin shop" in decided.output and "2 decisions stored" in decided.output
+    both = CliRunner().invoke(cli, ["--device", "cpu", "review", "shop", "--decide", "--json"], env=env)
+    assert both.exit_code == 2 and "--decide asks for decisions one by one" in both.output
     kinds = {t: [(f["kind"], f["label"]) for f in agent.store.turn(t)["feedback"]] for t in ids}
     assert kinds == {ids[0]: [("out_of_scope", None)], ids[1]: [("label", "refund")]}
+    more = log(agent, UNSURE[1:3])
+    ended = CliRunner().invoke(cli, ["--device", "cpu", "review", "shop", "--decide"], env=env, input="o\n")  # then EOF
+    assert ended.exit_code == 0 and "1 decision stored" in ended.output and "Aborted" not in ended.output
+    assert sum(bool(agent.store.turn(t)["feedback"]) for t in more) == 1
     unknown = CliRunner().invoke(cli, ["--device", "cpu", "review", "nosuch"], env=env)
     assert unknown.exit_code == 2 and "no responder plugin named 'nosuch'" in unknown.output
 
