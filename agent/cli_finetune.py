@@ -194,7 +194,8 @@ def _print_result(result: Any) -> None:
         return
     ev, data = rep["evaluation"], rep["data"]
     color = "green" if result.status == "promoted" else "yellow"
-    out.print(f"[{color}]{escape(result.plugin)} {result.version}: {result.status}[/] — {escape(rep['decision'])}")
+    said = rep["decision"] if rep["decision"].startswith(("promoted", "not promoted")) else f"{result.status} — {rep['decision']}"
+    out.print(f"[{color}]{escape(result.plugin)} {result.version}:[/] {escape(said)}")
     folds = ev.get("cross_validated")
     judged = f"judged by {folds['folds']}-fold cross-validation" if folds else f"{data['holdout_rows']} held out"
     out.print(f"mode {rep['run']['mode']} on {rep['run']['device']}, {rep['run']['seconds']} s; "

@@ -154,7 +154,7 @@ def new_plugin(ctx: click.Context, folder: Path, role: str, examples: Path | Non
     taken += [str(s.path) for s in agent.skipped if s.name == plugin_name and Path(s.path).resolve() != folder.resolve()]
     if taken:
         raise AgentError(f"a plugin named '{plugin_name}' already exists ({taken[0]}); "
-                         "choose another folder name or pass --name")
+                         + ("pass another --name" if name else "choose another folder name or pass --name"))
     if plugin_name != (name or folder.name):
         note(f"the plugin is named '{plugin_name}' (letters, digits, '_' and '-' only)")
     if source is not None:

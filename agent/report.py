@@ -58,7 +58,8 @@ def markdown(report: dict[str, Any]) -> str:
     against = (folds or {}).get("against") or f"current {report['current_version'] or 'head'}"
     lines = [f"# {report['plugin']} {report['version']}: {report['status']}", "",
              f"- decision: {report['decision']}",
-             f"- mode {run['mode']} on {run['device']}, {run.get('steps', '-')} steps, {run['seconds']} s",
+             f"- mode {run['mode']} on {run['device']}, " + (f"{run['steps']} steps, " if run.get("steps") else "")
+             + f"{run['seconds']} s",
              f"- training rows {report['data']['train_rows']} (from the log: {report['data']['log_rows']}), {judged}",
              f"- accuracy {cand['accuracy']:.4f} ({against}: {cur['accuracy']:.4f})" if cur
              else f"- accuracy {cand['accuracy']:.4f}",
