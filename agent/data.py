@@ -76,12 +76,13 @@ def _iter_csv(path: Path, required: list[str], hint: str) -> Iterator[tuple[int,
     if missing:
         fix = hint or "rename the columns in the file"
         raise DataError(f"expected columns {required} in {path}, found {found}; {fix}")
-    for row in reader:
+    for row in reader:  # a quoted value may span lines: a row is named by its first
+        start = reader.line_num - sum(v.rstrip("\r\n").count("\n") for v in row.values() if isinstance(v, str))
         if None in row:
-            raise DataError(f"{path}:{reader.line_num}: more fields than the header {found}; "
+            raise DataError(f"{path}:{start}: more fields than the header {found}; "
                             "quote values that contain commas")
         row = {(k or "").strip(): v for k, v in row.items()}
-        yield reader.line_num, _check(path, reader.line_num, row, required)
+        yield start, _check(path, start, row, required)
 
 
 def _iter_jsonl(path: Path, required: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -109,6 +110,9 @@ def _check(path: Path, line: int, row: dict[str, str | None], required: list[str
     """Refuse rows whose required values are empty (a short row reads as None)."""
     for col in required:
         value = row.get(col)
+        if value is None and any("\n" in (v or "") for v in row.values()):  # a quote left open ran to the end
+            raise DataError(f"{path}:{line}: a quote (\") opened on this line is never closed, so the row runs on "
+                            f"and column '{col}' is missing; close the quote or remove it")
         if value is None or not value.strip():
             raise DataError(f"{path}:{line}: empty value in column '{col}'; fill it in or delete the line")
     return {k: (v or "").strip() for k, v in row.items()}

@@ -36,6 +36,12 @@ def test_empty_value_names_the_line(tmp_path: Path) -> None:
         read_rows(tmp_path / "x.csv", ["text", "label"])
 
 
+def test_a_quote_left_open_is_named_on_the_line_it_opens(tmp_path: Path) -> None:
+    (tmp_path / "q.csv").write_text('text,label\n\nhi,greet\n"two\nlines",greet\n"never closed,greet\nbye,greet\n')
+    with pytest.raises(DataError, match=r"q.csv:6: a quote \(\"\) opened on this line is never closed"):
+        read_rows(tmp_path / "q.csv", ["text", "label"])
+
+
 def test_not_utf8_and_binary(tmp_path: Path) -> None:
     (tmp_path / "latin.csv").write_bytes("text,label\ncaf\xe9,x\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"latin.csv:2: not UTF-8"):
