@@ -396,12 +396,14 @@ class Agent:
 
     def responder(self, name: str) -> str:
         """A loaded responder's name, or an error that says why it is not available."""
-        if name in self.runtimes:
+        declared = [m.name for m in self.manifests if m.role == "responder"]
+        if name in declared and name in self.runtimes:  # an unknown name loads no model before it is refused
             return name
         why = [s.reason for s in self.skipped if name in (s.name, s.path.name)]
         if why:
             raise InputError(f"plugin '{name}' is not available: {why[0]}")
-        raise InputError(f"no responder plugin named '{name}'; choose one of {sorted(self.runtimes)} (see `agent plugins`)")
+        names = sorted(self._runtimes) if self._runtimes is not None else sorted(declared)
+        raise InputError(f"no responder plugin named '{name}'; choose one of {', '.join(names)} (see `agent plugins`)")
 
     def _switched(self, turn: Turn) -> Reply:
         """The reply to a bare '/use NAME'."""

@@ -165,4 +165,4 @@ def plugin_folder(settings: Settings, name_or_folder: str | Path) -> Path:
     if why:
         raise PluginError(f"plugin '{name_or_folder}' is not available: {why[0]}")
     raise PluginError(f"{name_or_folder}: neither a plugin folder (no plugin.toml there) nor the name of a plugin; "
-                      f"choose one of {sorted(m.name for m in manifests)} (see `agent plugins`)")
+                      f"choose one of {', '.join(sorted(m.name for m in manifests))} (see `agent plugins`)")

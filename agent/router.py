@@ -38,7 +38,7 @@ def route_many(vectors: "np.ndarray", runtimes: dict[str, "PluginRuntime"], forc
         raise InputError("no responder plugin is loaded; run `agent plugins` to see why")
     for name in forced:
         if name is not None and name not in runtimes:
-            raise InputError(f"no responder plugin named '{name}'; choose one of {sorted(runtimes)} (see `agent plugins`)")
+            raise InputError(f"no responder plugin named '{name}'; choose one of {', '.join(sorted(runtimes))} (see `agent plugins`)")
     similarity = {name: rt.similarity(vectors) for name, rt in runtimes.items()}
     return [_choose({name: float(s[i]) for name, s in similarity.items()}, f) for i, f in enumerate(forced)]
 

@@ -193,7 +193,7 @@ class Versions:
         if now in history:
             history = history[: history.index(now)]
         if not history:
-            raise ModelError(f"{self.root}: no earlier promoted version to roll back to (history: {self.history()})")
+            raise ModelError(f"{self.root}: no earlier promoted version to roll back to (history: {', '.join(self.history()) or 'empty'})")
         target = history[-1]
         atomic_write(self.pointer, f"{target}\n".encode())
         atomic_write(self.root / "history.json", json.dumps(history).encode())

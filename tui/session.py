@@ -100,7 +100,7 @@ class Session:
         for m in self.core().manifests:
             if m.name == name:
                 return m.folder
-        raise InputError(f"no plugin named '{name}'; choose one of {sorted(m.name for m in self.core().manifests)}")
+        raise InputError(f"no plugin named '{name}'; choose one of {', '.join(sorted(m.name for m in self.core().manifests))}")
 
     def finetune(self, name: str, progress: "ProgressFn", cancel: Callable[[], bool], notify: Callable[[str], None],
                  mode: str | None = None, epochs: float | None = None, trigger: str = "manual") -> "FinetuneResult":

@@ -60,7 +60,7 @@ def read_interactions(path: Path, known: set[str]) -> list[dict[str, str]]:
     rows = read_rows(path, ["user_id", "item_id", "kind"], hint="an interactions file needs user_id,item_id,kind[,timestamp]")
     for n, row in enumerate(rows, start=1):
         if row["kind"] not in KINDS:
-            raise PluginError(f"{path}: row {n}: kind '{row['kind']}' is not one of {sorted(KINDS)}")
+            raise PluginError(f"{path}: row {n}: kind '{row['kind']}' is not one of {', '.join(sorted(KINDS))}")
         if row["item_id"] not in known:
             raise PluginError(f"{path}: row {n}: item '{row['item_id']}' is not in the items file; fix the id or add the item")
         stamp = row.get("timestamp", "")
