@@ -395,12 +395,14 @@ class AgentApp(App[None]):
         """/finetune [NAME] [shared|head|full|lora]"""
         modes = ("shared", "head", "full", "lora")
         words = arg.split()
-        mode = next((w.lower() for w in words if w.lower() in modes), None)
-        names = [w for w in words if w.lower() != mode]
-        if len(names) > 1 or len(words) - len(names) > 1:
-            self.say(f"usage: /finetune [NAME] [{'|'.join(modes)}]; {escape(' '.join(names[1:]) or 'a second mode')} "
-                     "is not understood, so nothing was started", "warning")
+        given = [w.lower() for w in words if w.lower() in modes]
+        names = [w for w in words if w.lower() not in modes]
+        if len(names) > 1 or len(given) > 1:
+            extra = " ".join(names[1:]) or " and ".join(given)
+            self.say(f"usage: /finetune [NAME] [{'|'.join(modes)}]; {escape(extra)} is not understood, so nothing "
+                     "was started", "warning")
             return
+        mode = given[0] if given else None
         name = names[0] if names else (self.last.plugin if self.last and self.last.plugin else self.session.plugin)
         if name:
             self.start_finetune(name, mode)
