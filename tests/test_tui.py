@@ -377,10 +377,12 @@ def test_a_mistyped_mode_starts_no_fine_tune(settings: Settings, encoder) -> Non
         async with app.run_test(size=SIZE) as pilot:
             await send(pilot, app, "hello")
             await command(pilot, app, "/finetune shop bogus")
+            await command(pilot, app, "/finetune head shared")
             return notes(app), app.finetuning
 
     said, running = run(go())
-    assert running is None and "bogus is not understood, so nothing was started" in said
+    assert running is None and "nothing was started (not understood: bogus)" in said
+    assert "nothing was started (not understood: head and shared)" in said
     assert Versions(models_of(settings.home, "shop")).current() is None
 
 

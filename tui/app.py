@@ -399,8 +399,8 @@ class AgentApp(App[None]):
         names = [w for w in words if w.lower() not in modes]
         if len(names) > 1 or len(given) > 1:
             extra = " ".join(names[1:]) or " and ".join(given)
-            self.say(f"usage: /finetune [NAME] [{'|'.join(modes)}]; {escape(extra)} is not understood, so nothing "
-                     "was started", "warning")
+            self.say(f"usage: /finetune [NAME] [{'|'.join(modes)}], one name and one mode at most; nothing was "
+                     f"started (not understood: {escape(extra)})", "warning")
             return
         mode = given[0] if given else None
         name = names[0] if names else (self.last.plugin if self.last and self.last.plugin else self.session.plugin)
