@@ -139,11 +139,10 @@ def gate(evaluation: dict[str, Any], opts: Any, has_current: bool) -> tuple[bool
         if opts.force:
             return True, f"promoted by --force without a comparison: {figure}; {unseen}"
         return False, f"not promoted: {figure}, but {unseen}; label new turns first, or --force promotes it"
-    promote, decision = _gate(evaluation, replace(opts, tolerance=min(opts.tolerance, TOLERANCE)), has_current)
-    against = evaluation.get("cross_validated", {}).get("against") or "current"
     n = evaluation["candidate"]["n"]
-    return promote, (decision.replace("held-out accuracy", f"cross-validated accuracy on {n} row{'s' if n != 1 else ''}", 1)
-                     .replace(" vs current ", f" vs {against} ", 1))
+    return _gate(evaluation, replace(opts, tolerance=min(opts.tolerance, TOLERANCE)), has_current,
+                 f"cross-validated accuracy on {n} row{'s' if n != 1 else ''}",
+                 evaluation.get("cross_validated", {}).get("against") or "current")
 
 
 def judged_by_folds_before(versions: Any) -> bool:
@@ -158,7 +157,7 @@ def judged_by_folds_before(versions: Any) -> bool:
         return False
 
 
-def unseen_by(part: Any, job: "Job | None" = None) -> list[int]:
+def unseen_by(part: Any) -> list[int]:
     """Rows of labelled turns the plugin's version in use did not train on ([] without a version)."""
     from agent.runs import LEARNED
 
@@ -194,7 +193,7 @@ def head_evaluation(part: Any, oof: tuple[list[str], list[float], list[str], lis
     return {**ev, "cross_validated": {"folds": FOLDS, "rows": f"all {len(rows)} rows"}}
 
 
-def evaluation(job: "Job | None", part: Any, oof: tuple[list[str], list[float], list[str], list[float]],
+def evaluation(part: Any, oof: tuple[list[str], list[float], list[str], list[float]],
                current: Callable[[list[str]], list[str]]) -> dict[str, Any]:
     """The candidate's out-of-fold answers against the baseline: the version in use on the turns it never
     saw, else the head fitted without each fold."""
@@ -202,7 +201,7 @@ def evaluation(job: "Job | None", part: Any, oof: tuple[list[str], list[float], 
 
     cand, conf, head, _ = oof
     gold = [r.label for r in part.data.train]
-    rows = unseen_by(part, job)
+    rows = unseen_by(part)
     if rows:
         texts = [part.data.train[i].text for i in rows]
         ev = reports.compare([gold[i] for i in rows], ([cand[i] for i in rows], [conf[i] for i in rows]), current(texts))

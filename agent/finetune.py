@@ -151,7 +151,7 @@ def rollback(plugin_dir: Path, settings: Settings | None = None, say: Callable[[
     from agent.shared import encoder_versions
     from agent.shared_tune import restore_encoder
 
-    settings = settings or Settings()
+    settings, say = settings or Settings(), say or (lambda _msg: None)
     versions = plugin_versions(settings, plugin_dir)
     with versions.lock(), encoder_versions(settings.home).lock():
         now = versions.current()
@@ -162,20 +162,19 @@ def rollback(plugin_dir: Path, settings: Settings | None = None, say: Callable[[
         else:
             result = versions.rollback()
         if config.get("mode") == "shared":
-            restore_encoder(settings.home, config, say or (lambda _msg: None))
+            restore_encoder(settings.home, config, say)
         _drop_threshold_of(versions, now, say)
         return result
 
 
-def _drop_threshold_of(versions: Versions, left: str | None, say: Callable[[str], None] | None) -> None:
+def _drop_threshold_of(versions: Versions, left: str | None, say: Callable[[str], None]) -> None:
     """A min_confidence accepted from the version rolled back from no longer applies: the manifest's does."""
     from agent import accepted
 
     data = accepted.read(versions.root)
     if left and data and data.get("version") == left and accepted.reject(versions):
-        (say or (lambda _msg: None))(f"the min_confidence accepted from {left} ({data['min_confidence']:g}) no longer "
-                                     "applies: the manifest's does; --accept-threshold takes the suggestion of the "
-                                     "version in use")
+        say(f"the min_confidence accepted from {left} ({data['min_confidence']:g}) no longer applies: the "
+            "manifest's does; --accept-threshold takes the suggestion of the version in use")
 
 
 def _config_of(folder: Path) -> dict[str, Any]:
@@ -273,7 +272,7 @@ def _head_crossval(data: trainset.TrainSet, plan: Plan, encoder: "Encoder", vers
 
         return _current_predictions(versions, encoder, texts, np.stack([by_text[t] for t in texts]), probe, turns_encoder)[1]
 
-    evaluation = crossval.evaluation(None, part, (cand, conf, cand, conf), current)
+    evaluation = crossval.evaluation(part, (cand, conf, cand, conf), current)
     if evaluation["cross_validated"]["against"] != part.current:
         # no version, or no turn it never saw: the baseline would be the head itself, so nothing is compared
         evaluation.update(current=None, f1_drops=[])

@@ -126,20 +126,22 @@ def _encode(encoder: "Encoder", texts: list[str], what: str, progress: ProgressF
     return encoder.encode(texts, progress=report)
 
 
-def _gate(evaluation: dict[str, Any], opts: Options, has_current: bool) -> tuple[bool, str]:
-    """Promote when the candidate is not worse than current beyond the tolerance (or when forced)."""
+def _gate(evaluation: dict[str, Any], opts: Options, has_current: bool, figure: str = "held-out accuracy",
+          against: str = "current") -> tuple[bool, str]:
+    """Promote when the candidate is not worse than current beyond the tolerance (or when forced); `figure`
+    and `against` name what was measured and the baseline in the decision."""
     cand, cur = evaluation["candidate"], evaluation["current"]
     if not cand["n"]:
         if has_current and not opts.force:
             return False, "not promoted: no held-out rows to compare with the current version on; --force promotes it"
         return True, "promoted without a comparison: no held-out rows (too few examples per label, or --holdout 0)"
     delta = cand["accuracy"] - cur["accuracy"]
-    verdict = f"held-out accuracy {cand['accuracy']:.4f} vs current {cur['accuracy']:.4f} ({delta:+.4f}, tolerance {opts.tolerance})"
+    verdict = f"{figure} {cand['accuracy']:.4f} vs {against} {cur['accuracy']:.4f} ({delta:+.4f}, tolerance {opts.tolerance})"
     if delta >= -opts.tolerance:
         return True, f"promoted: {verdict}"
     if opts.force:
         return True, f"promoted by --force although worse: {verdict}"
-    return False, f"not promoted, worse than current: {verdict}; --force promotes it anyway"
+    return False, f"not promoted, worse than {against}: {verdict}; --force promotes it anyway"
 
 
 def _record(store: "Store", rep: dict[str, Any], folder: Path, trigger: str = "manual") -> None:

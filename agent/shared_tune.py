@@ -96,7 +96,7 @@ def finetune_shared(job: "Job") -> "FinetuneResult":
         evaluations = {p.manifest.name: _evaluate(p, h, tuned) for p, h in zip(parts, heads)}
         if oof is not None:
             evaluations[target.manifest.name] = crossval.evaluation(
-                job, target, oof, lambda texts: _current(target, job, package, current, texts)[1])
+                target, oof, lambda texts: _current(target, job, package, current, texts)[1])
         if _head_is_better(job, target, evaluations[target.manifest.name], current is package):
             return _keep_head(job, target, plan, stats, stamp, crossval.head_evaluation(target, oof) if oof else None)
         promote, decision = (crossval.gate if oof is not None else _gate)(evaluations[target.manifest.name], opts,
