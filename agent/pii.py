@@ -35,23 +35,28 @@ import unicodedata
 from functools import lru_cache
 from typing import Callable, Iterable
 
-KINDS = ("email", "iban", "card", "account", "phone")  # what redact() finds
+KINDS = ("email", "iban", "id", "card", "account", "phone")  # what redact() finds
 PLACEHOLDERS = {kind: f"<{kind.upper()}>" for kind in KINDS}
 
 _SEP = r"(?:[ ./-]| [./-] )"  # between the groups of a card or an IBAN: one separator, a slash or dash maybe spaced
+_START = r"(?<!\d)(?<!\d[.-])"  # a number starts after anything but a digit (or a digit and a dot or dash): letters, CJK, punctuation
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_IBAN = re.compile(rf"\b[A-Z]{{2}}\d{{2}}(?:[A-Z0-9]{{11,30}}|(?:{_SEP}[A-Z0-9]{{1,4}}){{2,8}})\b", re.IGNORECASE)
-_CARD = re.compile(rf"(?<![\w.-])[2-6](?:{_SEP}?\d){{12,18}}(?![\w-])")
-_NUMBER = re.compile(r"(?<![\w+/.-])\+?(?:\(\d{1,5}\)|\d{1,6})(?:[ ./-]?(?:\(\d{1,5}\)|\d{1,8})){0,7}(?!\w|:\d)")
+_IBAN = re.compile(rf"(?<!\d)[A-Z]{{2}}\d{{2}}(?:[A-Z0-9]{{11,30}}|(?:{_SEP}[A-Z0-9]{{1,4}}){{2,8}})", re.IGNORECASE)
+_ID = re.compile(rf"{_START}[1-8](?:{_SEP}?\d){{16}}{_SEP}?[\dXx](?!\d)")  # a mainland resident ID: 17 digits and a check character
+_CARD = re.compile(rf"{_START}[2-6](?:{_SEP}?\d){{12,18}}(?!\d)")
+_NUMBER = re.compile(r"(?<![\d+])(?<!\d[/.-])\+?(?:\(\d{1,5}\)|\d{1,6})(?:[ ./-]?(?:\(\d{1,5}\)|\d{1,8})){0,7}(?!\d|:\d)")
+_MOBILE_CN = re.compile(r"(?:\+?86|0086)?1[3-9]\d{9}")  # a mainland mobile number's digits, maybe after the country code
 _DATE = re.compile(r"\b(?:(?:19|20)\d\d[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d)\b")
 _VERSION = re.compile(r"[1-9]\d?\.\d{1,2}(?:\.\d+){2,}")  # 10.0.19045.3803, 1.7.5.6310; not 12.345.678.901
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)")
 _CUES = {
-    "account": re.compile(r"\b(?:ac{1,3}o?u?n?t|ac{2,3}|a/c|konto|compte|rekening)\w*", re.IGNORECASE),
-    "phone": re.compile(r"\b(?:phone|mobile|mob|cell|tel|telephone|call|ring|rang|text|sms|whats ?app|landline|fax|"
-                        r"dial|reach|contact|hotline|helpline|r(?:ü|ue)ckruf|anruf|handy|rappel|appel|portable)\w*", re.IGNORECASE),
-    "reference": re.compile(r"\b(?:order|bestell|commande|invoice|rechnung|facture|ticket|tracking|parcel|shipment|"
-                            r"ref\b|reference|serial|version|build\b|firmware|isbn|ean\b|gtin|sku)\w*", re.IGNORECASE),
+    "account": re.compile(r"(?<![a-z])(?:ac{1,3}o?u?n?t|ac{2,3}|a/c|konto|compte|rekening)\w*|账号|账户|帐号|帐户|户号|卡号|银行卡", re.IGNORECASE),
+    "phone": re.compile(r"(?<![a-z])(?:phone|mobile|mob|cell|tel|telephone|call|ring|rang|text|sms|whats ?app|landline|fax|"
+                        r"dial|reach|contact|hotline|helpline|r(?:ü|ue)ckruf|anruf|handy|rappel|appel|portable)\w*|手机|电话|联系|致电|来电|微信",
+                       re.IGNORECASE),
+    "reference": re.compile(r"(?<![a-z])(?:order|bestell|commande|invoice|rechnung|facture|ticket|tracking|parcel|shipment|"
+                            r"ref\b|reference|serial|version|build\b|firmware|isbn|ean\b|gtin|sku)\w*|订单|单号|快递|运单|物流|编号|型号|版本",
+                           re.IGNORECASE),
 }
 _MAY_HOLD = re.compile("[\\d@\uff20]")  # what fold() maps to a digit (decimal digits of any script) or to '@'
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63"
@@ -75,7 +80,8 @@ def redact(text: str, kinds: Iterable[str] = KINDS) -> tuple[str, int]:
         text, folded = _splice(text, spans), _splice(folded, spans)
 
     sub(_EMAIL, lambda s, _: ("email", len(s)))
-    sub(_IBAN, lambda s, _: ("iban", _longest(s, _iban_ok)))
+    sub(_IBAN, lambda s, _: ("iban", _iban_length(s)))
+    sub(_ID, lambda s, _: ("id", len(s) if _id18_ok(re.sub(r"[ ./-]", "", s)) else 0))
     sub(_CARD, lambda s, _: ("card", _longest(s, lambda c: 13 <= len(_digits(c)) <= 19 and _luhn_ok(_digits(c)))))
     sub(_NUMBER, _account_or_phone)
     return text, count
@@ -132,6 +138,48 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+IBAN_LENGTHS = dict(  # ISO 13616: each country's IBANs have one length
+    AD=24, AE=23, AL=28, AT=20, AZ=28, BA=20, BE=16, BG=22, BH=22, BI=27, BR=29, BY=28, CH=21, CR=22, CY=28, CZ=24,
+    DE=22, DJ=27, DK=18, DO=28, EE=20, EG=29, ES=24, FI=18, FK=18, FO=18, FR=27, GB=22, GE=22, GI=23, GL=18, GR=27,
+    GT=28, HN=28, HR=21, HU=28, IE=22, IL=23, IQ=23, IS=26, IT=27, JO=30, KW=30, KZ=20, LB=28, LC=32, LI=21, LT=20,
+    LU=20, LV=21, LY=25, MC=27, MD=24, ME=22, MK=19, MN=20, MR=27, MT=31, MU=30, NI=28, NL=18, NO=15, OM=23, PK=24,
+    PL=28, PS=29, PT=25, QA=29, RO=24, RS=22, RU=33, SA=24, SC=31, SD=18, SE=24, SI=19, SK=24, SM=27, SO=23, ST=25,
+    SV=28, TL=23, TN=24, TR=26, UA=29, VA=22, VG=24, XK=20, YE=30)
+
+
+def _iban_length(text: str) -> int:
+    """Length of the IBAN `text` starts with: its country's number of letters and digits, if they pass mod-97; else 0."""
+    size, count = IBAN_LENGTHS.get(text[:2].upper()), 0
+    for end, ch in enumerate(text, 1):  # whatever is glued on after the last character is not read
+        count += ch.isalnum()
+        if count == size:
+            return end if _iban_ok(text[:end]) else 0
+    return 0
+
+
+def _id18_ok(compact: str) -> bool:
+    """A mainland resident ID: an area, a date of birth and the ISO 7064 MOD 11-2 check character."""
+    if len(compact) != 18 or not _birth_ok(compact[6:14]):
+        return False
+    total = sum(int(d) * (2 ** (17 - i) % 11) for i, d in enumerate(compact[:17]))
+    return "10X98765432"[total % 11] == compact[17].upper()
+
+
+def _id15_ok(digits: str) -> bool:
+    """The first-generation (15-digit) resident ID: an area and a date of birth in the 1900s."""
+    return len(digits) == 15 and digits[0] in "12345678" and _birth_ok("19" + digits[6:12])
+
+
+def _birth_ok(yyyymmdd: str) -> bool:
+    """A real calendar date from 1900 to 2099."""
+    from datetime import date
+
+    try:
+        return 1900 <= int(yyyymmdd[:4]) <= 2099 and bool(date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8])))
+    except ValueError:
+        return False
+
+
 def _iban_ok(text: str) -> bool:
     """The ISO 13616 mod-97 check of an IBAN (separators between groups ignored)."""
     compact = re.sub(r"[ ./-]", "", text).upper()
@@ -142,10 +190,12 @@ def _iban_ok(text: str) -> bool:
 
 
 def _account_or_phone(number: str, before: str) -> tuple[str | None, int]:
-    """('account' | 'phone' | None, length) for a run of digit groups, from its shape and the cues before it."""
+    """('account' | 'phone' | 'id' | None, length) for a run of digit groups, from its shape and the cues before it."""
     digits = _digits(number)
     if len(digits) < 8 or len(digits) > 19 or _DATE.search(number):
         return None, 0
+    if _MOBILE_CN.fullmatch(digits) and (number[0] == "+" or not digits.startswith("86")):
+        return "phone", len(number)  # a mainland mobile number, whatever the cue
     cues, groups = _cues(before), len(re.findall(r"\d+", number))
     strong = {k: v for k, v in cues.items() if k != "reference"}  # a phone or account cue outweighs a reference one
     if _IPV4.fullmatch(number) and not strong:
@@ -155,6 +205,8 @@ def _account_or_phone(number: str, before: str) -> tuple[str | None, int]:
     phone_shaped = dialled or digits[:2] == "00" and len(digits) >= 11 or digits[0] == "0" and len(digits) in (10, 11)
     if cue == "reference" and not phone_shaped or not strong and _VERSION.fullmatch(number):
         return None, 0  # an order, invoice or tracking number, or a version, with no phone or account cue near
+    if _id15_ok(digits) and len(number) == 15:
+        return "id", len(number)  # the old resident ID, written as one block
     if cue == "account" and groups >= 3 and "phone" in cues:
         cue = "phone"  # "the phone on my account: 0491-571-363"
     if cue == "account" and not dialled or len(digits) > 15:
@@ -163,6 +215,8 @@ def _account_or_phone(number: str, before: str) -> tuple[str | None, int]:
         return "phone", len(number)
     if cue is None and groups == 2 and len(digits) <= 9:
         return None, 0  # a ZIP+4 code or a reference in two parts, without a cue saying otherwise
+    if not strong and len(set(digits)) <= 2 and not phone_shaped:
+        return None, 0  # 888888888, 10000000000000, 20202020: emphasis or a pattern, not a number someone was given
     return ("phone" if digits[0] == "0" and len(digits) in (10, 11) else "account"), len(number)
 
 

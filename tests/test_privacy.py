@@ -23,7 +23,8 @@ from agent.settings import Settings
 from conftest import REPO, make_plugin
 
 DATA = Path(__file__).parent / "data"
-CORPORA = {"pii_corpus.jsonl": sorted(PLACEHOLDERS), "pii_holdout.jsonl": sorted(PLACEHOLDERS),
+WESTERN = sorted(set(PLACEHOLDERS) - {"id"})  # the corpora were written before resident IDs were a kind
+CORPORA = {"pii_corpus.jsonl": WESTERN, "pii_holdout.jsonl": WESTERN,
            "pii_separators.jsonl": ["account", "card", "iban", "phone"]}  # separators: e-mails have none to vary
 
 
