@@ -110,6 +110,19 @@ def logs_export(ctx: click.Context, output: str) -> None:
         click.echo(f"exported {n} turns to {output}")
 
 
+@logs.command("redact")
+@click.argument("exports", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def logs_redact(ctx: click.Context, exports: tuple[Path, ...]) -> None:
+    """Redact again every stored text (and the JSONL EXPORTS named) with today's redaction; safe to run twice."""
+    from agent.scrub import scrub_export, scrub_home
+
+    agent = make_agent(ctx)
+    counts = scrub_home(agent.store, agent.settings.models_root, agent.privacy)
+    counts.update({str(path): scrub_export(path) for path in exports})
+    click.echo(", ".join(f"{where} {n}" for where, n in counts.items()) + f" changed; integrity check: {agent.store.integrity()}")
+
+
 @click.command("new-plugin")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--role", type=click.Choice(["responder", "observer"]), default="responder", show_default=True,

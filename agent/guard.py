@@ -81,14 +81,16 @@ def redact_for(text: str, privacy: Any) -> tuple[str, int]:
 
 
 def redact_tree(value: Any) -> Any:
-    """A JSON-ready copy of `value` with every string (and long number) redacted; other objects become strings."""
+    """A JSON-ready copy of `value` with every string and whole number redacted (floats kept); other objects become strings."""
     if isinstance(value, dict):
         return {str(k): redact_tree(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact_tree(v) for v in value]
     if isinstance(value, bool) or value is None:
         return value
-    if isinstance(value, (int, float)):
+    if isinstance(value, float):
+        return value  # a measurement or a time: personal numbers arrive as text or whole numbers
+    if isinstance(value, int):
         text = str(value)
         redacted = redact(text)[0]
         return value if redacted == text else redacted

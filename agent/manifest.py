@@ -12,7 +12,7 @@ from agent.errors import PluginError
 ROLES = ("responder", "observer")
 TOP_KEYS = {"name", "description", "role", "version", "labels", "data", "retrieval", "thresholds", "fallback", "privacy",
             "finetune"}
-PII_KINDS = ("email", "iban", "card", "account", "phone")  # agent.guard.KINDS, without importing it here
+PII_KINDS = ("email", "iban", "id", "card", "account", "phone")  # agent.guard.KINDS, without importing it here
 
 
 @dataclass

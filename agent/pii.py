@@ -45,7 +45,8 @@ _IBAN = re.compile(rf"(?<!\d)[A-Z]{{2}}\d{{2}}(?:[A-Z0-9]{{11,30}}|(?:{_SEP}[A-Z
 _ID = re.compile(rf"{_START}[1-8](?:{_SEP}?\d){{16}}{_SEP}?[\dXx](?!\d)")  # a mainland resident ID: 17 digits and a check character
 _CARD = re.compile(rf"{_START}[2-6](?:{_SEP}?\d){{12,18}}(?!\d)")
 _NUMBER = re.compile(r"(?<![\d+])(?<!\d[/.-])\+?(?:\(\d{1,5}\)|\d{1,6})(?:[ ./-]?(?:\(\d{1,5}\)|\d{1,8})){0,7}(?!\d|:\d)")
-_MOBILE_CN = re.compile(r"(?:\+?86|0086)?1[3-9]\d{9}")  # a mainland mobile number's digits, maybe after the country code
+_MOBILE_CN = re.compile(r"(?:(?:\+86|0086)[ ./-]?)?1[3-9](?:\d{9}|\d[ ./-]?\d{4}[ ./-]?\d{4})")  # 138 1234 5678, +86 13812345678
+_HEX = re.compile(r"(?<![0-9a-z])(?=[0-9a-f]*[a-f])[0-9a-f]{32,}(?![0-9a-z])|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}", re.IGNORECASE)
 _DATE = re.compile(r"\b(?:(?:19|20)\d\d[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d)\b")
 _VERSION = re.compile(r"[1-9]\d?\.\d{1,2}(?:\.\d+){2,}")  # 10.0.19045.3803, 1.7.5.6310; not 12.345.678.901
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)")
@@ -71,8 +72,10 @@ def redact(text: str, kinds: Iterable[str] = KINDS) -> tuple[str, int]:
 
     def sub(pattern: re.Pattern[str], decide: Callable[[str, str], tuple[str | None, int]]) -> None:
         nonlocal text, folded, count
-        spans = []
+        spans, keep = [], [m.span() for m in _HEX.finditer(folded)]  # digits inside a hash or a UUID are no one's number
         for m in pattern.finditer(folded):
+            if any(a <= m.start() < b for a, b in keep):
+                continue
             kind, size = decide(m.group(0), folded[max(m.start() - CUE_WINDOW, 0): m.start()])
             if kind is not None and kind in kinds and size:
                 spans.append((m.start(), m.start() + size, PLACEHOLDERS[kind]))
@@ -194,7 +197,7 @@ def _account_or_phone(number: str, before: str) -> tuple[str | None, int]:
     digits = _digits(number)
     if len(digits) < 8 or len(digits) > 19 or _DATE.search(number):
         return None, 0
-    if _MOBILE_CN.fullmatch(digits) and (number[0] == "+" or not digits.startswith("86")):
+    if _MOBILE_CN.fullmatch(number):
         return "phone", len(number)  # a mainland mobile number, whatever the cue
     cues, groups = _cues(before), len(re.findall(r"\d+", number))
     strong = {k: v for k, v in cues.items() if k != "reference"}  # a phone or account cue outweighs a reference one

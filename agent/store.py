@@ -136,6 +136,7 @@ class Store:
             _retry(self.path, lambda: self.db.execute("PRAGMA journal_mode = WAL").fetchall())
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA secure_delete = ON")  # text replaced or deleted is overwritten, not left in free pages
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise _explain(self.path, exc) from exc
@@ -275,10 +276,17 @@ class Store:
         """Recent replay runs, newest first."""
         return list(self._query("SELECT * FROM replay_runs ORDER BY id DESC LIMIT ?", [int(limit)]))
 
-    def insert(self, table: str, rows: list[dict[str, Any]], ids: bool = False) -> list[int]:
-        """Insert rows (all with the same keys) into a table in one transaction; their ids when asked."""
+    def insert(self, table: str, rows: list[dict[str, Any]], ids: bool = False, redacted: bool = False) -> list[int]:
+        """Insert rows (all with the same keys) into a table in one transaction; their ids when asked.
+
+        Every text value is redacted first (a plugin's hook may store what the customer wrote), unless the caller
+        says it already applied the plugin's `[privacy]` settings (`redacted=True`)."""
         if not rows:
             return []
+        if not redacted:
+            from agent.guard import redact
+
+            rows = [{k: redact(v)[0] if isinstance(v, str) else v for k, v in row.items()} for row in rows]
         cols = list(rows[0])
         sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
 
@@ -290,8 +298,12 @@ class Store:
 
         return self._write(write)
 
-    def update(self, table: str, row_id: int, values: dict[str, Any]) -> None:
-        """Set columns of one row."""
+    def update(self, table: str, row_id: int, values: dict[str, Any], redacted: bool = False) -> None:
+        """Set columns of one row (text values redacted, as in `insert`, unless the caller already did)."""
+        if not redacted:
+            from agent.guard import redact
+
+            values = {k: redact(v)[0] if isinstance(v, str) else v for k, v in values.items()}
         sql = f"UPDATE {table} SET {', '.join(c + ' = ?' for c in values)} WHERE id = ?"
         self._write(lambda conn: conn.execute(sql, [*values.values(), row_id]))
 
@@ -354,6 +366,20 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise _explain(self.path, exc) from exc
         yield from rows
+
+    def compact(self) -> None:
+        """Rebuild the full-text index, fold the write-ahead log into the file and vacuum it: no old text stays on disk."""
+        self._write(lambda conn: conn.execute("INSERT INTO turns_fts (turns_fts) VALUES ('rebuild')"))
+        with self._lock:
+            try:
+                for sql in ("PRAGMA wal_checkpoint(TRUNCATE)", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"):
+                    _retry(self.path, lambda sql=sql: self.db.execute(sql).fetchall())
+            except sqlite3.DatabaseError as exc:
+                raise _explain(self.path, exc) from exc
+
+    def integrity(self) -> str:
+        """SQLite's own check of the file: 'ok', or what is wrong."""
+        return "; ".join(r[0] for r in self.db.execute("PRAGMA integrity_check").fetchall())
 
     def close(self) -> None:
         """Close the connection."""

@@ -81,7 +81,7 @@ class Monitor:
                  "ts": it.timestamp, "text": guard.redact_for(it.text, privacy)[0], "label": s.label,
                  "confidence": s.confidence, "watched": s.watched, "topic": s.topic, "topic_score": s.topic_score}
                 for it, s in zip(items, scores)]
-        self.store.insert("feed_items", rows)
+        self.store.insert("feed_items", rows, redacted=True)  # as the plugin's [privacy] says
         closed: list[Window] = []
         for it, s in zip(items, scores):
             closed += self.windower.add(it.timestamp, s.topic, s.label == self.config.label)
@@ -132,7 +132,7 @@ class Monitor:
         self.store.update("monitor_runs", s.run_id, {
             "finished_at": _iso(time.time()), "status": status, "items": s.items, "bad_lines": s.bad_lines,
             "alerts": len(s.alerts), "seconds": round(s.seconds, 3), "items_per_s": s.items_per_s,
-            "report": json.dumps(s.to_dict(), ensure_ascii=False)})
+            "report": json.dumps(s.to_dict(), ensure_ascii=False)}, redacted=True)  # counts and times: no message text
         return s
 
 

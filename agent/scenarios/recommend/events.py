@@ -67,7 +67,7 @@ class ItemStore:
         row = {"turn_id": turn_id, "conversation_id": turn["conversation_id"],
                "user_id": turn.get("user_id") or turn["conversation_id"], "plugin": turn["plugin"], "item_id": item_id,
                "kind": kind, "created_at": now()}
-        return self.store.insert("item_feedback", [row], ids=True)[0]
+        return self.store.insert("item_feedback", [row], ids=True, redacted=True)[0]  # ids, as the turn stores them
 
     def item_events(self, plugin: str, user: str | None = None) -> list[dict[str, Any]]:
         """Likes, dislikes and clicks on a plugin's items, oldest first (one user's, or everyone's)."""

@@ -1,0 +1,116 @@
+"""Re-redact what is already stored, for logs written before today's redaction knew a kind of number.
+
+`agent logs redact` calls `scrub_home`: every stored message, reply, note and feed item, the JSON a turn or a run
+carries, the turns people labelled that fine-tuned versions keep (`learned.jsonl`), then the full-text index is
+rebuilt and the file vacuumed, so the old text is left neither in free pages nor in the write-ahead log.
+`scrub_export` does the same for a JSONL file that `agent logs export` wrote. Running either twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from agent import guard
+
+Privacy = Callable[[str | None], Any]  # a plugin's name -> its [privacy] settings (None: redact every kind)
+TURN_JSON = ("annotations", "warnings", "extras")
+RUN_REPORTS = ("finetune_runs", "replay_runs", "monitor_runs")
+
+
+def scrub_home(store: Any, models_root: Path, privacy: Privacy) -> dict[str, int]:
+    """Re-redact every stored text of the home; how many rows (or lines) changed, by where they are."""
+    counts = {"turns": _scrub_turns(store, privacy), "feedback": _scrub_column(store, "feedback", "note", lambda r: None, privacy)}
+    if _has_table(store, "feed_items"):
+        counts["feed_items"] = _scrub_column(store, "feed_items", "text", lambda r: r["plugin"], privacy)
+    for table in RUN_REPORTS:
+        if _has_table(store, table):
+            counts[table] = _scrub_reports(store, table)
+    counts["learned"] = sum(scrub_jsonl(path) for path in sorted(Path(models_root).glob("*/*/learned.jsonl")))
+    store.compact()
+    return counts
+
+
+def scrub_export(path: Path) -> int:
+    """Re-redact an `agent logs export` file in place; how many of its lines changed."""
+    return scrub_jsonl(Path(path))
+
+
+def scrub_jsonl(path: Path) -> int:
+    """Redact every string of every JSON line of `path`, rewriting it atomically when a line changed."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = [_scrub_line(line) for line in lines]
+    changed = sum(a != b for a, b in zip(lines, out))
+    if changed:
+        _atomic_text(path, "".join(line + "\n" for line in out))
+    return changed
+
+
+def _scrub_line(line: str) -> str:
+    """One JSON line with its strings redacted (a line that is not JSON is redacted as text)."""
+    if not line.strip():
+        return line
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return guard.redact(line)[0]
+    scrubbed = guard.redact_tree(value)
+    return line if scrubbed == value else json.dumps(scrubbed, ensure_ascii=False)
+
+
+def _scrub_turns(store: Any, privacy: Privacy) -> int:
+    """Redact each turn's text (as its plugin's `[privacy]` says), reply and JSON columns; the turns changed."""
+    changed = 0
+    for row in store.query("SELECT id, plugin, text, reply, " + ", ".join(TURN_JSON) + " FROM turns"):
+        values = {"text": guard.redact_for(row["text"] or "", privacy(row["plugin"]))[0] if row["text"] else row["text"],
+                  "reply": guard.redact(row["reply"])[0] if row["reply"] else row["reply"],
+                  **{c: _scrub_json(row[c]) for c in TURN_JSON}}
+        values = {k: v for k, v in values.items() if v != row[k]}
+        if values:
+            store.update("turns", row["id"], values, redacted=True)
+            changed += 1
+    return changed
+
+
+def _scrub_column(store: Any, table: str, column: str, plugin_of: Callable[[dict[str, Any]], str | None],
+                  privacy: Privacy) -> int:
+    """Redact one text column of a table (each row as its plugin's `[privacy]` says); the rows changed."""
+    changed = 0
+    for row in store.query(f"SELECT * FROM {table} WHERE {column} IS NOT NULL"):
+        clean = guard.redact_for(row[column], privacy(plugin_of(row)))[0]
+        if clean != row[column]:
+            store.update(table, row["id"], {column: clean}, redacted=True)
+            changed += 1
+    return changed
+
+
+def _scrub_reports(store: Any, table: str) -> int:
+    """Redact the strings of a run table's JSON reports; the rows changed."""
+    changed = 0
+    for row in store.query(f"SELECT id, report FROM {table} WHERE report IS NOT NULL"):
+        clean = _scrub_json(row["report"])
+        if clean != row["report"]:
+            store.update(table, row["id"], {"report": clean}, redacted=True)
+            changed += 1
+    return changed
+
+
+def _scrub_json(text: str | None) -> str | None:
+    """A JSON column with its strings redacted, unchanged (the same string) when nothing needed it."""
+    return _scrub_line(text) if text else text
+
+
+def _has_table(store: Any, table: str) -> bool:
+    """Whether the database has this table (plugin kinds add theirs only once they are used)."""
+    return bool(store.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", [table]))
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
