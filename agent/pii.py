@@ -1,5 +1,8 @@
-"""Personal data in text: e-mails, IBANs, payment cards, bank accounts and phone numbers, replaced by
-typed placeholders before anything is stored or trained on.
+"""Personal data in text: e-mails, IBANs, Chinese resident IDs, payment cards, bank accounts and phone numbers,
+replaced by typed placeholders before anything is stored or trained on.
+
+Numbers are found wherever they stand: glued to the word before or after (letters, CJK, any punctuation), in URLs
+and JSON. Only a digit next to a number makes it part of another one; validity checks keep false positives down.
 
 Numbers are matched as people type them. Matching runs on a folded copy of the text that maps each
 character to exactly one (so offsets line up and the span as typed is what gets replaced): digits of
@@ -9,23 +12,28 @@ hyphen and dash variants (U+2010..2015, U+2212) a '-'. So groups may be separate
 hyphens or any of those spaces, mixed within one number, in either width.
 
 How a number is classified:
-- an IBAN must pass the ISO 13616 mod-97 check, a card (13 to 19 digits, first digit 2 to 6) the Luhn
-  check; between their groups one separator (space . - /), or a slash or dash with a space each side;
-  a trailing group that breaks the check (a date, the next word) is left out and tried again;
+- an IBAN must have its country's length and pass the ISO 13616 mod-97 check; a resident ID 18 characters
+  with a real date of birth and the ISO 7064 MOD 11-2 check character; a card (13 to 19 digits, first
+  digit 2 to 6) the Luhn check; between their groups one separator (space . - /), or a slash or dash with
+  a space each side; a trailing group that breaks the check (a date, the next word) is left out and tried again;
 - every other run of digits with at most single separators between groups, 8 digits or more, is an
-  account or a phone number: the nearest cue word in the 30 characters before it decides ("account",
-  "acct", "a/c", "Konto", "compte", "rekening" against "phone", "call", "mobile", "text", "Rückruf", ...),
-  but a '+' or brackets make it a phone number whatever the cue, and so do three or more groups unless
-  the nearest cue is an account one and no phone cue is in the window ("the phone on my account:
-  0491-571-363" is a phone number); over 15 digits it is an account (phone numbers have at most 15);
-  a reference cue ("order", "invoice", "ticket", "tracking", "ISBN", "version", ...) leaves it alone,
-  unless a phone or account cue is in the window too ("call me about my order 0412 345 678") or it is
-  shaped like a phone number ('+', brackets, a '00' prefix, a leading 0 with 10 or 11 digits); without
-  a cue, three groups, a '00' prefix or a leading 0 with 10 or 11 digits make it a phone number, two
-  short groups (a ZIP+4 code, 8 or 9 digits) and version numbers (10.0.19045.3803: dots only, four or
-  more groups, the second of one or two digits) are left alone, and anything else is an account;
+  account or a phone number: a mainland mobile (1[3-9] and 9 digits, maybe after +86 or 0086, in one
+  block or 3-4-4) is a phone number whatever the words around it, and 15 digits in one block holding a
+  date of birth an old resident ID; otherwise the nearest cue word in the 30 characters before it decides
+  ("account", "acct", "a/c", "Konto", "compte", "rekening", 账号, 卡号 against "phone", "call", "mobile",
+  "text", "Rückruf", 手机, 电话, ...), but a '+' or brackets make it a phone number whatever the cue, and
+  so do three or more groups unless the nearest cue is an account one and no phone cue is in the window
+  ("the phone on my account: 0491-571-363" is a phone number); over 15 digits it is an account (phone
+  numbers have at most 15); a reference cue ("order", "invoice", "ticket", "tracking", "ISBN", "version",
+  订单, 快递, ...) leaves it alone, unless a phone or account cue is in the window too ("call me about my
+  order 0412 345 678") or it is shaped like a phone number ('+', brackets, a '00' prefix, a leading 0 with
+  10 or 11 digits); without a cue, three groups, a '00' prefix or a leading 0 with 10 or 11 digits make it
+  a phone number, two short groups (a ZIP+4 code, 8 or 9 digits), version numbers (10.0.19045.3803: dots
+  only, four or more groups, the second of one or two digits) and runs of one or two repeated digits
+  (888888888, 10000000000000) are left alone, and anything else is an account;
 - a run that holds a date (2024-03-15, 15/03/2024) is left alone, and so is an IPv4 address with no
-  phone or account cue, and shorter runs (amounts, order numbers, times, "card ending 4242").
+  phone or account cue, the digits inside a hash or a UUID, and shorter runs (amounts, order numbers,
+  times, "card ending 4242").
 """
 
 from __future__ import annotations

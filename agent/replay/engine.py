@@ -102,11 +102,11 @@ def _one(agent: "Agent", message: Any, log: bool) -> Any:
 
 
 def outcome(turn: ReplayTurn, reply: Any, batch_ms: float) -> dict[str, Any]:
-    """What a replayed turn did: JSON-ready, with the text as the log would store it (redacted)."""
+    """What a replayed turn did: JSON-ready, its texts (message, reply, the logged turn it replays) redacted."""
     base = {"line": turn.line, "conversation": turn.conversation, "text": guard.redact(turn.text)[0],
-            "expect": turn.expect, "logged": turn.logged, "batch_ms": round(batch_ms, 3)}
+            "expect": turn.expect, "logged": guard.redact_tree(turn.logged), "batch_ms": round(batch_ms, 3)}
     if isinstance(reply, AgentError):
         return {**base, "error": str(reply)}
     return {**base, "error": None, "plugin": reply.plugin, "label": reply.label, "confidence": reply.confidence,
-            "answer_id": reply.answer_id, "reply": reply.text, "fallback_reason": reply.fallback_reason,
+            "answer_id": reply.answer_id, "reply": guard.redact(reply.text)[0], "fallback_reason": reply.fallback_reason,
             "latency_ms": reply.timings_ms.get("total"), "turn_id": reply.turn_id}
