@@ -80,10 +80,15 @@ def redact_for(text: str, privacy: Any) -> tuple[str, int]:
     return redact(text, privacy.redact if privacy is not None else KINDS)
 
 
+KEYS_KEPT = frozenset({"id", "turn_id", "conversation_id", "user_id", "answer_id", "item_id", "run_id", "corpus_id", "ts",
+                       "timestamp", "created_at", "started_at", "finished_at", "raised_at"})  # the log's own ids and times
+
+
 def redact_tree(value: Any) -> Any:
-    """A JSON-ready copy of `value` with every string and whole number redacted (floats kept); other objects become strings."""
+    """A JSON-ready copy of `value` with every string and whole number redacted (floats kept, and the values of the
+    log's own id and time keys, which link rows); other objects become strings."""
     if isinstance(value, dict):
-        return {str(k): redact_tree(v) for k, v in value.items()}
+        return {str(k): v if k in KEYS_KEPT and isinstance(v, (str, int)) else redact_tree(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact_tree(v) for v in value]
     if isinstance(value, bool) or value is None:
@@ -95,3 +100,17 @@ def redact_tree(value: Any) -> Any:
         redacted = redact(text)[0]
         return value if redacted == text else redacted
     return redact(str(value))[0]
+
+
+def redact_value(key: str, value: Any) -> Any:
+    """A value about to be stored in column `key`: text redacted (JSON text as JSON), ids, times and numbers kept."""
+    if not isinstance(value, str) or key in KEYS_KEPT:
+        return value
+    if value[:1] in "{[":
+        try:
+            import json
+
+            return json.dumps(redact_tree(json.loads(value)), ensure_ascii=False)
+        except ValueError:
+            pass
+    return redact(value)[0]

@@ -46,14 +46,14 @@ from typing import Callable, Iterable
 KINDS = ("email", "iban", "id", "card", "account", "phone")  # what redact() finds
 PLACEHOLDERS = {kind: f"<{kind.upper()}>" for kind in KINDS}
 
-_SEP = r"(?:[ ./-]| [./-] )"  # between the groups of a card or an IBAN: one separator, a slash or dash maybe spaced
+_SEP = r"(?:[ ./-]| [./-] |\s{2,3}|[\t\r\n])"  # between the groups of a card or an IBAN: one separator, a slash or dash maybe spaced
 _START = r"(?<!\d)(?<!\d[.-])"  # a number starts after anything but a digit (or a digit and a dot or dash): letters, CJK, punctuation
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _IBAN = re.compile(rf"(?<!\d)[A-Z]{{2}}\d{{2}}(?:[A-Z0-9]{{11,30}}|(?:{_SEP}[A-Z0-9]{{1,4}}){{2,8}})", re.IGNORECASE)
 _ID = re.compile(rf"{_START}[1-8](?:{_SEP}?\d){{16}}{_SEP}?[\dXx](?!\d)")  # a mainland resident ID: 17 digits and a check character
 _CARD = re.compile(rf"{_START}[2-6](?:{_SEP}?\d){{12,18}}(?!\d)")
 _NUMBER = re.compile(r"(?<![\d+])(?<!\d[/.-])\+?(?:\(\d{1,5}\)|\d{1,6})(?:[ ./-]?(?:\(\d{1,5}\)|\d{1,8})){0,7}(?!\d|:\d)")
-_MOBILE_CN = re.compile(r"(?:(?:\+86|0086)[ ./-]?)?1[3-9](?:\d{9}|\d[ ./-]?\d{4}[ ./-]?\d{4})")  # 138 1234 5678, +86 13812345678
+_MOBILE_CN = re.compile(r"(?<![\d+])(?<!\d[./-])(?:(?:\+86|0086)[ ./-]?)?1[3-9](?:\d{9}|\d[ ./-]?\d{4}[ ./-]?\d{4})(?![\d])")  # 138 1234 5678
 _HEX = re.compile(r"(?<![0-9a-z])(?=[0-9a-f]*[a-f])[0-9a-f]{32,}(?![0-9a-z])|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}", re.IGNORECASE)
 _DATE = re.compile(r"\b(?:(?:19|20)\d\d[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d)\b")
 _VERSION = re.compile(r"[1-9]\d?\.\d{1,2}(?:\.\d+){2,}")  # 10.0.19045.3803, 1.7.5.6310; not 12.345.678.901
@@ -68,8 +68,11 @@ _CUES = {
                            re.IGNORECASE),
 }
 _MAY_HOLD = re.compile("[\\d@\uff20]")  # what fold() maps to a digit (decimal digits of any script) or to '@'
-_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63"
+_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\u00b7\u30fb\uff65\u30fc"  # and middle dots, ー
 CUE_WINDOW = 30
+_LATIN = re.compile(r"[A-Za-z_]")
+_CURRENCY = re.compile(r" ?(?:元|块|万|亿|円|rmb\b|usd\b|eur\b|gbp\b|dollars?\b|euros?\b|pounds?\b)", re.IGNORECASE)
+_CLOCK = re.compile(r"(?:[01]\d|2[0-3])[0-5]\d[0-5]\d")  # hhmmss after a date: 20240315143000
 
 
 def redact(text: str, kinds: Iterable[str] = KINDS) -> tuple[str, int]:
@@ -78,22 +81,26 @@ def redact(text: str, kinds: Iterable[str] = KINDS) -> tuple[str, int]:
         return text, 0
     kinds, count, folded = set(kinds), 0, fold(text)
 
-    def sub(pattern: re.Pattern[str], decide: Callable[[str, str], tuple[str | None, int]]) -> None:
+    def sub(pattern: re.Pattern[str], decide: Callable[[str, str, str], tuple[str | None, int]]) -> None:
         nonlocal text, folded, count
-        spans, keep = [], [m.span() for m in _HEX.finditer(folded)]  # digits inside a hash or a UUID are no one's number
-        for m in pattern.finditer(folded):
-            if any(a <= m.start() < b for a, b in keep):
-                continue
-            kind, size = decide(m.group(0), folded[max(m.start() - CUE_WINDOW, 0): m.start()])
+        spans, keep, pos = [], [m.span() for m in _HEX.finditer(folded)], 0  # digits inside a hash or a UUID are no one's
+        while (m := pattern.search(folded, pos)) is not None:
+            start = m.start()
+            kind, size = (None, 0) if any(a <= start < b for a, b in keep) else decide(
+                m.group(0), folded[max(start - CUE_WINDOW, 0): start], folded[m.end(): m.end() + CUE_WINDOW])
             if kind is not None and kind in kinds and size:
-                spans.append((m.start(), m.start() + size, PLACEHOLDERS[kind]))
+                spans.append((start, start + size, PLACEHOLDERS[kind]))
+                pos = start + size
+            else:
+                pos = start + 1  # a later group of the same run may begin a number of its own ("order 3 4539 1488 ...")
         count += len(spans)
         text, folded = _splice(text, spans), _splice(folded, spans)
 
-    sub(_EMAIL, lambda s, _: ("email", len(s)))
-    sub(_IBAN, lambda s, _: ("iban", _iban_length(s)))
-    sub(_ID, lambda s, _: ("id", len(s) if _id18_ok(re.sub(r"[ ./-]", "", s)) else 0))
-    sub(_CARD, lambda s, _: ("card", _longest(s, lambda c: 13 <= len(_digits(c)) <= 19 and _luhn_ok(_digits(c)))))
+    sub(_EMAIL, lambda s, _, __: ("email", len(s)))
+    sub(_IBAN, lambda s, _, __: ("iban", _iban_length(s)))
+    sub(_ID, lambda s, _, __: ("id", len(s) if _id18_ok(re.sub(r"[ ./-]", "", s)) else 0))
+    sub(_CARD, lambda s, _, __: ("card", _longest(s, lambda c: 13 <= len(_digits(c)) <= 19 and _luhn_ok(_digits(c)))))
+    sub(_MOBILE_CN, lambda s, _, __: ("phone", len(s)))  # before the runs, which would join two numbers side by side
     sub(_NUMBER, _account_or_phone)
     return text, count
 
@@ -200,13 +207,13 @@ def _iban_ok(text: str) -> bool:
     return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
 
 
-def _account_or_phone(number: str, before: str) -> tuple[str | None, int]:
+def _account_or_phone(number: str, before: str, after: str) -> tuple[str | None, int]:
     """('account' | 'phone' | 'id' | None, length) for a run of digit groups, from its shape and the cues before it."""
+    while len(_digits(number)) > 19 and (cut := max(number.rfind(sep) for sep in " ./-")) > 0:
+        number = number[:cut].rstrip(" ./-")  # two numbers side by side: judge the first, then the rest on its own
     digits = _digits(number)
     if len(digits) < 8 or len(digits) > 19 or _DATE.search(number):
         return None, 0
-    if _MOBILE_CN.fullmatch(number):
-        return "phone", len(number)  # a mainland mobile number, whatever the cue
     cues, groups = _cues(before), len(re.findall(r"\d+", number))
     strong = {k: v for k, v in cues.items() if k != "reference"}  # a phone or account cue outweighs a reference one
     if _IPV4.fullmatch(number) and not strong:
@@ -218,6 +225,8 @@ def _account_or_phone(number: str, before: str) -> tuple[str | None, int]:
         return None, 0  # an order, invoice or tracking number, or a version, with no phone or account cue near
     if _id15_ok(digits) and len(number) == 15:
         return "id", len(number)  # the old resident ID, written as one block
+    if not strong and not dialled and _not_personal(number, digits, before, after):
+        return None, 0
     if cue == "account" and groups >= 3 and "phone" in cues:
         cue = "phone"  # "the phone on my account: 0491-571-363"
     if cue == "account" and not dialled or len(digits) > 15:
@@ -229,6 +238,16 @@ def _account_or_phone(number: str, before: str) -> tuple[str | None, int]:
     if not strong and len(set(digits)) <= 2 and not phone_shaped:
         return None, 0  # 888888888, 10000000000000, 20202020: emphasis or a pattern, not a number someone was given
     return ("phone" if digits[0] == "0" and len(digits) in (10, 11) else "account"), len(number)
+
+
+def _not_personal(number: str, digits: str, before: str, after: str) -> bool:
+    """Shapes that, without a phone or account cue, are codes, dates, amounts or links: a number stuck to a Latin
+    letter (XY12345678, 0x80070005, IMG_20240315, a hex id), in a URL's path, before a currency, or a date in one block."""
+    if _LATIN.fullmatch(before[-1:]) or _LATIN.fullmatch(after[:1]) or _CURRENCY.match(after) or before[-1:] in ("$", "€", "£", "¥"):
+        return True
+    if "://" in before and not re.search(r"\s", before[before.rfind("://"):]):
+        return True  # https://shop.example/item/100012345678.html
+    return len(number) in (8, 14) and number.isdigit() and _birth_ok(number[:8]) and (len(number) == 8 or _CLOCK.fullmatch(number[8:]))
 
 
 def _cues(before: str) -> dict[str, int]:

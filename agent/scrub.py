@@ -41,11 +41,11 @@ def scrub_export(path: Path) -> int:
 
 def scrub_jsonl(path: Path) -> int:
     """Redact every string of every JSON line of `path`, rewriting it atomically when a line changed."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 may sit inside a JSON string
     out = [_scrub_line(line) for line in lines]
     changed = sum(a != b for a, b in zip(lines, out))
     if changed:
-        _atomic_text(path, "".join(line + "\n" for line in out))
+        _atomic_text(path, "\n".join(out))
     return changed
 
 
@@ -66,7 +66,7 @@ def _scrub_turns(store: Any, privacy: Privacy) -> int:
     changed = 0
     for row in store.query("SELECT id, plugin, text, reply, " + ", ".join(TURN_JSON) + " FROM turns"):
         values = {"text": guard.redact_for(row["text"] or "", privacy(row["plugin"]))[0] if row["text"] else row["text"],
-                  "reply": guard.redact(row["reply"])[0] if row["reply"] else row["reply"],
+                  "reply": guard.redact_for(row["reply"], privacy(row["plugin"]))[0] if row["reply"] else row["reply"],
                   **{c: _scrub_json(row[c]) for c in TURN_JSON}}
         values = {k: v for k, v in values.items() if v != row[k]}
         if values:

@@ -284,9 +284,9 @@ class Store:
         if not rows:
             return []
         if not redacted:
-            from agent.guard import redact
+            from agent.guard import redact_value
 
-            rows = [{k: redact(v)[0] if isinstance(v, str) else v for k, v in row.items()} for row in rows]
+            rows = [{k: redact_value(k, v) for k, v in row.items()} for row in rows]
         cols = list(rows[0])
         sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
 
@@ -301,9 +301,9 @@ class Store:
     def update(self, table: str, row_id: int, values: dict[str, Any], redacted: bool = False) -> None:
         """Set columns of one row (text values redacted, as in `insert`, unless the caller already did)."""
         if not redacted:
-            from agent.guard import redact
+            from agent.guard import redact_value
 
-            values = {k: redact(v)[0] if isinstance(v, str) else v for k, v in values.items()}
+            values = {k: redact_value(k, v) for k, v in values.items()}
         sql = f"UPDATE {table} SET {', '.join(c + ' = ?' for c in values)} WHERE id = ?"
         self._write(lambda conn: conn.execute(sql, [*values.values(), row_id]))
 
@@ -372,10 +372,13 @@ class Store:
         self._write(lambda conn: conn.execute("INSERT INTO turns_fts (turns_fts) VALUES ('rebuild')"))
         with self._lock:
             try:
-                for sql in ("PRAGMA wal_checkpoint(TRUNCATE)", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"):
-                    _retry(self.path, lambda sql=sql: self.db.execute(sql).fetchall())
+                _retry(self.path, lambda: self.db.execute("VACUUM").fetchall())
+                busy = _retry(self.path, lambda: self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())[0]
             except sqlite3.DatabaseError as exc:
                 raise _explain(self.path, exc) from exc
+        if busy:  # another connection still reads an older snapshot: its pages stay in the write-ahead log
+            raise StoreError(f"{self.path} is open in another program (a chat, a server, a replay), so the write-ahead log "
+                             "still holds the old text; close it and run the command again")
 
     def integrity(self) -> str:
         """SQLite's own check of the file: 'ok', or what is wrong."""

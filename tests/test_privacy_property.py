@@ -110,3 +110,36 @@ def test_logs_redact_cleans_turns_stored_in_clear_and_is_safe_twice(tmp_path: Pa
 
     second = CliRunner().invoke(cli, ["logs", "redact", str(export)], env=env)
     assert second.exit_code == 0 and "turns 0, feedback 0" in second.output and f"{export} 0" in second.output, second.output
+
+
+def test_what_a_plugin_stores_is_redacted_but_its_ids_and_json_stay_usable(tmp_path: Path) -> None:
+    from agent.store import Store
+
+    store = Store(tmp_path / "agent.db")
+    store.db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, conversation_id TEXT, body TEXT, payload TEXT)")
+    row_id = store.insert("notes", [{"conversation_id": "13812345678", "body": "call 13812345678",
+                                     "payload": json.dumps({"amount": 12345678, "ts": 1710489600, "said": "卡号4539148803436467"})}],
+                          ids=True)[0]
+    row = store.query("SELECT * FROM notes WHERE id = ?", [row_id])[0]
+    assert row["conversation_id"] == "13812345678" and row["body"] == "call <PHONE>"
+    assert json.loads(row["payload"]) == {"amount": "<ACCOUNT>", "ts": 1710489600, "said": "卡号<CARD>"}
+    store.update("notes", row_id, {"body": "mail jo@example.com"})
+    assert store.query("SELECT body FROM notes")[0]["body"] == "mail <EMAIL>"
+
+
+def test_logs_redact_refuses_to_report_success_while_another_reader_holds_old_pages(tmp_path: Path) -> None:
+    from agent.errors import StoreError
+    from agent.scrub import scrub_home
+    from agent.store import Store
+
+    store = Store(tmp_path / "agent.db")
+    store.log_turn({"conversation_id": "c1", "text": "card 4539148803436467", "plugin": "shop"}, [], [])
+    reader = sqlite3.connect(tmp_path / "agent.db")
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM turns").fetchone()
+    with pytest.raises(StoreError, match="open in another program"):
+        scrub_home(store, tmp_path / "models", lambda plugin: None)
+    reader.rollback()
+    reader.close()
+    assert scrub_home(store, tmp_path / "models", lambda plugin: None)["turns"] == 0  # done the first time; now the log is clean too
+    assert b"4539148803436467" not in (tmp_path / "agent.db").read_bytes() + (tmp_path / "agent.db-wal").read_bytes()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -63,8 +64,8 @@ def run_on_ray(agent: "Agent", stream: Iterator[Batch], prefix: str, log: bool, 
                workers: int) -> Iterator[list[dict[str, Any]]]:
     """Outcomes of each batch, in input order, computed by `workers` Ray actors."""
     ray = _import_ray()
-    spool = agent.settings.home / "tmp" / f"replay-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-    spool.parent.mkdir(parents=True, exist_ok=True)
+    spool = _spool_dir(agent.settings.home, address) / f"replay-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+    spool.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the messages as typed: this user's eyes only
     sweep_spools(spool.parent)
     try:
         with open(spool, "w", encoding="utf-8") as fh:
@@ -76,6 +77,18 @@ def run_on_ray(agent: "Agent", stream: Iterator[Batch], prefix: str, log: bool, 
         yield from _results(ray, agent, spool, prefix, log, workers)
     finally:
         spool.unlink(missing_ok=True)
+
+
+SHM_FREE = 1 << 30  # memory-backed space a spool may use without crowding Ray's own object store
+
+
+def _spool_dir(home: Path, address: str | None) -> Path:
+    """Where the messages (as typed) wait for the workers: in memory (/dev/shm) on this machine, so they never reach a
+    disk; in the home's tmp/ only when a cluster at `address` must read them."""
+    shm = Path("/dev/shm")
+    if address is None and shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > SHM_FREE:
+        return shm / f"agent-replay-{os.getuid()}"
+    return home / "tmp"
 
 
 def _import_ray() -> Any:
