@@ -209,8 +209,8 @@ def _iban_ok(text: str) -> bool:
 
 def _account_or_phone(number: str, before: str, after: str) -> tuple[str | None, int]:
     """('account' | 'phone' | 'id' | None, length) for a run of digit groups, from its shape and the cues before it."""
-    while len(_digits(number)) > 19 and (cut := max(number.rfind(sep) for sep in " ./-")) > 0:
-        number = number[:cut].rstrip(" ./-")  # two numbers side by side: judge the first, then the rest on its own
+    while len(_digits(number)) > 19 and (cut := number.rfind(" ")) > 0:
+        number = number[:cut].rstrip(" ./-")  # two numbers side by side (a space between): judge the first, then the rest
     digits = _digits(number)
     if len(digits) < 8 or len(digits) > 19 or _DATE.search(number):
         return None, 0
