@@ -8,7 +8,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-COMMANDS = ("agent.cli_manage", "agent.cli_finetune", "agent.cli_replay", "agent.cli_review")  # the commands besides ask, chat, feedback
+# the commands besides ask, chat, feedback
+COMMANDS = ("agent.cli_manage", "agent.cli_finetune", "agent.cli_replay", "agent.cli_review", "agent.cli_serve")
 
 
 def _scenario_modules() -> tuple[str, ...]:

@@ -115,6 +115,13 @@ def m012_finetune_trigger(db: Any) -> None:
     db["finetune_runs"].add_column("trigger", str)
 
 
+@migration
+def m013_api_keys(db: Any) -> None:
+    """Keys of the HTTP service: a name, the SHA-256 of the key (never the key), its scopes, when made and revoked."""
+    db["api_keys"].create({"id": int, "name": str, "key_sha256": str, "scopes": str, "created_at": str, "revoked_at": str}, pk="id")
+    db["api_keys"].create_index(["name"])
+
+
 def now() -> str:
     """UTC timestamp, ISO 8601."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
