@@ -100,6 +100,11 @@ def finetuners() -> dict[str, Finetuner]:
     return _collect("register_finetuners", make)
 
 
+def routes() -> list[Any]:
+    """The FastAPI routers plugins contribute to `agent serve`."""
+    return _collect("register_routes", lambda found: [_args(args, kwargs, "router")[0] for args, kwargs in found])
+
+
 def feedback_options() -> list[Option]:
     """Options of `agent feedback` contributed by plugins."""
     return _collect("register_feedback", _options)

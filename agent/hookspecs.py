@@ -29,7 +29,7 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 # Hooks the agent calls on every registered plugin (the default plugins, and packages or folders that
 # implement one of them); the others are called for the plugin they belong to.
-KIND_HOOKS = ("register_commands", "register_tables", "register_migrations", "register_finetuners", "register_feedback",
+KIND_HOOKS = ("register_commands", "register_routes", "register_tables", "register_migrations", "register_finetuners", "register_feedback",
               "register_reply_keys", "register_chat_commands", "open_plugin", "respond", "observe", "format_extras",
               "describe_turn")
 
@@ -38,6 +38,15 @@ KIND_HOOKS = ("register_commands", "register_tables", "register_migrations", "re
 @hookspec
 def register_commands(cli: Any) -> None:
     """Add click commands to the `agent` group: `cli.add_command(cmd)` (as llm's hook of the same name)."""
+
+
+@hookspec
+def register_routes(register: Callable[..., None]) -> None:
+    """Add HTTP routes to `agent serve`: `register(router)` with a FastAPI `APIRouter` (as commands arrive).
+
+    Routes take keys with `Annotated[Caller, Depends(agent.serve.security.require(scope))]`, run work on
+    the agent with `await agent.serve.routes.on_agent(request, fn)` and raise `ApiError(status, message)`.
+    """
 
 
 @hookspec

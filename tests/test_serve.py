@@ -48,7 +48,7 @@ def bearer(key: str) -> dict[str, str]:
 
 def running(settings: Settings, encoder: Encoder, **options: Any) -> TestClient:
     """A TestClient whose app has loaded its models (the lifespan runs on entry)."""
-    app = create_app(settings, ServeOptions(**options), lambda: Agent(settings, encoder=encoder))
+    app = create_app(settings, ServeOptions(**options), Agent(settings, encoder=encoder))
     client = TestClient(app).__enter__()
     assert app.state.worker.ready.wait(120)
     return client
@@ -188,11 +188,13 @@ def test_readyz_says_503_until_every_model_is_loaded(tmp_path: Path, encoder: En
     settings = Settings(home=tmp_path / "home", plugin_paths=[tmp_path / "plugins"])
     gate = threading.Event()
 
-    def slow_agent() -> Agent:
-        gate.wait(60)
-        return Agent(settings, encoder=encoder)
+    class Slow(Agent):
+        @property
+        def runtimes(self) -> dict[str, Any]:
+            gate.wait(60)
+            return super().runtimes
 
-    with TestClient(create_app(settings, ServeOptions(public_chat=True), slow_agent)) as client:
+    with TestClient(create_app(settings, ServeOptions(public_chat=True), Slow(settings, encoder=encoder))) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").status_code == 503
         r = client.post("/v1/conversations/c1/messages", json={"text": "hi"})
@@ -225,7 +227,7 @@ def test_waiting_messages_share_a_batch_and_keep_their_order(tmp_path: Path, enc
     make_plugin(tmp_path / "plugins")
     settings = Settings(home=tmp_path / "home", plugin_paths=[tmp_path / "plugins"])
     sizes: list[int] = []
-    worker = Worker(lambda: Agent(settings, encoder=encoder), wait_ms=200, max_batch=8, on_batch=lambda out: sizes.append(len(out)))
+    worker = Worker(Agent(settings, encoder=encoder), wait_ms=200, max_batch=8, on_batch=lambda out: sizes.append(len(out)))
     worker.start()
     assert worker.ready.wait(120)
     futures = [worker.ask(Message(f"refund number {i} please", "same")) for i in range(12)]
@@ -284,3 +286,66 @@ def test_a_real_server_answers_what_is_in_flight_when_sigterm_stops_it(tmp_path:
     db = sqlite3.connect(home / "agent.db")
     assert db.execute("SELECT id, text FROM turns WHERE conversation_id = 'e2e'").fetchall() == [(answers[0].json()["turn_id"], "I lost my card")]
     db.close()
+
+
+HOURS_ROUTE = '''
+from typing import Annotated
+
+from agent import hookimpl
+
+
+@hookimpl
+def register_routes(register):
+    from fastapi import APIRouter, Depends
+    from agent.serve.security import Caller, require
+
+    router = APIRouter()
+
+    @router.get("/v1/shop/hours")
+    async def hours(caller: Annotated[Caller, Depends(require("chat"))]):
+        return {"open": "9 to 5", "for": caller.name}
+
+    register(router)
+'''
+
+
+def test_hook_register_routes_lets_a_folder_plugin_add_a_route_behind_keys(tmp_path: Path, encoder: Encoder) -> None:
+    (make_plugin(tmp_path / "plugins") / "hooks.py").write_text(HOURS_ROUTE)
+    settings = Settings(home=tmp_path / "home", plugin_paths=[tmp_path / "plugins"])
+    keys = keys_for(settings)
+    client = running(settings, encoder)
+    try:
+        assert client.get("/v1/shop/hours").status_code == 401
+        assert client.get("/v1/shop/hours", headers=bearer(keys["chat"])).json() == {"open": "9 to 5", "for": "k-chat"}
+        assert "/v1/shop/hours" in client.get("/openapi.json").json()["paths"]
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_the_monitor_takes_items_over_http_and_reports_them(tmp_path: Path, encoder: Encoder) -> None:
+    import shutil
+
+    root = tmp_path / "plugins"
+    shutil.copytree(REPO / "plugins" / "sentiment_monitor", root / "sentiment_monitor", ignore=shutil.ignore_patterns("model", "__pycache__"))
+    make_plugin(root)
+    settings = Settings(home=tmp_path / "home", plugin_paths=[root])
+    keys = keys_for(settings)
+    client = running(settings, encoder)
+    try:
+        items = [{"text": "the app keeps crashing, furious", "timestamp": 1795392000.0},
+                 {"text": "great service, thanks", "timestamp": 1795392060.0}, {"timestamp": 1795392120.0},
+                 {"text": "card 4539 1488 0343 6467 charged twice", "timestamp": 1795392180.0}]
+        assert client.post("/v1/monitor/items", json={"items": items}, headers=bearer(keys["chat"])).status_code == 403
+        r = client.post("/v1/monitor/items", json={"items": items}, headers=bearer(keys["monitor"]))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["run"]["items"] == 3 and [e["item"] for e in body["errors"]] == [3] and "text" in body["errors"][0]["error"]
+        report = client.get("/v1/monitor/report", headers=bearer(keys["monitor"])).json()
+        assert report["run"]["id"] == body["run"]["run_id"] and report["run"]["items"] == 3
+        assert client.get("/v1/alerts", params={"since": "2000-01-01"}, headers=bearer(keys["monitor"])).json() == {"alerts": []}
+        bad = client.post("/v1/monitor/items", json={"items": [{"nope": 1}]}, headers=bearer(keys["monitor"]))
+        assert bad.status_code == 422 and "item 1" in bad.json()["error"]
+    finally:
+        client.__exit__(None, None, None)
+    db = sqlite3.connect(settings.db_path)
+    assert ("card <CARD> charged twice",) in db.execute("SELECT text FROM feed_items").fetchall()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,15 +38,17 @@ class ServeOptions:
     device: str = "auto"
 
 
-def create_app(settings: "Settings", options: ServeOptions | None = None,
-               make_agent: Callable[[], "Agent"] | None = None) -> FastAPI:
-    """The service for one home: its routes, errors as JSON, keys, limits and metrics."""
+def create_app(settings: "Settings", options: ServeOptions | None = None, agent: "Agent | None" = None) -> FastAPI:
+    """The service for one home: its routes (plugins' too: the agent is made, and its plugins found, here; their
+    models load on the inference thread), errors as JSON, keys, limits and metrics."""
+    from agent.core import Agent
     from agent.serve.metrics import Metrics
     from agent.serve.worker import Worker
 
     options = options or ServeOptions()
     metrics = Metrics()
-    worker = Worker(make_agent or _agent_maker(settings, options.device), options.wait_ms, options.max_batch, metrics.batch)
+    agent = agent or Agent(settings, device=options.device)
+    worker = Worker(agent, options.wait_ms, options.max_batch, metrics.batch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,23 +71,15 @@ def create_app(settings: "Settings", options: ServeOptions | None = None,
     return app
 
 
-def _agent_maker(settings: "Settings", device: str) -> Callable[[], "Agent"]:
-    """How the inference thread builds its Agent."""
-
-    def make() -> "Agent":
-        from agent.core import Agent
-
-        return Agent(settings, device=device)
-
-    return make
-
-
 def _routes(app: FastAPI) -> None:
     """The API's routers, then those scenario kinds contribute."""
+    from agent import contrib
     from agent.serve import rasa, routes
 
     app.include_router(routes.router)
     app.include_router(rasa.router)
+    for router in contrib.routes():
+        app.include_router(router, responses=routes.ERRORS)
 
 
 def _errors(app: FastAPI) -> None:

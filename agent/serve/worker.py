@@ -36,17 +36,16 @@ class _Call:
 class Worker:
     """The thread that owns the Agent, with its queue."""
 
-    def __init__(self, make_agent: Callable[[], "Agent"], wait_ms: float = 5.0, max_batch: int = 64,
+    def __init__(self, agent: "Agent", wait_ms: float = 5.0, max_batch: int = 64,
                  on_batch: Callable[[list[Any]], None] | None = None) -> None:
-        self.make_agent, self.wait, self.max_batch, self.on_batch = make_agent, wait_ms / 1000, max_batch, on_batch
+        self.agent, self.wait, self.max_batch, self.on_batch = agent, wait_ms / 1000, max_batch, on_batch
         self.queue: queue.Queue = queue.Queue()
         self.ready = threading.Event()
         self.failed: BaseException | None = None
-        self.agent: "Agent | None" = None
         self._thread = threading.Thread(target=self._loop, name="agent-inference", daemon=True)
 
     def start(self) -> None:
-        """Start the thread; it loads the agent and every plugin's models, then answers."""
+        """Start the thread; it loads every plugin's models, then answers."""
         self._thread.start()
 
     def ask(self, message: "Message") -> Future:
@@ -69,7 +68,6 @@ class Worker:
     def _loop(self) -> None:
         """Load, then take batches off the queue until told to stop."""
         try:
-            self.agent = self.make_agent()
             _ = self.agent.runtimes, self.agent.observers, self.agent.encoder  # every plugin's models, before ready
         except BaseException as exc:  # noqa: BLE001  (reported by /readyz and to every request)
             self.failed = exc
@@ -119,7 +117,6 @@ class Worker:
         """The loaded agent; the load's own error when it failed."""
         if self.failed is not None:
             raise self.failed
-        assert self.agent is not None
         return self.agent
 
     @staticmethod

@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from agent.cli_util import console, make_agent
-from agent.errors import InputError
 
 
 @click.command()
@@ -44,6 +43,8 @@ def monitor(ctx: click.Context, feed: Path | None, plugin_name: str | None, fmt:
         raise click.UsageError("give a FEED file (or - for stdin), --chats, or --report")
     if idle_exit is not None and not follow:
         raise click.UsageError("--idle-exit only applies with --follow")
+    from agent.scenarios.monitor.run import monitor_runtime
+
     runtime = monitor_runtime(agent, plugin_name)
     if chats:
         from agent.scenarios.monitor.run import chat_items, run_items
@@ -58,18 +59,6 @@ def monitor(ctx: click.Context, feed: Path | None, plugin_name: str | None, fmt:
         _print_summary(summary)
     if summary.bad_lines and not summary.items:
         raise click.ClickException(f"no line of the feed could be read ({summary.bad_lines} bad lines); see the messages above")
-
-def monitor_runtime(agent: Any, name: str | None) -> Any:
-    """The runtime of the named plugin, or of the only plugin with a [monitor] table."""
-    candidates = [m for m in agent.manifests if (m.name == name if name else m.tables.get("monitor") is not None)]
-    if not candidates:
-        if name:
-            raise InputError(f"no plugin named '{name}'; see `agent plugins`")
-        raise InputError("no plugin has a [monitor] table; name one with --plugin, or add plugins/sentiment_monitor")
-    if len(candidates) > 1:
-        raise InputError(f"several plugins can monitor ({', '.join(m.name for m in candidates)}); choose one with --plugin")
-    return agent.load_runtime(candidates[0])  # this plugin only: the others' indexes are not loaded
-
 
 def _watch(agent: Any, runtime: Any, feed: Path, fmt: str, follow: bool, idle_exit: float | None, quiet: bool,
            as_json: bool) -> Any:

@@ -41,6 +41,14 @@ def register_commands(cli: Any) -> None:
 
 
 @hookimpl
+def register_routes(register: Any) -> None:
+    """POST /v1/monitor/items, GET /v1/monitor/report, GET /v1/alerts."""
+    from agent.scenarios.monitor.routes import router
+
+    register(router)
+
+
+@hookimpl
 def register_chat_commands(register: Any) -> None:
     """/monitor FEED [--follow], /monitor stop."""
     from agent.scenarios.monitor.tui import monitor_command

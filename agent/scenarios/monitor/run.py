@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 from agent import guard
-from agent.errors import AgentError
+from agent.errors import AgentError, InputError
 from agent.scenarios.monitor.config import ALL, OTHER, series_name
 from agent.scenarios.monitor.feed import BOM, ROTATED, BadLine, FeedItem, Parser, raw_lines, sniff_format
 from agent.scenarios.monitor.scorer import Score, Scorer
@@ -262,6 +262,18 @@ def run_items(runtime: "PluginRuntime", store: "Store", items: Iterator[FeedItem
         monitor.summary.seconds = time.perf_counter() - start
         monitor.finish(status, flush=status == "done")
     return monitor.summary
+
+
+def monitor_runtime(agent: Any, name: str | None) -> Any:
+    """The runtime of the named plugin, or of the only plugin with a [monitor] table."""
+    candidates = [m for m in agent.manifests if (m.name == name if name else m.tables.get("monitor") is not None)]
+    if not candidates:
+        if name:
+            raise InputError(f"no plugin named '{name}'; see `agent plugins`")
+        raise InputError("no plugin has a [monitor] table; name one with --plugin, or add plugins/sentiment_monitor")
+    if len(candidates) > 1:
+        raise InputError(f"several plugins can monitor ({', '.join(m.name for m in candidates)}); choose one with --plugin")
+    return agent.load_runtime(candidates[0])  # this plugin only: the others' indexes are not loaded
 
 
 def _iso(epoch: float) -> str:

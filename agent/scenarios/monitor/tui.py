@@ -160,8 +160,7 @@ def _done(app: Any, text: str, kind: str) -> None:
 
 def run_feed(agent: Any, path: Path, follow: bool, stop: threading.Event, on_alert: Callable[[dict[str, Any]], None]) -> Any:
     """Run the sentiment monitor over a feed file (JSONL or CSV) until it ends or `stop` is set."""
-    from agent.scenarios.monitor.cli import monitor_runtime
-    from agent.scenarios.monitor.run import watch
+    from agent.scenarios.monitor.run import monitor_runtime, watch
 
     runtime = monitor_runtime(agent, None)
     with open(path, "rb") as fh:
