@@ -177,8 +177,12 @@ def test_public_chat_opens_the_chat_routes_only(tmp_path: Path, encoder: Encoder
     try:
         assert client.post("/v1/conversations/c1/messages", json={"text": "refund please"}).status_code == 200
         assert client.post("/webhooks/rest/webhook", json={"sender": "c1", "message": "hello"}).status_code == 200
-        for method, route in (("GET", "/v1/conversations/c1"), ("POST", "/v1/turns/1/feedback"), ("GET", "/metrics")):
-            assert client.request(method, route, json={"rating": "good"}).status_code == 401, route
+        for method, route in (("GET", "/v1/conversations/c1"), ("GET", "/metrics")):
+            assert client.request(method, route).status_code == 401, route
+        feedback = [client.post("/v1/turns/1/feedback", json=body).status_code for body in (
+            {"rating": "good"}, {"label": "refund", "conversation_id": "c1"}, {"rating": "good", "conversation_id": "c2"},
+            {"rating": "good", "conversation_id": "c1"})]
+        assert feedback == [403, 403, 404, 200]
     finally:
         client.__exit__(None, None, None)
 

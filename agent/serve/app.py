@@ -74,8 +74,9 @@ def create_app(settings: "Settings", options: ServeOptions | None = None, agent:
 def _routes(app: FastAPI) -> None:
     """The API's routers, then those scenario kinds contribute."""
     from agent import contrib
-    from agent.serve import rasa, routes
+    from agent.serve import page, rasa, routes
 
+    app.include_router(page.router)
     app.include_router(routes.router)
     app.include_router(rasa.router)
     for router in contrib.routes():

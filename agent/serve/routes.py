@@ -14,7 +14,7 @@ ConversationId = Annotated[str, Path(pattern=ID_PATTERN, description="The conver
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 429, 503)}
 router = APIRouter(responses=ERRORS)
 ChatKey = Annotated[Caller, Depends(require("chat"))]
-FeedbackKey = Annotated[Caller, Depends(require("feedback"))]
+FeedbackKey = Annotated[Caller, Depends(require("feedback", public=True))]
 ReviewKey = Annotated[Caller, Depends(require("review"))]
 AdminKey = Annotated[Caller, Depends(require("admin"))]
 
@@ -49,6 +49,13 @@ async def post_feedback(request: Request, turn_id: int, body: FeedbackIn, caller
     given = [k for k in ("label", "rating", "event") if getattr(body, k) is not None]
     if len(given) != 1:
         raise ApiError(422, f"give exactly one of label, rating or event (got {', '.join(given) or 'none'})")
+    if caller.public and (body.label is not None or body.conversation_id is None):
+        raise ApiError(403, "without a key, feedback rates a reply or an item of your own conversation: give rating or event, "
+                            "and conversation_id")
+    if body.conversation_id is not None:
+        turn = request.app.state.store.turn(turn_id)
+        if turn is None or turn["conversation_id"] != body.conversation_id:
+            raise ApiError(404, f"no turn {turn_id} in conversation '{body.conversation_id}'")
     _ready(request)
     return {"turn_id": turn_id, "stored": await on_agent(request, lambda agent: _feedback(agent, turn_id, body))}
 

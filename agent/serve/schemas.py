@@ -58,6 +58,8 @@ class FeedbackIn(BaseModel):
     event: ItemEvent | None = None
     note: str | None = Field(None, max_length=2000, description="A free-text note (redacted before it is stored).")
     new_label: bool = Field(False, description="Accept a label the plugin does not have yet.")
+    conversation_id: str | None = Field(None, pattern=ID_PATTERN, description="The turn's conversation: checked when given, "
+                                        "and needed for a rating or an item event without a key (the web page).")
 
 
 class FeedbackOut(BaseModel):

@@ -28,16 +28,18 @@ class Caller:
 
     name: str
     scopes: tuple[str, ...]
+    public: bool = False  # no key: a customer on the web page or Rasa's channel (--public-chat)
 
 
-def require(scope: str) -> Callable[[Request], Awaitable[Caller]]:
-    """A dependency that lets a request through only with a live key holding `scope` (or admin), within its rate."""
+def require(scope: str, public: bool = False) -> Callable[[Request], Awaitable[Caller]]:
+    """A dependency that lets a request through only with a live key holding `scope` (or admin), within its rate;
+    with --public-chat, the chat routes (and those marked `public`, which check more themselves) without a key."""
 
     async def check(request: Request) -> Caller:
         state = request.app.state
         token = _bearer(request)
-        if token is None and scope == "chat" and state.options.public_chat:
-            caller = Caller(f"public:{request.client.host if request.client else '-'}", ("chat",))
+        if token is None and (scope == "chat" or public) and state.options.public_chat:
+            caller = Caller(f"public:{request.client.host if request.client else '-'}", ("chat",), public=True)
         elif token is None:
             raise ApiError(401, "this route needs a key: send 'Authorization: Bearer KEY' "
                                 f"(make one with: agent keys create NAME --scope {scope})", {"WWW-Authenticate": "Bearer"})
