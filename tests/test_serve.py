@@ -353,3 +353,27 @@ def test_the_monitor_takes_items_over_http_and_reports_them(tmp_path: Path, enco
         client.__exit__(None, None, None)
     db = sqlite3.connect(settings.db_path)
     assert ("card <CARD> charged twice",) in db.execute("SELECT text FROM feed_items").fetchall()
+
+
+def test_a_finetune_started_over_http_is_promoted_and_swapped_in_while_chat_goes_on(
+        shop: tuple[TestClient, dict[str, str], Settings]) -> None:
+    client, keys, settings = shop
+    chat, op = bearer(keys["chat"]), bearer(keys["operator"])
+    first = client.post("/v1/conversations/c1/messages", json={"text": "when are you open"}, headers=chat).json()
+    client.post(f"/v1/turns/{first['turn_id']}/feedback", json={"label": "opening_hours"}, headers=bearer(keys["feedback"]))
+    assert client.post("/v1/plugins/shop/finetune", json={"mode": "head"}, headers=chat).status_code == 403
+    assert client.post("/v1/plugins/nope/finetune", json={}, headers=op).status_code == 404
+    assert client.post("/v1/plugins/shop/finetune", json={"mode": "fast"}, headers=op).status_code == 422
+    started = client.post("/v1/plugins/shop/finetune", json={"mode": "head"}, headers=op)
+    assert started.status_code == 202 and started.json()["plugin"] == "shop"
+    job, deadline = started.json(), time.monotonic() + 300
+    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+        assert client.post("/v1/conversations/c2/messages", json={"text": "refund please"}, headers=chat).status_code == 200
+        time.sleep(0.2)
+        job = client.get(f"/v1/jobs/{job['id']}", headers=op).json()
+    assert job["state"] == "done" and job["result"]["status"] == "promoted", job
+    plugins = client.get("/v1/plugins", headers=chat).json()["plugins"]
+    after = client.post("/v1/conversations/c3/messages", json={"text": "when are you open"}, headers=chat).json()
+    shop_model = next(p["model"] for p in plugins if p["name"] == "shop")
+    assert after["label"] == "opening_hours" and "v1" in shop_model, shop_model
+    assert client.get("/v1/jobs/unknown", headers=op).status_code == 404

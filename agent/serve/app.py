@@ -42,6 +42,7 @@ def create_app(settings: "Settings", options: ServeOptions | None = None, agent:
     """The service for one home: its routes (plugins' too: the agent is made, and its plugins found, here; their
     models load on the inference thread), errors as JSON, keys, limits and metrics."""
     from agent.core import Agent
+    from agent.serve.jobs import Jobs
     from agent.serve.metrics import Metrics
     from agent.serve.worker import Worker
 
@@ -64,6 +65,7 @@ def create_app(settings: "Settings", options: ServeOptions | None = None, agent:
                   description="Chat with the agent's scenario plugins, give feedback, read conversations. "
                               "Send `Authorization: Bearer KEY` (agent keys create NAME --scope chat).")
     app.state.options, app.state.worker, app.state.metrics = options, worker, metrics
+    app.state.jobs = Jobs(settings, options.device)
     app.state.limiter = RateLimiter(options.rate)
     _routes(app)
     _errors(app)

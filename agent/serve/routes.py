@@ -7,16 +7,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from agent.serve.schemas import ID_PATTERN, ErrorOut, FeedbackIn, FeedbackOut, MessageIn, ReplyOut
+from agent.serve.schemas import ID_PATTERN, NAME_PATTERN, ErrorOut, FeedbackIn, FeedbackOut, FinetuneIn, MessageIn, ReplyOut
 from agent.serve.security import ApiError, Caller, require
 
 ConversationId = Annotated[str, Path(pattern=ID_PATTERN, description="The conversation: letters, digits, _ . : @ + -")]
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 429, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
 router = APIRouter(responses=ERRORS)
 ChatKey = Annotated[Caller, Depends(require("chat"))]
 FeedbackKey = Annotated[Caller, Depends(require("feedback", public=True))]
 ReviewKey = Annotated[Caller, Depends(require("review"))]
 AdminKey = Annotated[Caller, Depends(require("admin"))]
+OperatorKey = Annotated[Caller, Depends(require("operator"))]
 
 
 async def on_agent(request: Request, fn: Any) -> Any:
@@ -97,6 +98,23 @@ async def get_plugins(request: Request, caller: ChatKey) -> Any:
         return {"plugins": [r for r in rows if "error" not in r], "skipped": skipped}
 
     return await on_agent(request, listing)
+
+
+@router.post("/v1/plugins/{name}/finetune", status_code=202, tags=["operator"])
+async def post_finetune(request: Request, name: Annotated[str, Path(pattern=NAME_PATTERN)], body: FinetuneIn,
+                        caller: OperatorKey) -> Any:
+    """Fine-tune a plugin in the background (202 and a job id); chat goes on, and a promoted version is swapped in."""
+    manifests = {m.name: m for m in request.app.state.worker.agent.manifests}
+    if name not in manifests:
+        raise ApiError(404, f"no plugin '{name}'; the plugins are: {', '.join(sorted(manifests))}")
+    run = request.app.state.jobs.start(name, manifests[name].folder, body.mode, body.epochs)
+    return request.app.state.jobs.view(run)
+
+
+@router.get("/v1/jobs/{job_id}", tags=["operator"])
+async def get_job(request: Request, job_id: Annotated[str, Path(pattern=NAME_PATTERN)], caller: OperatorKey) -> Any:
+    """A fine-tune job: queued, running (with progress), done (with its outcome) or failed (with why)."""
+    return request.app.state.jobs.view(request.app.state.jobs.get(job_id))
 
 
 @router.get("/healthz", tags=["operations"])

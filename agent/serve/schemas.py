@@ -62,6 +62,14 @@ class FeedbackIn(BaseModel):
                                         "and needed for a rating or an item event without a key (the web page).")
 
 
+class FinetuneIn(BaseModel):
+    """How to fine-tune: as `agent finetune --mode --epochs` (both optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["shared", "full", "lora", "head"] | None = Field(None, description="The plugin's own choice when absent.")
+    epochs: float | None = Field(None, gt=0, le=100)
+
+
 class FeedbackOut(BaseModel):
     """What was stored."""
 
