@@ -377,3 +377,20 @@ def test_a_finetune_started_over_http_is_promoted_and_swapped_in_while_chat_goes
     shop_model = next(p["model"] for p in plugins if p["name"] == "shop")
     assert after["label"] == "opening_hours" and "v1" in shop_model, shop_model
     assert client.get("/v1/jobs/unknown", headers=op).status_code == 404
+
+
+def test_an_id_that_is_a_phone_number_is_stored_as_a_keyed_hash_and_reads_back(
+        shop: tuple[TestClient, dict[str, str], Settings]) -> None:
+    client, keys, settings = shop
+    sender = "+8613812345678"
+    said = client.post("/webhooks/rest/webhook", json={"sender": sender, "message": "refund please"}, headers=bearer(keys["chat"]))
+    assert said.json()[0]["recipient_id"] == sender
+    again = client.post(f"/v1/conversations/{sender}/messages", json={"text": "when are you open", "user": "13812345678"},
+                        headers=bearer(keys["chat"])).json()
+    assert again["conversation_id"].startswith("anon-")
+    log = client.get(f"/v1/conversations/{sender}", headers=bearer(keys["review"])).json()["turns"]
+    assert len(log) == 2 and {t["conversation_id"] for t in log} == {again["conversation_id"]}
+    assert log[1]["user_id"].startswith("anon-") and log[1]["user_id"] != again["conversation_id"]
+    client.__exit__(None, None, None)
+    data = b"".join(p.read_bytes() for p in settings.home.rglob("*") if p.is_file())
+    assert b"13812345678" not in data

@@ -8,6 +8,7 @@
 - jobs.py      fine-tunes started over HTTP, on threads of their own; promoted versions swap in between batches
 - schemas.py   the pydantic bodies: the OpenAPI document is the contract
 - security.py  keys and scopes as a dependency, the rate limit, the body cap, the loopback rule
+- ids.py       conversation and user ids that hold a personal number stored as a keyed hash
 - keys.py      making, listing, checking and revoking keys (hashes in the home's database)
 - metrics.py   Prometheus counters and histograms of one app
 """

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
+from agent.serve.ids import stored_id
 from agent.serve.schemas import ID_PATTERN, NAME_PATTERN, ErrorOut, FeedbackIn, FeedbackOut, FinetuneIn, MessageIn, ReplyOut
 from agent.serve.security import ApiError, Caller, require
 
@@ -31,7 +32,9 @@ async def answer(request: Request, text: str, conversation: str, plugin: str | N
     from agent.errors import AgentError
 
     _ready(request)
-    reply = await asyncio.wrap_future(request.app.state.worker.ask(Message(text, conversation, plugin, user)))
+    home = request.app.state.worker.agent.settings.home
+    message = Message(text, stored_id(home, conversation), plugin, stored_id(home, user))
+    reply = await asyncio.wrap_future(request.app.state.worker.ask(message))
     if isinstance(reply, AgentError):
         raise ApiError(400, str(reply))
     return reply
@@ -55,7 +58,7 @@ async def post_feedback(request: Request, turn_id: int, body: FeedbackIn, caller
                             "and conversation_id")
     if body.conversation_id is not None:
         turn = request.app.state.store.turn(turn_id)
-        if turn is None or turn["conversation_id"] != body.conversation_id:
+        if turn is None or turn["conversation_id"] != stored_id(request.app.state.worker.agent.settings.home, body.conversation_id):
             raise ApiError(404, f"no turn {turn_id} in conversation '{body.conversation_id}'")
     _ready(request)
     return {"turn_id": turn_id, "stored": await on_agent(request, lambda agent: _feedback(agent, turn_id, body))}
@@ -77,6 +80,7 @@ def _feedback(agent: Any, turn_id: int, body: FeedbackIn) -> str:
 @router.get("/v1/conversations/{conversation_id}", tags=["review"])
 async def get_conversation(request: Request, conversation_id: ConversationId, caller: ReviewKey) -> Any:
     """The conversation's turns, oldest first, as stored (redacted), with their predictions, hits and feedback."""
+    conversation_id = stored_id(request.app.state.worker.agent.settings.home, conversation_id) or conversation_id
     turns = request.app.state.store.turns(conversation=conversation_id, limit=None)
     if not turns:
         raise ApiError(404, f"no conversation '{conversation_id}' in this home")
