@@ -12,6 +12,7 @@ from agent.serve.schemas import ID_PATTERN, NAME_PATTERN, ErrorOut, FeedbackIn, 
 from agent.serve.security import ApiError, Caller, require
 
 ConversationId = Annotated[str, Path(pattern=ID_PATTERN, description="The conversation: letters, digits, _ . : @ + -")]
+TurnId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A logged turn's id (Reply.turn_id).")]
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
 router = APIRouter(responses=ERRORS)
 ChatKey = Annotated[Caller, Depends(require("chat"))]
@@ -48,7 +49,7 @@ async def post_message(request: Request, conversation_id: ConversationId, body: 
 
 
 @router.post("/v1/turns/{turn_id}/feedback", response_model=FeedbackOut, tags=["feedback"])
-async def post_feedback(request: Request, turn_id: int, body: FeedbackIn, caller: FeedbackKey) -> Any:
+async def post_feedback(request: Request, turn_id: TurnId, body: FeedbackIn, caller: FeedbackKey) -> Any:
     """Correct a turn's label, rate its reply, or record an item event (like, dislike, click)."""
     given = [k for k in ("label", "rating", "event") if getattr(body, k) is not None]
     if len(given) != 1:
