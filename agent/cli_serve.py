@@ -8,6 +8,7 @@ import click
 
 from agent.cli_util import make_settings
 from agent.hookspecs import hookimpl
+from agent.serve.keys import SCOPES
 
 
 @click.command()
@@ -50,7 +51,7 @@ def keys() -> None:
 
 @keys.command("create")
 @click.argument("name")
-@click.option("--scope", "scopes", multiple=True, required=True, help="chat, feedback, monitor, review, operator or admin (repeat).")
+@click.option("--scope", "scopes", multiple=True, required=True, help=f"One of {', '.join(SCOPES)} (repeat it).")
 @click.pass_context
 def keys_create(ctx: click.Context, name: str, scopes: tuple[str, ...]) -> None:
     """Make a key; it is printed once, and the home keeps only its hash."""

@@ -1,9 +1,10 @@
 """Re-redact what is already stored, for logs written before today's redaction knew a kind of number.
 
-`agent logs redact` calls `scrub_home`: every stored message, reply, note and feed item, the JSON a turn or a run
-carries, the turns people labelled that fine-tuned versions keep (`learned.jsonl`), then the full-text index is
-rebuilt and the file vacuumed, so the old text is left neither in free pages nor in the write-ahead log.
-`scrub_export` does the same for a JSONL file that `agent logs export` wrote. Running either twice changes nothing.
+`agent logs redact` calls `scrub_home`: every stored message and reply, every text column of the other tables
+(notes, feed items, run reports, what plugin kinds store; JSON as JSON, ids and times kept), the turns people
+labelled that fine-tuned versions keep (`learned.jsonl`); then the full-text index is rebuilt and the file
+vacuumed, so the old text is left neither in free pages nor in the write-ahead log. `scrub_export` does the same
+for a JSONL file that `agent logs export` wrote. Running either twice changes nothing.
 """
 
 from __future__ import annotations
@@ -18,17 +19,13 @@ from agent import guard
 
 Privacy = Callable[[str | None], Any]  # a plugin's name -> its [privacy] settings (None: redact every kind)
 TURN_JSON = ("annotations", "warnings", "extras")
-RUN_REPORTS = ("finetune_runs", "replay_runs", "monitor_runs")
 
 
 def scrub_home(store: Any, models_root: Path, privacy: Privacy) -> dict[str, int]:
     """Re-redact every stored text of the home; how many rows (or lines) changed, by where they are."""
-    counts = {"turns": _scrub_turns(store, privacy), "feedback": _scrub_column(store, "feedback", "note", lambda r: None, privacy)}
-    if _has_table(store, "feed_items"):
-        counts["feed_items"] = _scrub_column(store, "feed_items", "text", lambda r: r["plugin"], privacy)
-    for table in RUN_REPORTS:
-        if _has_table(store, table):
-            counts[table] = _scrub_reports(store, table)
+    counts = {"turns": _scrub_turns(store, privacy)}
+    for table in _tables(store):
+        counts[table] = _scrub_table(store, table, privacy)
     counts["learned"] = sum(scrub_jsonl(path) for path in sorted(Path(models_root).glob("*/*/learned.jsonl")))
     store.compact()
     return counts
@@ -75,25 +72,31 @@ def _scrub_turns(store: Any, privacy: Privacy) -> int:
     return changed
 
 
-def _scrub_column(store: Any, table: str, column: str, plugin_of: Callable[[dict[str, Any]], str | None],
-                  privacy: Privacy) -> int:
-    """Redact one text column of a table (each row as its plugin's `[privacy]` says); the rows changed."""
-    changed = 0
-    for row in store.query(f"SELECT * FROM {table} WHERE {column} IS NOT NULL"):
-        clean = guard.redact_for(row[column], privacy(plugin_of(row)))[0]
-        if clean != row[column]:
-            store.update(table, row["id"], {column: clean}, redacted=True)
-            changed += 1
-    return changed
+def _tables(store: Any) -> list[str]:
+    """Every table that may hold text people wrote: the log's and those plugin kinds add; not the full-text index's
+    own tables, nor those that hold only ids, labels, the plugins' own texts (hits) and keys' hashes."""
+    skip = {"turns", "conversations", "predictions", "hits", "_migrations", "api_keys"}
+    names = [r["name"] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                                            "ORDER BY name")]
+    fts = [n for n in names if n.endswith("_fts")]
+    return [n for n in names if n not in skip and not any(n.startswith(f) for f in fts)]
 
 
-def _scrub_reports(store: Any, table: str) -> int:
-    """Redact the strings of a run table's JSON reports; the rows changed."""
+def _scrub_table(store: Any, table: str, privacy: Privacy) -> int:
+    """Redact every text column of a table (as each row's plugin's `[privacy]` says, when it names one); rows changed."""
+    info = store.query(f"SELECT name, type FROM pragma_table_info('{table}')")
+    columns = [c["name"] for c in info if c["type"].upper() == "TEXT"]
+    if not columns or "id" not in {c["name"] for c in info}:
+        return 0
     changed = 0
-    for row in store.query(f"SELECT id, report FROM {table} WHERE report IS NOT NULL"):
-        clean = _scrub_json(row["report"])
-        if clean != row["report"]:
-            store.update(table, row["id"], {"report": clean}, redacted=True)
+    for row in store.query(f"SELECT * FROM [{table}]"):
+        settings = privacy(row.get("plugin"))
+        if settings is not None and settings.store_raw:
+            continue
+        values = {c: guard.redact_value(c, row[c]) for c in columns if row[c] is not None}
+        values = {c: v for c, v in values.items() if v != row[c]}
+        if values:
+            store.update(table, row["id"], values, redacted=True)
             changed += 1
     return changed
 
@@ -101,11 +104,6 @@ def _scrub_reports(store: Any, table: str) -> int:
 def _scrub_json(text: str | None) -> str | None:
     """A JSON column with its strings redacted, unchanged (the same string) when nothing needed it."""
     return _scrub_line(text) if text else text
-
-
-def _has_table(store: Any, table: str) -> bool:
-    """Whether the database has this table (plugin kinds add theirs only once they are used)."""
-    return bool(store.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", [table]))
 
 
 def _atomic_text(path: Path, text: str) -> None:

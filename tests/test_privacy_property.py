@@ -99,7 +99,7 @@ def test_logs_redact_cleans_turns_stored_in_clear_and_is_safe_twice(tmp_path: Pa
     assert "turns 3" in first.output and "feedback 1" in first.output and "learned 1" in first.output, first.output
     assert f"{export} 3" in first.output and "integrity check: ok" in first.output, first.output
     data = home_bytes(settings_.home) + export.read_bytes()
-    for value in ["4539", "11010519491231002", "13812345678"]:
+    for value in ["4539.1488.0343.6467", "4539148803436467", "11010519491231002X", "13812345678"]:  # long: no chance hit in binary pages
         assert value.encode() not in data, value
     db = sqlite3.connect(settings_.home / "agent.db")
     assert [r[0] for r in db.execute("SELECT text FROM turns ORDER BY id")] == ["Card no.<CARD> lost", "身份证 <ID>", "手机<PHONE> call me"]
@@ -109,7 +109,8 @@ def test_logs_redact_cleans_turns_stored_in_clear_and_is_safe_twice(tmp_path: Pa
     db.close()
 
     second = CliRunner().invoke(cli, ["logs", "redact", str(export)], env=env)
-    assert second.exit_code == 0 and "turns 0, feedback 0" in second.output and f"{export} 0" in second.output, second.output
+    counts = dict(part.rsplit(" ", 1) for part in second.output.split(" changed;")[0].split(", "))
+    assert second.exit_code == 0 and set(counts.values()) == {"0"} and {"turns", "feedback", "learned", str(export)} <= set(counts)
 
 
 def test_what_a_plugin_stores_is_redacted_but_its_ids_and_json_stay_usable(tmp_path: Path) -> None:
