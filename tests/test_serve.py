@@ -257,16 +257,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_real_server_answers_what_is_in_flight_when_sigterm_stops_it(tmp_path: Path, encoder: Encoder) -> None:
-    home = tmp_path / "home"
+SLOW_HOOK = """
+import time
+
+from agent import hookimpl
+
+
+@hookimpl
+def build_reply(text):
+    time.sleep(1.0)  # a slow answer: still in flight when the server is told to stop
+    return "slowly answered"
+"""
+
+
+def test_a_real_server_answers_what_is_in_flight_when_sigterm_stops_it(tmp_path: Path, encoder: Encoder,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    home, root = tmp_path / "home", tmp_path / "plugins"
+    (make_plugin(root, "slowdesk") / "hooks.py").write_text(SLOW_HOOK)
+    monkeypatch.setenv("AGENT_PLUGINS_PATH", str(root))
     agent = Agent(Settings(home=home), encoder=encoder)
     _ = agent.runtimes, agent.observers  # indexes built here, with the suite's remembered embeddings
     agent.store.close()
     keys = keys_for(Settings(home=home))
     port = free_port()
-    env = {**os.environ, "AGENT_HOME": str(home)}
-    server = subprocess.Popen([sys.executable, "-m", "agent", "--device", "cpu", "serve", "--port", str(port), "--batch-wait-ms", "1000"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = subprocess.Popen([sys.executable, "-m", "agent", "--device", "cpu", "serve", "--port", str(port)],
+                              env={**os.environ, "AGENT_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base, answers = f"http://127.0.0.1:{port}", []
     try:
         deadline = time.monotonic() + 120
@@ -277,18 +292,22 @@ def test_a_real_server_answers_what_is_in_flight_when_sigterm_stops_it(tmp_path:
             except httpx.TransportError:
                 time.sleep(0.5)
         assert httpx.get(f"{base}/openapi.json", timeout=5).json()["paths"]["/v1/conversations/{conversation_id}/messages"]
+        quick = httpx.post(f"{base}/v1/conversations/e2e/messages", json={"text": "I lost my card"}, headers=bearer(keys["chat"]), timeout=30)
+        assert quick.status_code == 200
         ask = threading.Thread(target=lambda: answers.append(httpx.post(
-            f"{base}/v1/conversations/e2e/messages", json={"text": "I lost my card"}, headers=bearer(keys["chat"]), timeout=60)))
+            f"{base}/v1/conversations/e2e/messages", json={"text": "slow please", "plugin": "slowdesk"},
+            headers=bearer(keys["chat"]), timeout=60)))
         ask.start()
-        time.sleep(0.4)  # the message waits 1 s for others to share its batch: it is in flight now
+        time.sleep(0.4)  # the slow answer takes a second: it is in flight now
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=60)
     ask.join(60)
     assert server.returncode in (0, -signal.SIGTERM), err.decode()[-2000:]  # uvicorn re-raises the signal once it is done
-    assert answers and answers[0].status_code == 200 and answers[0].json()["plugin"] == "customer_service"
+    assert answers and answers[0].status_code == 200 and answers[0].json()["text"] == "slowly answered"
     db = sqlite3.connect(home / "agent.db")
-    assert db.execute("SELECT id, text FROM turns WHERE conversation_id = 'e2e'").fetchall() == [(answers[0].json()["turn_id"], "I lost my card")]
+    assert [r[0] for r in db.execute("SELECT text FROM turns WHERE conversation_id = 'e2e' ORDER BY id")] == [
+        "I lost my card", "slow please"]
     db.close()
 
 

@@ -42,6 +42,7 @@ class Worker:
         self.queue: queue.Queue = queue.Queue()
         self.ready = threading.Event()
         self.failed: BaseException | None = None
+        self.waiting, self._count = 0, threading.Lock()  # messages asked and not yet answered
         self._thread = threading.Thread(target=self._loop, name="agent-inference", daemon=True)
 
     def start(self) -> None:
@@ -51,8 +52,16 @@ class Worker:
     def ask(self, message: "Message") -> Future:
         """A future of the Reply (or the AgentError) to `message`."""
         future: Future = Future()
+        with self._count:
+            self.waiting += 1
+        future.add_done_callback(self._answered)
         self.queue.put(_Ask(message, future))
         return future
+
+    def _answered(self, _: Future) -> None:
+        """One message fewer waits for its reply."""
+        with self._count:
+            self.waiting -= 1
 
     def call(self, fn: Callable[["Agent"], Any]) -> Future:
         """A future of `fn(agent)`, run on the inference thread."""
@@ -84,7 +93,7 @@ class Worker:
         if job is _STOP:
             return [], True
         jobs, deadline = [job], time.monotonic() + self.wait
-        while isinstance(job, _Ask) and len(jobs) < self.max_batch:
+        while isinstance(job, _Ask) and len(jobs) < self.max_batch and (self.waiting > len(jobs) or not self.queue.empty()):
             try:
                 job = self.queue.get(timeout=max(deadline - time.monotonic(), 0))
             except queue.Empty:
