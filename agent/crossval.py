@@ -70,27 +70,34 @@ def judged_texts(part: Any) -> set[str] | None:
 def out_of_fold(job: "Job", part: Any, others: list["Task"], plan: "Plan", package: "Encoder",
                 train: Callable[..., Any]) -> tuple[list[str], list[float], list[str], list[float]]:
     """Each judged row's label and confidence from a candidate trained without its fold, and the head's likewise."""
-    import numpy as np
-
-    from agent.multitask import Task
-    from agent.trainer import fit_head
+    from agent.memory import release
 
     rows, n = part.data.fit_rows, len(part.data.train)
     cand_label, cand_conf, head_label, head_conf = [""] * n, [0.0] * n, [""] * n, [0.0] * n
     for f, test, fit in folds(rows, n, judged_texts(part)):
         job.say(f"cross-validation: fold {f + 1} of {FOLDS}, {len(fit)} rows to train on, {len(test)} to judge")
-        probe = fit_head(part.targets[fit], [rows[i].label for i in fit], part.data.labels, package.fingerprint)
-        task = Task(part.manifest.name, [rows[i].text for i in fit], [rows[i].label for i in fit], probe,
-                    part.targets[fit], part.few)
-        tuned, heads, _ = train([task, *others], share(plan, FOLD_SHARE), None, job.progress, job.cancel, capped=part.few)
-        probs = heads[0].predict_proba(tuned.encode([rows[i].text for i in test]))
-        base = probe.predict_proba(part.targets[test])
+        answers = _fold_answers(job, part, others, plan, package, train, test, fit)
         for j, i in enumerate(test):
-            cand_label[i] = heads[0].labels[int(probs[j].argmax())]
-            cand_conf[i] = float(probs[j].max())
-            head_label[i] = probe.labels[int(np.argmax(base[j]))]
-            head_conf[i] = float(np.max(base[j]))
+            cand_label[i], cand_conf[i], head_label[i], head_conf[i] = (a[j] for a in answers)
+        release()  # the fold's model is gone with _fold_answers' frame: hand its memory back before the next one
     return cand_label, cand_conf, head_label, head_conf
+
+
+def _fold_answers(job: "Job", part: Any, others: list["Task"], plan: "Plan", package: "Encoder", train: Callable[..., Any],
+                  test: list[int], fit: list[int]) -> tuple[list[str], list[float], list[str], list[float]]:
+    """One fold: the candidate trained on `fit` and the head fitted on it, each row of `test` answered by both.
+    Only plain labels and floats leave, so nothing of the fold's model outlives this call."""
+    from agent.multitask import Task
+    from agent.trainer import fit_head
+
+    rows = part.data.fit_rows
+    probe = fit_head(part.targets[fit], [rows[i].label for i in fit], part.data.labels, package.fingerprint)
+    task = Task(part.manifest.name, [rows[i].text for i in fit], [rows[i].label for i in fit], probe, part.targets[fit], part.few)
+    tuned, heads, _ = train([task, *others], share(plan, FOLD_SHARE), None, job.progress, job.cancel, capped=part.few)
+    probs = heads[0].predict_proba(tuned.encode([rows[i].text for i in test]))
+    base = probe.predict_proba(part.targets[test])
+    return ([heads[0].labels[int(p.argmax())] for p in probs], [float(p.max()) for p in probs],
+            [probe.labels[int(b.argmax())] for b in base], [float(b.max()) for b in base])
 
 
 def head_out_of_fold(part: Any, vectors: "np.ndarray", fingerprint: str) -> tuple[list[str], list[float]]:

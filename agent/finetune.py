@@ -25,6 +25,7 @@ from agent import crossval, trainset
 from agent import report as reports
 from agent.errors import ModelError
 from agent.manifest import Manifest, load_manifest
+from agent.memory import peaks, release, reset_peaks
 from agent.retrieval import atomic_write
 from agent.runs import (  # noqa: F401
     CPU_MINUTES,
@@ -64,6 +65,18 @@ def finetune(plugin_dir: Path, settings: Settings | None = None, options: Option
              encoder: "Encoder | None" = None, store: "Store | None" = None, progress: ProgressFn | None = None,
              cancel: CancelFn | None = None, notify: Callable[[str], None] | None = None) -> FinetuneResult:
     """Fine-tune one plugin's classifier and promote it if it is not worse than the current one."""
+    reset_peaks()  # the report's peak is this run's, also in a process that lives on (the chat app)
+    try:
+        return _finetune(plugin_dir, settings, options, encoder=encoder, store=store, progress=progress, cancel=cancel,
+                         notify=notify)
+    finally:
+        release()  # the run's models left with its frame: a long-lived process comes back to what it held before
+
+
+def _finetune(plugin_dir: Path, settings: Settings | None = None, options: Options | None = None, *,
+              encoder: "Encoder | None" = None, store: "Store | None" = None, progress: ProgressFn | None = None,
+              cancel: CancelFn | None = None, notify: Callable[[str], None] | None = None) -> FinetuneResult:
+    """The run itself (finetune() measures and frees around it)."""
     started, stamp = time.perf_counter(), _now()
     settings, opts = settings or Settings(), options or Options()
     say = notify or (lambda _msg: None)
@@ -389,7 +402,7 @@ def _report(manifest: Manifest, version: str, status: str, decision: str, plan: 
     return {"plugin": manifest.name, "version": version, "status": status, "decision": decision,
             "current_version": cur_version, "started_at": stamp, "finished_at": _now(),
             "run": {**_plan_dict(plan), **stats, "train_seconds": stats.get("seconds"),
-                    "seconds": round(time.perf_counter() - started, 1)},
+                    "seconds": round(time.perf_counter() - started, 1), **peaks(plan.device)},
             "data": data.summary(), "evaluation": evaluation}
 
 

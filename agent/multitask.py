@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any, Sequence
 
 from agent.classifier import TextClassifier
@@ -34,6 +35,10 @@ POOL = 50  # batches per pool sorted by length: enough to cut padding, few enoug
 KEEP = 0.5  # weight of the retrieval term against the classification loss
 PER_LABEL, LABELS = 4, 16  # a few-shot task's batch: 16 labels, up to 4 rows of each (each row meets others of its label)
 TAU = 0.1  # temperature of the supervised contrastive term
+# A batch of more padded tokens than this keeps only each layer's input for the backward pass and recomputes the rest
+# (same dropout masks, same result). A token's activations cost about 200 kB in MiniLM; a few-shot batch of 64 rows
+# padded to 64 tokens would hold 850 MB of them, and that, not the weights, was most of a fine-tune's peak.
+CHECKPOINT_TOKENS = 1024
 
 
 @dataclass
@@ -163,7 +168,7 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
     device = torch.device(plan.device)
     base = Encoder(device="cpu")
     ids = [_token_ids(base, t.texts, plan.max_length) for t in tasks]
-    net = _MultiNet(base.model.train(), [t.head for t in tasks]).to(device)
+    net = _MultiNet(_checkpointable(base.model.train()), [t.head for t in tasks]).to(device)
     ys = [torch.tensor([t.head.labels.index(lab) for lab in t.labels], dtype=torch.long) for t in tasks]
     targets = [torch.from_numpy(np.ascontiguousarray(t.targets, dtype=np.float32)) for t in tasks]
     per_epoch = steps_per_epoch(tasks, plan.batch_size)
@@ -190,6 +195,7 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
                 break
             k, idx = schedule[j]
             batch = _pad([ids[k][i] for i in idx], device)
+            _checkpoint_layers(net.backbone, batch["input_ids"].numel() > CHECKPOINT_TOKENS)
             logits, pooled = net(batch, k)
             y = ys[k][idx].to(device)
             loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.1)
@@ -215,7 +221,9 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
                 stopped = f"held-out accuracy stopped improving after epoch {best[2]} ({', '.join(f'{s:.4f}' for s in scores)})"
     if best is not None and scores and (scores[-1] < best[0] or (stopped or "").startswith("time limit")):
         net.load_state_dict(best[1])  # also when time ran out after the last score: those steps were never judged
-    net = net.eval().cpu()
+    opt.zero_grad(set_to_none=True)  # the returned encoder carries its weights only, not the last step's gradients
+    del opt, sched, best
+    net = _uncheckpointed(net.eval().cpu())
     heads = [_head_of(net.heads[k], t.head, plan.mode) for k, t in enumerate(tasks)]
     encoder = Encoder(device=plan.device, model=net.backbone, tokenizer=base.tokenizer)
     stats = {"steps": step, "planned_steps": total, "seconds": round(time.perf_counter() - start, 1),
@@ -223,6 +231,28 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
              "stopped_early": stopped, "epoch_scores": [round(s, 4) for s in scores], "tasks": [t.name for t in tasks],
              "keep": keep, "processes": 1}
     return encoder, heads, stats
+
+
+def _checkpointable(model: Any) -> Any:
+    """The encoder with per-layer activation checkpointing set up (non-reentrant), off until a batch needs it."""
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable  # 5.x, 4.x
+    enable({"use_reentrant": False})
+    _checkpoint_layers(model, False)
+    return model
+
+
+def _uncheckpointed(net: Any) -> Any:
+    """The trained net with checkpointing and its input hook gone: its encoder serves as a plain one from now on."""
+    disable = getattr(net.backbone, "activation_checkpointing_disable", None) or net.backbone.gradient_checkpointing_disable
+    disable()
+    return net
+
+
+def _checkpoint_layers(model: Any, on: bool) -> None:
+    """Checkpointing on or off for the next step: the flag every layer that supports it reads (transformers 4 and 5)."""
+    for module in model.modules():
+        if hasattr(module, "gradient_checkpointing"):
+            module.gradient_checkpointing = on
 
 
 def _token_ids(base: "Encoder", texts: list[str], max_length: int) -> list[list[int]]:
@@ -270,10 +300,18 @@ def _head_of(layer: Any, start: TextClassifier, mode: str) -> TextClassifier:
 
 def _MultiNet(backbone: Any, heads: list[TextClassifier]) -> Any:
     """Encoder, mean pooling, unit length, one linear head per task: the same maths as inference."""
+    return _multinet_class()(backbone, heads)
+
+
+@cache
+def _multinet_class() -> type:
+    """Defined once, lazily (importing this module does not import torch). The parts arrive as arguments, never
+    through a closure: a class is freed only by the cyclic collector, and one holding an encoder would keep every
+    fold's weights and gradients alive until then."""
     import torch
 
     class MultiNet(torch.nn.Module):
-        def __init__(self) -> None:
+        def __init__(self, backbone: Any, heads: list[TextClassifier]) -> None:
             super().__init__()
             self.backbone = backbone
             self.label_names = [h.labels for h in heads]
@@ -285,9 +323,10 @@ def _MultiNet(backbone: Any, heads: list[TextClassifier]) -> Any:
                 self.heads.append(layer)
 
         def forward(self, batch: dict, task: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-            hidden = self.backbone(**batch).last_hidden_state
+            # an encoder keeps no cache; saying so spares a warning from transformers when checkpointing is on
+            hidden = self.backbone(**batch, use_cache=False).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
             return self.heads[task](pooled), pooled
 
-    return MultiNet()
+    return MultiNet

@@ -59,7 +59,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# {report['plugin']} {report['version']}: {report['status']}", "",
              f"- decision: {report['decision']}",
              f"- mode {run['mode']} on {run['device']}, " + (f"{run['steps']} steps, " if run.get("steps") else "")
-             + f"{run['seconds']} s",
+             + f"{run['seconds']} s" + _memory(run),
              f"- training rows {report['data']['train_rows']} (from the log: {report['data']['log_rows']}), {judged}",
              f"- accuracy {cand['accuracy']:.4f} ({against}: {cur['accuracy']:.4f})" if cur
              else f"- accuracy {cand['accuracy']:.4f}",
@@ -82,6 +82,12 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["## Confidence", "", "| confidence | right | wrong |", "|---|---|---|"]
     lines += [f"| {b['from']:.1f}–{b['to']:.1f} | {b['correct']} | {b['wrong']} |" for b in ev["confidence_histogram"]]
     return "\n".join(lines) + "\n"
+
+
+def _memory(run: dict[str, Any]) -> str:
+    """The run's peak memory, beside its time (reports written before it was recorded have none)."""
+    rss = f", peak RSS {run['peak_rss_mb']:.0f} MB" if run.get("peak_rss_mb") is not None else ""
+    return rss + (f", peak GPU memory {run['peak_gpu_mb']:.0f} MB" if run.get("peak_gpu_mb") is not None else "")
 
 
 def _cell(text: str) -> str:

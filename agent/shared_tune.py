@@ -24,6 +24,7 @@ from agent import crossval
 from agent import report as reports
 from agent.errors import AgentError, InputError
 from agent.manifest import Manifest
+from agent.memory import peaks
 from agent.retrieval import atomic_write
 from agent.shared import CONFIG, ENCODER_DIR, HEADS_DIR, encoder_versions, head_folder, home_encoder, read_config, sha256
 from agent.trainer import Plan, fit_head
@@ -369,7 +370,7 @@ def _report(target: Part, version: str, ev_name: str | None, promote: bool, deci
             "status": "promoted" if promote else "rejected", "decision": decision,
             "current_version": target.current, "started_at": stamp, "finished_at": _now(),
             "run": {**_plan_dict(plan), **stats, "train_seconds": stats.get("seconds"),
-                    "seconds": round(time.perf_counter() - started, 1)},
+                    "seconds": round(time.perf_counter() - started, 1), **peaks(plan.device)},
             "data": target.data.summary(), "evaluation": evaluations[target.manifest.name],
             "plugins": {name: {"candidate": ev["candidate"], "current": ev["current"], "current_version": ev.get("current_version")}
                         for name, ev in evaluations.items()}}

@@ -138,7 +138,10 @@ def train_encoder(texts: Sequence[str], labels: Sequence[str], head: TextClassif
             if progress:
                 progress(Progress("train", step, total, float(np.mean(losses[-20:])), device, plan.mode,
                                   time.perf_counter() - start))
+    opt.zero_grad(set_to_none=True)  # the returned encoder carries its weights only, not the last step's gradients
     net = accelerator.unwrap_model(net).eval()
+    accelerator.free_memory()  # its lists still hold the prepared model and optimizer (and Adam's two moments)
+    del opt, sched
     tuned_head = TextClassifier(head.labels, net.head.weight.detach().cpu().numpy().copy(),
                                 net.head.bias.detach().cpu().numpy().copy(), plan.mode, dict(head.config))
     adapter = _adapter(net.backbone) if plan.mode == "lora" else None

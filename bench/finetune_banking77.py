@@ -1,5 +1,6 @@
 """BANKING77 fine-tuning: `agent new-plugin` from train.csv (or N examples per intent), `agent finetune`,
 then `agent eval` on test.csv, before and after. Real commands, in a scratch folder outside the project.
+Prints the fine-tune's wall time and its peak memory (RSS; on CUDA also the peak GPU memory torch allocated).
 
 Usage: python bench/finetune_banking77.py [--shots 10] [--seed 0] [--work DIR] [-- extra finetune options]
 """
@@ -70,6 +71,7 @@ def main() -> None:
         "mode": ft["run"]["mode"], "device": ft["run"]["device"], "epochs": ft["run"]["epochs"], "steps": ft["run"].get("steps"),
         "finetune_seconds_wall": round(t_ft, 1), "training_seconds": ft["run"].get("train_seconds"),
         "finetune_seconds_inside": ft["run"].get("seconds"),
+        "finetune_peak_rss_mb": ft["run"].get("peak_rss_mb"), "finetune_peak_gpu_mb": ft["run"].get("peak_gpu_mb"),
         "test_accuracy_before": before["accuracy"], "test_macro_f1_before": before["macro_f1"],
         "test_accuracy_after": after["accuracy"], "test_macro_f1_after": after["macro_f1"],
         "eval_seconds_wall": round(t_eval, 1), "eval_rows_per_second": after["rows_per_second"],

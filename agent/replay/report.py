@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import resource
-import sys
 from collections import Counter
 from typing import Any
 
 from agent import guard
+from agent.memory import peak_rss_mb
 from agent.replay.inputs import BadLine
 
 LOGGED = {"plugin": "plugin", "label": "label", "fallback": "fallback_reason"}  # compared field -> key in a logged turn
@@ -153,12 +152,6 @@ def percentiles(values: list[float]) -> dict[str, float] | None:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
     return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": round(ordered[-1], 3)}
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process, in MB."""
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(kb / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def _round(value: float | None) -> float | None:

@@ -1,0 +1,80 @@
+"""What a fine-tune holds in memory: its peaks (resident and GPU), and handing back what a finished run left."""
+
+from __future__ import annotations
+
+import gc
+import resource
+import sys
+from pathlib import Path
+
+STATUS, CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB: since reset_peaks() where Linux allows, else since start."""
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # no /proc (macOS): the kernel's figure since start
+    return round(kb / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now, in MB (0.0 where /proc is missing)."""
+    return _status_mb("VmRSS") or 0.0
+
+
+def _status_mb(field: str) -> float | None:
+    """A size line of /proc/self/status (VmRSS, VmHWM) in MB; None without /proc."""
+    try:
+        lines = STATUS.read_text().splitlines()
+    except OSError:
+        return None
+    return next((round(int(line.split()[1]) / 1024, 1) for line in lines if line.startswith(field + ":")), None)
+
+
+def reset_peaks() -> None:
+    """Start the peaks afresh, so a long-lived process (the chat app) reports this run's, not its own since start."""
+    try:
+        CLEAR_REFS.write_text("5")  # Linux: "5" resets VmHWM to the current RSS and touches nothing else
+    except OSError:
+        pass  # not Linux, or not allowed: the peak since the process started is still an upper bound
+    if _cuda_started():
+        sys.modules["torch"].cuda.reset_peak_memory_stats()
+
+
+def peaks(device: str) -> dict[str, float]:
+    """The run's peak RSS (MB) and, on CUDA, the peak GPU memory torch allocated (MB), JSON-ready."""
+    out = {"peak_rss_mb": peak_rss_mb()}
+    if device.startswith("cuda"):
+        import torch
+
+        out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def release() -> None:
+    """Hand back what a finished training left: objects only a cycle keeps, torch's CUDA cache, free heap pages.
+    Between folds this keeps one model and one optimizer alive at a time; glibc keeps freed activations otherwise."""
+    gc.collect()
+    if _cuda_started():
+        sys.modules["torch"].cuda.empty_cache()
+    _trim_heap()
+
+
+def _cuda_started() -> bool:
+    """Whether this process has used CUDA (torch imported and its CUDA context made); never imports torch itself."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.cuda.is_initialized()
+
+
+def _trim_heap() -> None:
+    """glibc's malloc_trim(0): return the free pages of every arena to the system (nothing elsewhere)."""
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None).malloc_trim(0)  # the process's own symbols include libc's
+    except (OSError, AttributeError):
+        pass  # musl and others have no malloc_trim: nothing to trim with
