@@ -22,6 +22,13 @@ EXAMPLES = {
     "refund": ["I want my money back", "how do I get a refund", "refund my order please",
                "the item was broken, I need a refund", "can I return this for a refund"],
 }
+# a second few-shot plugin's intents (labels without descriptions)
+DESK = {"password_reset": ["I forgot my password", "reset my password please", "I can't log in, password lost",
+                           "how do I change my password", "my password does not work", "new password needed"],
+        "invoice_copy": ["send me a copy of my invoice", "where can I download my invoice", "I need last month's bill",
+                         "can I get the invoice again", "invoice for my order please", "my receipt is missing"],
+        "delivery_time": ["when will my parcel arrive", "how long does shipping take", "my order is late",
+                          "where is my delivery", "is my package on its way", "expected delivery date"]}
 FAQ = [
     ("lost-1", "How do I block a lost card?", "Freeze it in the app under Cards > Freeze.", "card_lost"),
     ("lost-2", "My card was stolen, what now?", "Call us on 0800 000 000 to cancel it.", "card_lost"),

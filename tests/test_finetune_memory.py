@@ -13,14 +13,7 @@ import pytest
 from agent import memory, multitask
 from agent.finetune import Options, finetune
 from agent.settings import Settings
-from conftest import two_plugin_home
-
-DESK = {"password_reset": ["I forgot my password", "reset my password please", "I can't log in, password lost",
-                           "how do I change my password", "my password does not work", "new password needed"],
-        "invoice_copy": ["send me a copy of my invoice", "where can I download my invoice", "I need last month's bill",
-                         "can I get the invoice again", "invoice for my order please", "my receipt is missing"],
-        "delivery_time": ["when will my parcel arrive", "how long does shipping take", "my order is late",
-                          "where is my delivery", "is my package on its way", "expected delivery date"]}
+from conftest import DESK, two_plugin_home
 
 
 @pytest.fixture
