@@ -62,9 +62,10 @@ def _scrub_turns(store: Any, privacy: Privacy) -> int:
     """Redact each turn's text (as its plugin's `[privacy]` says), reply and JSON columns; the turns changed."""
     changed = 0
     for row in store.query("SELECT id, plugin, text, reply, " + ", ".join(TURN_JSON) + " FROM turns"):
-        values = {"text": guard.redact_for(row["text"] or "", privacy(row["plugin"]))[0] if row["text"] else row["text"],
-                  "reply": guard.redact_for(row["reply"], privacy(row["plugin"]))[0] if row["reply"] else row["reply"],
-                  **{c: _scrub_json(row[c]) for c in TURN_JSON}}
+        text = guard.redact_for(row["text"], privacy(row["plugin"]))[0] if row["text"] else row["text"]
+        # a reply is the plugin's own words (its FAQ's phone number stays), unless the message held a number it may echo
+        reply = guard.redact_for(row["reply"], privacy(row["plugin"]))[0] if row["reply"] and text != row["text"] else row["reply"]
+        values = {"text": text, "reply": reply, **{c: _scrub_json(row[c]) for c in TURN_JSON}}
         values = {k: v for k, v in values.items() if v != row[k]}
         if values:
             store.update("turns", row["id"], values, redacted=True)
