@@ -9,7 +9,8 @@ working with the tuned encoder. A plugin with few rows per label adds a supervis
 batches hold, on average, another row of each row's label (no more labels than a batch has rows,
 less one): Financial PhraseBank's held-out rows preferred it (0.853 against 0.845), BANKING77's
 (77 labels, batches of 32) did not (0.930 against 0.931). Batches group rows of similar length
-(little padding); texts are tokenised once; after each epoch the tuned task's held-out rows are scored, and training stops when
+(little padding), and a batch's gradients are taken a group of rows at a time, so memory follows the group, not the
+batch; texts are tokenised once; after each epoch the tuned task's held-out rows are scored, and training stops when
 they have not improved for a quarter of the planned epochs, keeping the best weights.
 """
 
@@ -35,11 +36,11 @@ POOL = 50  # batches per pool sorted by length: enough to cut padding, few enoug
 KEEP = 0.5  # weight of the retrieval term against the classification loss
 PER_LABEL, LABELS = 4, 16  # a few-shot task's batch: 16 labels, up to 4 rows of each (each row meets others of its label)
 TAU = 0.1  # temperature of the supervised contrastive term
-# A batch of more padded tokens than this keeps only each layer's input for the backward pass and recomputes the rest
-# (same dropout masks, same result). A token's activations cost about 200 kB in MiniLM. Off (None): on the 10-shot
-# BANKING77 fine-tune, at 1,024 it made training 33% slower (350 s against 263 s) and the peak stayed about 3 GB.
-CHECKPOINT_TOKENS: int | None = None
-
+# A batch's gradients are computed group by group, each group rows of similar length of at most this many padded tokens,
+# so a step holds one group's activations (about 280 kB a token in MiniLM on a CPU), however long the batch's texts.
+# 512 was the fastest of 128 / 512 / 2,048 on the 10-shot BANKING77 run; a GPU takes larger groups.
+GROUP_TOKENS = {"cpu": 512, "cuda": 8192}
+SCORE_TOKENS = 4096  # padded tokens per batch when scoring held-out rows (no gradients: nothing is kept)
 
 @dataclass
 class Task:
@@ -168,7 +169,8 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
     device = torch.device(plan.device)
     base = Encoder(device="cpu")
     ids = [_token_ids(base, t.texts, plan.max_length) for t in tasks]
-    net = _MultiNet(_checkpointable(base.model.train()), [t.head for t in tasks]).to(device)
+    net = _MultiNet(base.model.train(), [t.head for t in tasks]).to(device)
+    budget = GROUP_TOKENS.get(device.type, GROUP_TOKENS["cuda"])
     ys = [torch.tensor([t.head.labels.index(lab) for lab in t.labels], dtype=torch.long) for t in tasks]
     targets = [torch.from_numpy(np.ascontiguousarray(t.targets, dtype=np.float32)) for t in tasks]
     per_epoch = steps_per_epoch(tasks, plan.batch_size)
@@ -194,22 +196,13 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
                 stopped = f"time limit reached after {step} of {total} steps"
                 break
             k, idx = schedule[j]
-            batch = _pad([ids[k][i] for i in idx], device)
-            _checkpoint_layers(net.backbone, CHECKPOINT_TOKENS is not None and batch["input_ids"].numel() > CHECKPOINT_TOKENS)
-            logits, pooled = net(batch, k)
-            y = ys[k][idx].to(device)
-            loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.1)
-            if contrast[k]:
-                loss = loss + supcon(pooled, y)
-            if keep:
-                loss = loss + keep * (1 - (pooled * targets[k][idx].to(device)).sum(-1)).mean()
             opt.zero_grad()
-            loss.backward()
+            losses.append(_backward(net, [ids[k][i] for i in idx], k, ys[k][idx].to(device), targets[k][idx].to(device),
+                                    contrast[k], keep, budget))
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             sched.step()
             step += 1
-            losses.append(float(loss.detach()))
             if progress:
                 progress(Progress("train", step, total, float(np.mean(losses[-20:])), plan.device, plan.mode,
                                   time.perf_counter() - start))
@@ -223,7 +216,7 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
         net.load_state_dict(best[1])  # also when time ran out after the last score: those steps were never judged
     opt.zero_grad(set_to_none=True)  # the returned encoder carries its weights only, not the last step's gradients
     del opt, sched, best
-    net = _uncheckpointed(net.eval().cpu())
+    net = net.eval().cpu()
     heads = [_head_of(net.heads[k], t.head, plan.mode) for k, t in enumerate(tasks)]
     encoder = Encoder(device=plan.device, model=net.backbone, tokenizer=base.tokenizer)
     stats = {"steps": step, "planned_steps": total, "seconds": round(time.perf_counter() - start, 1),
@@ -233,26 +226,84 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
     return encoder, heads, stats
 
 
-def _checkpointable(model: Any) -> Any:
-    """The encoder with per-layer activation checkpointing set up (non-reentrant), off until a batch needs it."""
-    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable  # 5.x, 4.x
-    enable({"use_reentrant": False})
-    _checkpoint_layers(model, False)
-    return model
+def _backward(net: Any, rows: list[list[int]], task: int, y: "torch.Tensor", target: "torch.Tensor", contrast: bool,
+              keep: float, budget: int) -> float:
+    """A batch's loss; its gradients accumulated group by group (one group's activations held at a time). The
+    contrastive term ties every row to the others: it reaches each group as the gradient of the group's embeddings,
+    taken from a first pass without gradients whose dropout the second pass replays, so the sum is exact."""
+    import torch
+
+    groups = length_groups([len(r) for r in rows], budget)
+    if len(groups) == 1:
+        logits, pooled = net(_pad(rows, y.device), task)
+        loss = _row_losses(logits, pooled, y, target, keep).mean() + (supcon(pooled, y) if contrast else 0.0)
+        loss.backward()
+        return float(loss.detach())
+    pull, value, states = _contrast_pull(net, rows, groups, task, y) if contrast else (None, 0.0, [])
+    for n, g in enumerate(groups):
+        if states:
+            _set_rng(states[n], y.device)
+        at = torch.tensor(g, device=y.device)
+        logits, pooled = net(_pad([rows[i] for i in g], y.device), task)
+        part = _row_losses(logits, pooled, y[at], target[at], keep).sum() / len(rows)
+        value += float(part.detach())
+        (part + (pooled * pull[at]).sum() if pull is not None else part).backward()
+    return value
 
 
-def _uncheckpointed(net: Any) -> Any:
-    """The trained net with checkpointing and its input hook gone: its encoder serves as a plain one from now on."""
-    disable = getattr(net.backbone, "activation_checkpointing_disable", None) or net.backbone.gradient_checkpointing_disable
-    disable()
-    return net
+def _row_losses(logits: "torch.Tensor", pooled: "torch.Tensor", y: "torch.Tensor", target: "torch.Tensor",
+                keep: float) -> "torch.Tensor":
+    """Each row's cross-entropy plus the retrieval term (cosine distance to the packaged encoder's embedding)."""
+    import torch
+
+    loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.1, reduction="none")
+    return loss + keep * (1 - (pooled * target).sum(-1)) if keep else loss
 
 
-def _checkpoint_layers(model: Any, on: bool) -> None:
-    """Checkpointing on or off for the next step: the flag every layer that supports it reads (transformers 4 and 5)."""
-    for module in model.modules():
-        if hasattr(module, "gradient_checkpointing"):
-            module.gradient_checkpointing = on
+def _contrast_pull(net: Any, rows: list[list[int]], groups: list[list[int]], task: int,
+                   y: "torch.Tensor") -> tuple["torch.Tensor", float, list[Any]]:
+    """The contrastive term's gradient with respect to every row's embedding, its value, and the random state before
+    each group (the second pass replays the same dropout)."""
+    import torch
+
+    states, outs = [], []
+    with torch.no_grad():
+        for g in groups:
+            states.append(_rng(y.device))
+            outs.append(net(_pad([rows[i] for i in g], y.device), task)[1])
+    pooled = torch.empty(len(rows), outs[0].shape[1], device=y.device)
+    pooled[torch.tensor([i for g in groups for i in g], device=y.device)] = torch.cat(outs)
+    pooled.requires_grad_(True)
+    loss = supcon(pooled, y)
+    loss.backward()
+    return pooled.grad, float(loss.detach()), states
+
+
+def _rng(device: "torch.device") -> tuple[Any, Any]:
+    """The random state dropout draws from (the CPU's, and the GPU's on CUDA)."""
+    import torch
+
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng(state: tuple[Any, Any], device: "torch.device") -> None:
+    """Put back a state _rng took."""
+    import torch
+
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def length_groups(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Positions grouped by length, shortest first, each group's rows × its longest row at most `budget` tokens
+    (a row longer than that alone)."""
+    groups: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if not groups or (len(groups[-1]) + 1) * lengths[i] > budget:
+            groups.append([])
+        groups[-1].append(i)
+    return groups
 
 
 def _token_ids(base: "Encoder", texts: list[str], max_length: int) -> list[list[int]]:
@@ -280,16 +331,14 @@ def _score(net: Any, base: "Encoder", watch: Watch, device: "torch.device", max_
 
     labels = net.label_names[watch.task]
     ids = _token_ids(base, watch.texts, max_length)
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     right = 0
     net.eval()
     with torch.inference_mode():
-        for s in range(0, len(order), 128):
-            idx = order[s : s + 128]
+        for idx in length_groups([len(r) for r in ids], SCORE_TOKENS):
             logits, _ = net(_pad([ids[i] for i in idx], device), watch.task)
             right += sum(labels[int(p)] == watch.gold[i] for p, i in zip(logits.argmax(-1).tolist(), idx))
     net.train()
-    return right / len(order)
+    return right / max(len(ids), 1)
 
 
 def _head_of(layer: Any, start: TextClassifier, mode: str) -> TextClassifier:
@@ -323,8 +372,7 @@ def _multinet_class() -> type:
                 self.heads.append(layer)
 
         def forward(self, batch: dict, task: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-            # an encoder keeps no cache; saying so spares a warning from transformers when checkpointing is on
-            hidden = self.backbone(**batch, use_cache=False).last_hidden_state
+            hidden = self.backbone(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
             return self.heads[task](pooled), pooled

@@ -66,3 +66,49 @@ def test_peaks_start_afresh_for_each_run() -> None:
     memory.release()
     memory.reset_peaks()
     assert memory.peak_rss_mb() < high - 32  # a later run does not report this one's peak
+
+
+def test_length_groups_cap_padded_tokens_and_keep_every_row_once() -> None:
+    lengths = [5, 40, 7, 12, 300, 6, 40, 9]
+    groups = multitask.length_groups(lengths, 64)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert all(len(g) * max(lengths[i] for i in g) <= 64 or len(g) == 1 for g in groups)
+    assert [4] in groups  # a row over the budget goes alone
+    assert [lengths[i] for g in groups for i in g] == sorted(lengths)  # shortest first: little padding in a group
+
+
+def _grads(net: Any) -> "Any":
+    import torch
+
+    return torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+
+
+@pytest.mark.parametrize("contrast", [False, True])
+def test_gradients_taken_group_by_group_equal_those_of_the_whole_batch(encoder, contrast: bool) -> None:
+    import copy
+
+    import torch
+
+    from agent.classifier import TextClassifier
+
+    texts = ["hi", "where is my card", "I was charged twice for the same coffee this morning, please refund one",
+             "card", "how do I change the PIN of my new debit card before I travel abroad next week", "thanks"]
+    rows = multitask._token_ids(encoder, texts, 128)
+    y, target = torch.tensor([0, 1, 0, 1, 1, 0]), torch.nn.functional.normalize(torch.randn(6, 384), dim=-1)
+    head = TextClassifier(["a", "b"], torch.randn(2, 384).numpy(), torch.zeros(2).numpy(), "shared", {})
+    groups = multitask.length_groups([len(r) for r in rows], 24)
+    assert len(groups) == 3
+    # the whole batch's loss over the same groups in one graph (dropout on, drawn in the same order)
+    whole = multitask._MultiNet(copy.deepcopy(encoder.model).train(), [head])
+    torch.manual_seed(0)
+    outs = [whole(multitask._pad([rows[i] for i in g], torch.device("cpu")), 0) for g in groups]
+    back = torch.tensor([i for g in groups for i in g]).argsort()
+    logits, pooled = (torch.cat([o[n] for o in outs])[back] for n in (0, 1))
+    loss = multitask._row_losses(logits, pooled, y, target, 0.5).mean() + (multitask.supcon(pooled, y) if contrast else 0)
+    loss.backward()
+    # the same batch, one group's activations at a time
+    net = multitask._MultiNet(copy.deepcopy(encoder.model).train(), [head])
+    torch.manual_seed(0)
+    value = multitask._backward(net, rows, 0, y, target, contrast, 0.5, 24)
+    assert value == pytest.approx(float(loss.detach()), rel=1e-5)
+    assert torch.allclose(_grads(net), _grads(whole), atol=1e-6, rtol=1e-4)
