@@ -87,6 +87,18 @@ def test_a_message_gets_the_same_reply_as_agent_ask(shop: tuple[TestClient, dict
     assert [t["text"] for t in stored] == ["I lost my card <CARD>"] and stored[0]["id"] == body["turn_id"]
 
 
+def test_metrics_count_requests_by_route_and_status(shop: tuple[TestClient, dict[str, str], Settings]) -> None:
+    client, keys, _ = shop
+    for text in ("I lost my card", "refund please"):
+        assert client.post("/v1/conversations/c-2/messages", json={"text": text}, headers=bearer(keys["chat"])).status_code == 200
+    assert client.post("/v1/conversations/c-2/messages", json={}, headers=bearer(keys["chat"])).status_code == 422
+    text = client.get("/metrics", headers=bearer(keys["admin"])).text
+    route = 'route="/v1/conversations/{conversation_id}/messages"'
+    assert f'agent_requests_total{{method="POST",{route},status="200"}} 2.0' in text
+    assert f'agent_requests_total{{method="POST",{route},status="422"}} 1.0' in text
+    assert f'agent_request_seconds_count{{{route}}} 3.0' in text and "agent_batch_size_count" in text
+
+
 @pytest.mark.parametrize("route, method, body, scope", [
     ("/v1/conversations/c1/messages", "post", {"text": "hello"}, "chat"),
     ("/webhooks/rest/webhook", "post", {"sender": "c1", "message": "hello"}, "chat"),

@@ -4,7 +4,6 @@ answers what is queued before the process exits."""
 
 from __future__ import annotations
 
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator
@@ -113,14 +112,9 @@ def _errors(app: FastAPI) -> None:
 def _middleware(app: FastAPI, options: ServeOptions, metrics: Any) -> None:
     """Timing and counting by route; CORS for the origins given; the body cap outermost."""
 
-    @app.middleware("http")
-    async def count(request: Request, call_next: Any) -> Any:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.request(route, request.method, response.status_code, time.perf_counter() - start)
-        return response
+    from agent.serve.metrics import Timing
 
+    app.add_middleware(Timing, metrics=metrics)
     if options.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -3,6 +3,7 @@ route, batch sizes, fallbacks by reason, turns by plugin."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 
@@ -41,3 +42,26 @@ class Metrics:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class Timing:
+    """ASGI middleware: each HTTP request counted and timed by route (plain ASGI: no task or stream per request)."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [500]
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.request(route, scope["method"], status[0], time.perf_counter() - start)
