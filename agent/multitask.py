@@ -23,6 +23,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Sequence
 
 from agent.classifier import TextClassifier
+from agent.memory import trim_heap
 from agent.spelling import spelt
 from agent.trainer import CancelFn, Cancelled, Plan, Progress, ProgressFn
 
@@ -202,6 +203,7 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             sched.step()
+            trim_heap()
             step += 1
             if progress:
                 progress(Progress("train", step, total, float(np.mean(losses[-20:])), plan.device, plan.mode,

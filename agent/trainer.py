@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from agent.classifier import TextClassifier
 from agent.errors import AgentError
+from agent.memory import trim_heap
 from agent.spelling import spelt
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ def train_encoder(texts: Sequence[str], labels: Sequence[str], head: TextClassif
             accelerator.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             sched.step()
+            trim_heap()
             step += 1
             losses.append(float(loss.detach()))
             if progress:
