@@ -35,7 +35,7 @@ def fuzz(port: int, key: str | None, examples: int, report: Path) -> tuple[int, 
         for case in _cases(event):
             requests += 1
             failures += [f"{c['name']}: {c.get('failure_info') or c.get('status')}" for c in case.get("checks", [])
-                         if c.get("status") == "FAILURE"]
+                         if str(c.get("status")).lower() == "failure"]
     if done.returncode not in (0, 1):
         print(done.stdout[-3000:], done.stderr[-3000:])
     return requests, failures

@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from agent.serve.ids import stored_id
 from agent.serve.schemas import ID_PATTERN, NAME_PATTERN, ErrorOut, FeedbackIn, FeedbackOut, FinetuneIn, MessageIn, ReplyOut
@@ -138,7 +139,9 @@ async def readyz(request: Request, response: Response) -> Any:
     return {"status": "ready", "plugins": sorted(worker.agent.runtimes)}
 
 
-@router.get("/metrics", tags=["operations"])
+@router.get("/metrics", tags=["operations"], response_class=PlainTextResponse,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "The Prometheus text format"}})
 async def metrics(request: Request, caller: AdminKey) -> Response:
     """Prometheus metrics: requests and latency by route, batch sizes, fallbacks by reason, turns by plugin."""
     body, content_type = request.app.state.metrics.text()
