@@ -43,6 +43,7 @@ TAU = 0.1  # temperature of the supervised contrastive term
 GROUP_TOKENS = {"cpu": 512, "cuda": 8192}
 SCORE_TOKENS = 4096  # padded tokens per batch when scoring held-out rows (no gradients: nothing is kept)
 
+
 @dataclass
 class Task:
     """One plugin's share of the training."""
