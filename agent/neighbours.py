@@ -15,6 +15,24 @@ if TYPE_CHECKING:
 
 KS, TAUS, WEIGHTS = (10, 20), (0.05, 0.1), (0.5, 0.6, 0.7, 0.8, 0.9)
 MIN_HELD = 200  # with fewer held-out rows the choice among settings flatters itself: the head alone
+CHUNK = 256  # query rows per similarity block: the block, not the whole query × train matrix, is in memory
+
+
+def nearest(queries: "np.ndarray", rows: "np.ndarray", k: int) -> tuple["np.ndarray", "np.ndarray"]:
+    """The k rows most similar to each query, most similar first: (similarities, row numbers), both queries × k.
+    Computed a block of queries at a time (150 labels, 13,000 rows: 1,500 queries cost 530 MB at once)."""
+    import numpy as np
+
+    k = min(k, rows.shape[0])
+    scores, top = np.empty((len(queries), k), dtype=np.float32), np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), CHUNK):
+        sims = queries[start : start + CHUNK] @ rows.T
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        near = np.take_along_axis(sims, part, axis=1)
+        order = np.argsort(-near, axis=1, kind="stable")
+        scores[start : start + CHUNK] = np.take_along_axis(near, order, axis=1)
+        top[start : start + CHUNK] = np.take_along_axis(part, order, axis=1)
+    return scores, top
 
 
 def votes(scores: "np.ndarray", labels: "np.ndarray", n_labels: int, tau: float) -> "np.ndarray":
@@ -43,14 +61,13 @@ def choose(head: "np.ndarray", held: "np.ndarray", train: "np.ndarray", train_la
 
     if len(gold) < MIN_HELD or len(train_labels) < 2:
         return {"weight": 1.0, "reason": f"{len(gold)} held-out rows: too few to choose by"}
-    sims = held @ train.T
     gold_arr, labels = np.asarray(gold), np.asarray(train_labels)
     base = float((head.argmax(1) == gold_arr).mean())
     best = {"weight": 1.0, "accuracy": round(base, 4)}
+    near, rows = nearest(held, train, max(KS))
     for k in KS:
-        k = min(k, sims.shape[1])
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        scores = np.take_along_axis(sims, top, axis=1)
+        k = min(k, len(labels))
+        scores, top = near[:, :k], rows[:, :k]
         for tau in TAUS:
             voted = votes(scores, labels[top], head.shape[1], tau)
             for w in WEIGHTS:

@@ -240,10 +240,8 @@ def _voted(probs: "np.ndarray", held: "np.ndarray", part: Part, train: "np.ndarr
 
     index = {label: i for i, label in enumerate(labels)}
     rows = np.asarray([index.get(r.label, -1) for r in part.data.train])
-    sims = held @ train.T
-    k = min(int(near["k"]), sims.shape[1])
-    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    voted = neighbours.votes(np.take_along_axis(sims, top, axis=1), rows[top], len(labels), float(near["tau"]))
+    scores, top = neighbours.nearest(held, train, int(near["k"]))
+    voted = neighbours.votes(scores, rows[top], len(labels), float(near["tau"]))
     return neighbours.blend(probs, voted, float(near["weight"]))
 
 

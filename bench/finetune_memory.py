@@ -52,10 +52,12 @@ def timed(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     """Run a command under /usr/bin/time -v; its wall seconds and maximum resident set size (MB)."""
     print("$ /usr/bin/time -v", " ".join(cmd), flush=True)
     done = subprocess.run(["/usr/bin/time", "-v", *cmd], env=env, stderr=subprocess.PIPE, text=True, check=True)
-    figures = dict(re.findall(r"^\s*(Maximum resident set size \(kbytes\)|Elapsed \(wall clock\) time[^:]*): (.+)$",
-                              done.stderr, re.M))
-    clock = [float(x) for x in next(v for k, v in figures.items() if k.startswith("Elapsed")).split(":")]
-    return {"max_rss_kb": int(figures["Maximum resident set size (kbytes)"]),
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", done.stderr)
+    if rss is None or wall is None:
+        sys.exit(f"no figures from /usr/bin/time -v:\n{done.stderr[-2000:]}")
+    clock = [float(x) for x in wall.group(1).split(":")]
+    return {"max_rss_kb": int(rss.group(1)),
             "wall_seconds": round(sum(x * 60 ** i for i, x in enumerate(reversed(clock))), 1)}
 
 

@@ -167,6 +167,21 @@ def test_neighbour_votes_follow_the_nearest_rows_and_help_only_when_held_out_row
     assert choose(wrong[:5], held[:5], train, ytrain.tolist(), yheld[:5].tolist())["weight"] == 1.0  # too few rows
 
 
+def test_nearest_rows_come_block_by_block_as_from_the_whole_matrix(monkeypatch) -> None:
+    import numpy as np
+
+    from agent import neighbours
+
+    rng = np.random.default_rng(1)
+    queries, rows = rng.normal(size=(70, 8)).astype(np.float32), rng.normal(size=(40, 8)).astype(np.float32)
+    monkeypatch.setattr(neighbours, "CHUNK", 16)  # several blocks, the last one short
+    scores, top = neighbours.nearest(queries, rows, 5)
+    sims = queries @ rows.T
+    assert (top == np.argsort(-sims, axis=1)[:, :5]).all()  # the same rows, most similar first
+    assert np.allclose(scores, np.take_along_axis(sims, top, axis=1))
+    assert neighbours.nearest(queries, rows[:3], 5)[1].shape == (70, 3)  # k is capped by the rows there are
+
+
 def _top(sims, labels, k):
     import numpy as np
 
