@@ -6,7 +6,6 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from fastapi.responses import PlainTextResponse
 
 from agent.serve.ids import stored_id
 from agent.serve.schemas import ID_PATTERN, NAME_PATTERN, ErrorOut, FeedbackIn, FeedbackOut, FinetuneIn, MessageIn, ReplyOut
@@ -139,7 +138,7 @@ async def readyz(request: Request, response: Response) -> Any:
     return {"status": "ready", "plugins": sorted(worker.agent.runtimes)}
 
 
-@router.get("/metrics", tags=["operations"], response_class=PlainTextResponse,
+@router.get("/metrics", tags=["operations"],
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                              "description": "The Prometheus text format"}})
 async def metrics(request: Request, caller: AdminKey) -> Response:
