@@ -235,6 +235,11 @@ def test_rasa_rest_channel_offers_buttons_and_a_payload_picks(tmp_path: Path, en
         assert "buttons" not in picked[0] and picked[0]["text"]
         log = client.get("/v1/conversations/rasa-user", headers=bearer(keys["review"])).json()["turns"]
         assert log[1]["picked_from"] == log[0]["id"] and second in [c["about"] for c in log[0]["choices"]]
+        thanks = client.post("/webhooks/rest/webhook", headers=h, json={"sender": "rasa-user", "message": "/bad"})
+        assert thanks.status_code == 200 and thanks.json() == [{"recipient_id": "rasa-user", "text": "Thanks for your feedback."}]
+        rated = client.get("/v1/conversations/rasa-user", headers=bearer(keys["review"])).json()["turns"]
+        assert len(rated) == 2 and [f["kind"] for f in rated[1]["feedback"]] == ["bad"]  # the last answer, not a new turn
+        assert client.post("/webhooks/rest/webhook", headers=h, json={"sender": "nobody", "message": "/good"}).status_code == 404
     finally:
         client.__exit__(None, None, None)
 
