@@ -138,6 +138,8 @@ def test_errors_are_json_that_name_the_field(shop: tuple[TestClient, dict[str, s
     assert r.status_code == 422 and r.json()["fields"][0]["field"] == "path.conversation_id"
     r = client.post("/v1/conversations/c1/messages", content=b'{"text": "\xff\xfe"}', headers={**h, "Content-Type": "application/json"})
     assert r.status_code == 400 and "JSON object in UTF-8" in r.json()["error"]
+    r = client.post("/v1/conversations/c1/messages", content=b"not json", headers={**h, "Content-Type": "application/json"})
+    assert r.status_code == 400 and "JSON object in UTF-8" in r.json()["error"] and r.json()["fields"][0]["field"] == "body"
     r = client.post("/v1/conversations/c1/messages", content=b"text=hi", headers={**h, "Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 415 and "Content-Type: application/json" in r.json()["error"]
     r = client.get("/v1/nowhere", headers=h)

@@ -104,6 +104,8 @@ def _errors(app: FastAPI) -> None:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         if "json" not in request.headers.get("content-type", "json") and any(e["loc"] == ("body",) for e in exc.errors()):
             return JSONResponse({"error": UNPARSED, "fields": [{"field": "body", "expected": "a JSON object"}]}, 415)
+        if any(e["type"] == "json_invalid" for e in exc.errors()):  # FastAPI names the byte offset ("body.0") only
+            return JSONResponse({"error": UNPARSED, "fields": [{"field": "body", "expected": "a JSON object"}]}, 400)
         fields = [{"field": ".".join(str(p) for p in e["loc"]), "expected": e["msg"]} for e in exc.errors()]
         words = "; ".join(f"{f['field']}: {f['expected']}" for f in fields)
         return JSONResponse({"error": f"the request is not valid: {words}", "fields": fields}, 422)
