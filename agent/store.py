@@ -150,11 +150,11 @@ class Store:
 
     def _pending(self) -> list[tuple[str, Callable[[Any], None]]]:
         """Migrations this file has not seen yet: the log's own, then those plugins register (namespaced)."""
-        from agent import contrib
+        from agent.plugin import contributions
 
         done = {r["name"] for r in self.db["_migrations"].rows} if self.db["_migrations"].exists() else set()
         pending = [(name, fn) for name, fn in MIGRATIONS if name not in done]
-        return pending + [(m.name, m.fn) for m in contrib.migrations() if m.name not in done and m.legacy not in done]
+        return pending + [(m.name, m.fn) for m in contributions.migrations() if m.name not in done and m.legacy not in done]
 
     def _migrate(self) -> None:
         """Apply pending migrations, one process at a time (a lock file beside the database)."""
@@ -209,7 +209,7 @@ class Store:
             raise StoreError(f"no turn {turn_id} in {self.path}; list turns with: agent logs")
 
         if note is not None:  # a free-text note may repeat what the customer wrote
-            from agent.guard import redact
+            from agent.text.guard import redact
 
             note = redact(note)[0]
 
@@ -291,7 +291,7 @@ class Store:
         if not rows:
             return []
         if not redacted:
-            from agent.guard import redact_value
+            from agent.text.guard import redact_value
 
             rows = [{k: redact_value(k, v) for k, v in row.items()} for row in rows]
         cols = list(rows[0])
@@ -308,7 +308,7 @@ class Store:
     def update(self, table: str, row_id: int, values: dict[str, Any], redacted: bool = False) -> None:
         """Set columns of one row (text values redacted, as in `insert`, unless the caller already did)."""
         if not redacted:
-            from agent.guard import redact_value
+            from agent.text.guard import redact_value
 
             values = {k: redact_value(k, v) for k, v in values.items()}
         sql = f"UPDATE {table} SET {', '.join(c + ' = ?' for c in values)} WHERE id = ?"
@@ -320,7 +320,7 @@ class Store:
 
     def turn(self, turn_id: int) -> dict[str, Any] | None:
         """One turn with its predictions, hits and feedback, or None; plugins add their own (`describe_turn`)."""
-        from agent.registry import call_kinds
+        from agent.plugin.manager import call_kinds
 
         rows = list(self._query("SELECT * FROM turns WHERE id = ?", [turn_id]))
         if not rows:

@@ -34,8 +34,8 @@ def messages() -> list[str]:
 
 def writer(home: str, plugins: str, worker: int, turns: int, out: "mp.Queue[dict]") -> None:
     """One chat process: `turns` replies, conversations of five turns, errors counted, not raised."""
-    from agent.core import Agent
     from agent.errors import AgentError
+    from agent.reply.agent import Agent
     from agent.settings import Settings
 
     agent = Agent(Settings(home=Path(home), plugin_paths=[Path(plugins)]))
@@ -75,7 +75,7 @@ def main() -> None:
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="agent-concurrency-"))
     home, plugins = scratch / "home", scratch / "plugins"
     shutil.copytree(PLUGIN, plugins / PLUGIN.name, ignore=shutil.ignore_patterns("model"), dirs_exist_ok=True)
-    from agent.core import Agent
+    from agent.reply.agent import Agent
     from agent.settings import Settings
 
     Agent(Settings(home=home, plugin_paths=[plugins])).reply("warm up: build the index once")

@@ -32,7 +32,7 @@ TARGETS = ("logging", "index", "finetune")
 CHECK = """
 import json, sys
 from pathlib import Path
-from agent.core import Agent
+from agent.reply.agent import Agent
 from agent.settings import Settings
 agent = Agent(Settings(home=Path(sys.argv[1]), plugin_paths=[Path(sys.argv[2])]))
 reply = agent.reply("I lost my card, please block it", plugin="customer_service")

@@ -49,8 +49,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=500)
     args = parser.parse_args()
-    from agent.core import Agent
-    from agent.encoder import shared_encoder
+    from agent.models.encoder import shared_encoder
+    from agent.reply.agent import Agent
     from agent.settings import PACKAGE_ROOT, Settings
 
     with open(DATA, newline="", encoding="utf-8") as fh:

@@ -82,7 +82,7 @@ def cli(args: list[str], env: dict[str, str]) -> str:
 
 def answer(agent, messages: list[tuple[str, str]], rnd: int) -> dict[int, str]:  # type: ignore[no-untyped-def]
     """Answer and log a round's messages; each turn's true intent by turn id."""
-    from agent.core import Message
+    from agent.reply.agent import Message
 
     truth: dict[int, str] = {}
     for s in range(0, len(messages), 64):
@@ -96,7 +96,8 @@ def answer(agent, messages: list[tuple[str, str]], rnd: int) -> dict[int, str]: 
 
 def review_person(agent, truth: dict[int, str], budget: int, created: set[str], hidden: set[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Decisions from the proposals first, then the review queue; what was decided."""
-    from agent import proposals, review
+    from agent.review import proposals
+    from agent.review import queue as review
 
     done = Counter()
     known = set(agent.runtimes[PLUGIN].labels) | created
@@ -148,7 +149,7 @@ def evaluate(plugin: Path, out: Path, env: dict[str, str]) -> float:
 
 def run_arm(arm: str, args: argparse.Namespace, work: Path) -> list[dict]:
     """One arm, every round: answer, decide, the policy's fine-tune, evaluate."""
-    from agent.core import Agent
+    from agent.reply.agent import Agent
     from agent.settings import Settings
 
     shutil.rmtree(work, ignore_errors=True)

@@ -40,7 +40,7 @@ def write_feed(path: Path, lines: int) -> list[str]:
 
 def raw_encoder(texts: list[str]) -> float:
     """Texts per second of the packaged encoder alone, batched (64, sorted by length) on this machine."""
-    from agent.encoder import Encoder
+    from agent.models.encoder import Encoder
 
     enc = Encoder(device="cpu")
     enc.encode(texts[:256])  # warm-up

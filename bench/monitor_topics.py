@@ -66,7 +66,7 @@ def before_plugin(folder: Path) -> None:
 
 def agent_over(work: Path, version: str, encoder: object) -> object:
     """An Agent over scratch copies of the three bundled plugins (the monitor as `version`)."""
-    from agent.core import Agent
+    from agent.reply.agent import Agent
     from agent.settings import Settings
 
     root = work / version / "plugins"
@@ -88,7 +88,7 @@ def landed(topics: list[str]) -> dict[str, object]:
 
 def measure(agent: object, held: list[dict[str, str]]) -> dict[str, object]:
     """Feed and chat figures for one agent's monitor."""
-    from agent.core import Message
+    from agent.reply.agent import Message
     from agent.scenarios.monitor.scorer import Scorer
 
     off = SHOP + ELSEWHERE
@@ -112,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "agent-bench-topics")
     args = parser.parse_args()
-    from agent.encoder import shared_encoder
+    from agent.models.encoder import shared_encoder
 
     encoder = shared_encoder("cpu")
     with open(PLUGINS / "sentiment_monitor" / "heldout.csv", newline="", encoding="utf-8") as fh:

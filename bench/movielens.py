@@ -125,8 +125,8 @@ def evaluate(plugin: Path, home: Path, train, test) -> dict[str, dict[str, float
     """The three rankings for every scored user."""
     import numpy as np
 
-    from agent.encoder import shared_encoder
-    from agent.manifest import load_manifest
+    from agent.models.encoder import shared_encoder
+    from agent.plugin.manifest import load_manifest
     from agent.scenarios.recommend.model import Profile, Recommender
 
     manifest = load_manifest(plugin)

@@ -48,7 +48,7 @@ def finetune_all(home: Path, names: list[str]) -> dict[str, dict]:
 
 def seed_likes(home: Path) -> None:
     """A few people ask the recommender for items and like the first one shown (its fine-tune learns from likes)."""
-    from agent.core import Agent
+    from agent.reply.agent import Agent
     from agent.settings import Settings
 
     agent = Agent(Settings(home=home, plugin_paths=[REPO / "plugins"]), device="cpu")
@@ -65,7 +65,7 @@ def latency(home: Path, n: int) -> dict:
     """p50 / p99 of Agent.reply and of one pass of the same encoder, interleaved on the same messages."""
     from latency import measure
 
-    from agent.core import Agent
+    from agent.reply.agent import Agent
     from agent.settings import Settings
 
     with open(DATA, newline="", encoding="utf-8") as fh:

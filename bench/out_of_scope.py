@@ -49,7 +49,7 @@ def training_rows(hidden: set[str], shots: int, seed: int) -> list[tuple[str, st
 
 def answers(home: Path, plugins: Path, test: list[tuple[str, str]]) -> list[dict]:
     """The plugin's answer to every test row (nothing logged): label, confidence, fallback."""
-    from agent.core import Agent, Message
+    from agent.reply.agent import Agent, Message
     from agent.settings import Settings
 
     agent = Agent(Settings(home=home, plugin_paths=[plugins]))

@@ -57,9 +57,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="messages of each set")
     parser.add_argument("--rounds", type=int, default=6, help="alternations of old and today's")
     args = parser.parse_args()
-    from agent import guard
-    from agent.core import Agent
+    from agent.reply.agent import Agent
     from agent.settings import Settings
+    from agent.text import guard
 
     with open(DATA, newline="", encoding="utf-8") as fh:
         sets = {"BANKING77 test": [r["text"] for r in csv.DictReader(fh)][: args.n], "with a personal number": generated(args.n)}

@@ -40,7 +40,7 @@ def generate(kind: str, n: int) -> list[Planted]:
 
 def leaks_in_home(cases: list[Planted], encoder: object) -> list[tuple[Planted, str]]:
     """Answer and log the cases in a fresh home, then the (case, form) pairs found in any of its files."""
-    from agent.core import Agent, Message
+    from agent.reply.agent import Agent, Message
     from agent.settings import Settings
 
     home = Path(tempfile.mkdtemp(prefix="agent-bench-pii-"))
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10_000, help="cases per kind")
     parser.add_argument("--kinds", default=",".join(sorted(VALUES)), help="comma-separated kinds")
     args = parser.parse_args()
-    from agent.encoder import shared_encoder
+    from agent.models.encoder import shared_encoder
 
     encoder = shared_encoder("cpu")
     print("| kind | cases | distinct texts | leaks | seconds |\n|---|---|---|---|---|")

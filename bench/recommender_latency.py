@@ -39,9 +39,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from agent.core import Agent
-    from agent.encoder import shared_encoder
-    from agent.finetune import Options, finetune
+    from agent.learn.finetune import Options, finetune
+    from agent.models.encoder import shared_encoder
+    from agent.reply.agent import Agent
     from agent.scenarios.recommend.events import item_feedback
     from agent.scenarios.recommend.plugin import __name__ as RECOMMENDER
     from agent.settings import Settings

@@ -64,7 +64,7 @@ def big_log(pool: list[str], n: int) -> list[tuple[str, list[str]]]:
 
 def encoder_rate(texts: list[str]) -> float:
     """Raw batched encoder throughput (texts/s) over these texts."""
-    from agent.encoder import shared_encoder
+    from agent.models.encoder import shared_encoder
 
     enc = shared_encoder("cpu")
     enc.encode(texts[:256])  # warm up

@@ -152,7 +152,7 @@ async def load(port: int, key: str, messages: list[str], clients: int, tag: str 
 
 def raw_encoder(messages: list[str]) -> float:
     """Messages per second of the packaged encoder on batches of 64, in this process."""
-    from agent.encoder import shared_encoder
+    from agent.models.encoder import shared_encoder
 
     encoder = shared_encoder("cpu")
     encoder.encode(messages[:64])
@@ -164,7 +164,7 @@ def raw_encoder(messages: list[str]) -> float:
 
 def in_process_p50(home: Path, messages: list[str]) -> float:
     """`Agent.reply` p50 (ms) in this process, on the same home."""
-    from agent.core import Agent
+    from agent.reply.agent import Agent
     from agent.settings import Settings
 
     agent = Agent(Settings(home=home), device="cpu")

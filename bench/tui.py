@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ENCODER = "from agent.encoder import Encoder; Encoder(device='cpu').encode(['warm up']); print('ready', flush=True)"
+ENCODER = "from agent.models.encoder import Encoder; Encoder(device='cpu').encode(['warm up']); print('ready', flush=True)"
 
 
 def encoder_start() -> float:

@@ -37,7 +37,7 @@ def sample(shots: int, seed: int) -> list[tuple[str, str]]:
 
 def score(plugin: Path, home: Path) -> dict[str, object]:
     """Answer every test message (dry run) and count what was offered."""
-    from agent.core import Agent, Message
+    from agent.reply.agent import Agent, Message
     from agent.settings import Settings
 
     with open(DATA / "test.csv", newline="", encoding="utf-8") as fh:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.core import Agent
-from agent.encoder import Encoder, shared_encoder
+from agent.models.encoder import Encoder, shared_encoder
+from agent.reply.agent import Agent
 from agent.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ def encoder() -> Encoder:
 def _remembered_embeddings() -> None:
     """The shared encoders remember each text's embedding for the run, so the bundled plugins' examples, which
     many tests index in fresh homes, are embedded once (the same weights give the same vectors)."""
-    from agent.encoder import pick_device
+    from agent.models.encoder import pick_device
 
     for device in ("cpu", "auto") if pick_device("auto") == "cpu" else ("cpu",):
         _remember(shared_encoder(device))

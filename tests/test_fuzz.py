@@ -35,15 +35,15 @@ import yaml
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from agent import guard
-from agent.core import Agent, Reply
-from agent.data import iter_rows, read_rows
-from agent.encoder import Encoder
 from agent.errors import AgentError
-from agent.manifest import Manifest, load_manifest
+from agent.models.encoder import Encoder
+from agent.plugin.data import iter_rows, read_rows
+from agent.plugin.manifest import Manifest, load_manifest
 from agent.replay.inputs import CSV_COLUMNS, BadLine, ReplayTurn, read_entries
+from agent.reply.agent import Agent, Reply
 from agent.scenarios.monitor.feed import clean_text
 from agent.settings import PACKAGE_ROOT, Settings
+from agent.text import guard
 from conftest import EXAMPLES as SHOP_EXAMPLES
 from conftest import make_plugin
 

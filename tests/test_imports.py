@@ -1,5 +1,7 @@
 """The shape of the code: no import circle anywhere in agent/ and tui/ (imports inside functions count
-too), and the core imports no scenario kind; the default plugins reach it through the hooks."""
+too), the core imports no scenario kind (the default plugins reach it through the hooks), and the packages
+are layers: text, then models, then plugin, then reply and learn; the front ends on top. The command line
+starts the chat app and the server (`agent chat`, `agent serve`); no other front end imports another."""
 
 from __future__ import annotations
 
@@ -84,12 +86,42 @@ def test_no_import_circle_in_agent_and_tui() -> None:
 
 def test_the_core_imports_no_scenario_and_the_app_no_command_module() -> None:
     edges = graph()
-    core = [m for m in edges if not m.startswith("agent.scenarios") and m not in ("agent.cli_manage", "agent.cli_finetune",
-                                                                                   "agent.cli_replay")]
+    core = [m for m in edges if not m.startswith("agent.scenarios") and m not in ("agent.cli.manage", "agent.cli.finetune",
+                                                                                   "agent.cli.replay")]
     assert [(m, sorted(i for i in edges[m] if i.startswith("agent.scenarios"))) for m in core
             if any(i.startswith("agent.scenarios") for i in edges[m])] == []
-    assert not [m for m in edges if m.startswith("tui") and any(i.startswith("agent.cli") for i in edges[m])]
+    assert not [m for m in edges if m.startswith("tui") and any(i.startswith("agent.cli.main") for i in edges[m])]
 
 
 def test_the_checker_finds_a_circle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+RULES = (  # (importer prefix, imported prefixes it must not reach, why)
+    ("agent.reply.", ("agent.learn.",), "answering never imports learning"),
+    ("agent.models.", ("agent.reply.", "agent.learn.", "agent.plugin.", "agent.store"), "models know no reply, learning, plugin or log"),
+    ("agent.text.", ("agent.models.", "agent.plugin.", "agent.reply.", "agent.learn.", "agent.review.", "agent.store",
+                     "agent.scenarios.", "agent.replay.", "agent.serve.", "agent.cli.", "agent.settings", "agent.memory"),
+     "text imports no other package of the agent"),
+    ("tui.", ("agent.cli.",), "the screen does not import the command line"),
+    ("agent.serve.", ("agent.cli.", "tui."), "the HTTP front end imports no other front end"),
+)
+
+
+def broken_rules(edges: dict[str, set[str]]) -> list[tuple[str, str, str]]:
+    """(importer, imported, rule) for every import that crosses a layer the wrong way."""
+    return [(m, i, why) for m, imported in sorted(edges.items()) for prefix, banned, why in RULES
+            if (m + ".").startswith(prefix) for i in sorted(imported) if any((i + ".").startswith(b) or i == b for b in banned)]
+
+
+def test_the_layers_hold() -> None:
+    edges = graph()
+    assert {"agent.reply.agent", "agent.learn.finetune", "agent.models.encoder", "agent.text.guard"} <= set(edges)
+    assert broken_rules(edges) == []
+
+
+def test_the_layer_check_finds_a_crossing() -> None:
+    edges = {"agent.reply.agent": {"agent.learn.finetune"}, "agent.models.finetuned": {"agent.store"},
+             "agent.text.guard": {"agent.errors"}, "tui.widgets": {"agent.cli.main"}}
+    assert [(m, i) for m, i, _ in broken_rules(edges)] == [
+        ("agent.models.finetuned", "agent.store"), ("agent.reply.agent", "agent.learn.finetune"), ("tui.widgets", "agent.cli.main")]

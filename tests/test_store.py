@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import contrib
-from agent.core import Agent
 from agent.errors import StoreError
+from agent.plugin import contributions
+from agent.reply.agent import Agent
 from agent.scenarios.recommend.events import ItemStore
 from agent.store import MIGRATIONS, Store
 
@@ -18,7 +18,7 @@ def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
     Store(tmp_path / "a.db").close()
     store = Store(tmp_path / "a.db")
     names = [r["name"] for r in store.db["_migrations"].rows]
-    assert names == [name for name, _ in MIGRATIONS] + [m.name for m in contrib.migrations()]
+    assert names == [name for name, _ in MIGRATIONS] + [m.name for m in contributions.migrations()]
     assert "recommend.m008_items" in names and "monitor.m007_monitor" in names  # plugins' migrations, namespaced
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -63,8 +63,8 @@ def test_a_database_from_before_items_keeps_its_turns_and_gains_item_feedback(tm
 
     before = [m for m in MIGRATIONS if m[0] < "m008"]
     monkeypatch.setattr(store_module, "MIGRATIONS", before)
-    plugins = contrib.migrations()
-    monkeypatch.setattr(contrib, "migrations", lambda: [m for m in plugins if m.legacy and m.legacy < "m008"])
+    plugins = contributions.migrations()
+    monkeypatch.setattr(contributions, "migrations", lambda: [m for m in plugins if m.legacy and m.legacy < "m008"])
     old = Store(tmp_path / "old.db")
     old.db.execute("INSERT INTO conversations (id, started_at, last_at) VALUES ('c', 'then', 'then')")
     old.db.execute("INSERT INTO turns (conversation_id, created_at, text, reply, plugin, label, timings) "
@@ -72,7 +72,7 @@ def test_a_database_from_before_items_keeps_its_turns_and_gains_item_feedback(tm
     assert "items" not in old.db["turns"].columns_dict
     old.close()
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
-    monkeypatch.setattr(contrib, "migrations", lambda: plugins)
+    monkeypatch.setattr(contributions, "migrations", lambda: plugins)
     store = Store(tmp_path / "old.db")
     items = ItemStore(store)
     turn = store.turn(1)

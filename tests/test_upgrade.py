@@ -9,14 +9,14 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from agent.cli import cli
-from agent.core import Agent
-from agent.encoder import Encoder
-from agent.finetune import Options, finetune
+from agent.cli.main import cli
+from agent.learn.finetune import Options, finetune
+from agent.models.encoder import Encoder
+from agent.models.versions import versions_for
+from agent.reply.agent import Agent
 from agent.scenarios.recommend.events import item_feedback
 from agent.settings import Settings
 from agent.store import Store
-from agent.versions import versions_for
 from conftest import models_of
 
 
@@ -76,7 +76,7 @@ def test_an_old_model_folder_that_cannot_be_moved_is_copied(tmp_path: Path, monk
     import errno
     import os
 
-    import agent.versions as versions_module
+    import agent.models.versions as versions_module
 
     real_rename = os.rename
 

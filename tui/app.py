@@ -5,26 +5,24 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from rich.markup import escape
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header
+from textual.widgets import Footer, Header
 
 from tui.screens import LogsScreen, Picker
 from tui.widgets import AgentMessage, FinetuneBar, HistoryInput, Note, UserMessage
 
 if TYPE_CHECKING:
-    from agent.core import Reply
-    from agent.finetune import FinetuneResult
-    from agent.policy import Due
-    from agent.trainer import Progress
+    from agent.learn.finetune import FinetuneResult
+    from agent.learn.schedule import Due
+    from agent.reply.agent import Reply
     from tui.session import Session
 
 HELP = ("[b]/use NAME[/] switch plugin (/use alone lists them) · [b]/good[/] [b]/bad[/] rate the last reply · "
@@ -38,9 +36,9 @@ MAIN_ONLY = {"rate", "correct", "finetune", "logs", "toggle_side", "review"}  # 
 
 def help_text() -> str:
     """The app's commands, then those plugins contribute (`register_chat_commands`)."""
-    from agent import contrib
+    from agent.plugin import contributions
 
-    extra = " · ".join(f"[b]{escape(o.name)}[/] {escape(o.help)}" for o in contrib.chat_commands().values())
+    extra = " · ".join(f"[b]{escape(o.name)}[/] {escape(o.help)}" for o in contributions.chat_commands().values())
     return HELP + (f"\nfrom plugins: {extra}" if extra else "")
 
 
@@ -105,8 +103,6 @@ class AgentApp(App[None]):
         self.session = session
         self.last: "Reply | None" = None
         self.ready = threading.Event()  # set once the models are loaded
-        self.finetuning: str | None = None
-        self._cancel = threading.Event()
         self._load = load
         self._load_notes: list[str] = []
         self.lane = Lane(self)
@@ -260,9 +256,9 @@ class AgentApp(App[None]):
             "/help": lambda: self.say(help_text()), "/good": partial(self.action_rate, "good"), "/bad": partial(self.action_rate, "bad"),
             "/logs": self.action_logs, "/panel": self.action_toggle_side, "/quit": self.exit, "/exit": self.exit,
             "/new": self.new_conversation}
-        from agent import contrib
+        from agent.plugin import contributions
 
-        contributed = contrib.chat_commands()
+        contributed = contributions.chat_commands()
         if word in simple and not arg:
             simple[word]()
         elif word == "/use" and len(arg.split()) > 1:
@@ -439,40 +435,25 @@ class AgentApp(App[None]):
             return
         self.push_screen(Picker("fine-tune which plugin?", names), lambda name: self.start_finetune(name) if name else None)
 
+    @property
+    def finetuning(self) -> str | None:
+        """The plugin being fine-tuned in the background, if any."""
+        return self.query_one(FinetuneBar).running
+
     def start_finetune(self, name: str, mode: str | None = None, epochs: float | None = None, trigger: str = "manual") -> None:
         """Fine-tune in the background; the chat goes on meanwhile."""
         if self.finetuning:
             self.say(f"{escape(self.finetuning)} is being fine-tuned; wait for it or press Esc to cancel", "warning")
             return
-        self.finetuning = name
-        self._cancel.clear()
-        bar = self.query_one(FinetuneBar)
-        bar.start(name)
         self.say(f"fine-tuning [b]{escape(name)}[/] in the background; keep chatting", "dim")
-        self._finetune(bar, name, mode, epochs, trigger)
+        self.query_one(FinetuneBar).run(name, lambda progress, cancelled, notify: self.session.finetune(
+            name, progress, cancelled, notify, mode, epochs, trigger))
 
-    @work(thread=True, exclusive=True, group="finetune", exit_on_error=False)
-    def _finetune(self, bar: FinetuneBar, name: str, mode: str | None, epochs: float | None, trigger: str) -> None:
-        """The fine-tune itself, on a worker thread."""
-        last = [0.0]
-
-        def progress(p: "Progress") -> None:
-            now = time.perf_counter()
-            if now - last[0] >= 0.1 or p.step >= p.total:  # at most ten redraws a second
-                last[0] = now
-                self.call_from_thread(bar.show, name, p)
-
-        try:
-            result = self.session.finetune(name, progress, self._cancel.is_set,
-                                           lambda msg: self.call_from_thread(bar.note, msg), mode, epochs, trigger)
-        except Exception as exc:  # noqa: BLE001 - cancelled or failed: the current model stays
-            self.call_from_thread(self._finetune_done, name, None, exc)
-        else:
-            self.call_from_thread(self._finetune_done, name, result, None)
+    @on(FinetuneBar.Finished)
+    def _finetuned(self, event: FinetuneBar.Finished) -> None:
+        self._finetune_done(event.plugin, event.result, event.error)
 
     def _finetune_done(self, name: str, result: "FinetuneResult | None", exc: BaseException | None) -> None:
-        self.finetuning = None
-        self.query_one(FinetuneBar).display = False
         if exc is not None:
             self.say(f"fine-tuning {escape(name)} stopped: {escape(str(exc))}; the current model is unchanged", "warning")
             self.notify(f"fine-tuning {name} stopped", severity="warning")
@@ -492,13 +473,7 @@ class AgentApp(App[None]):
 
     def action_cancel_finetune(self) -> None:
         """Stop the running fine-tune after its current step."""
-        if self.finetuning:
-            self._cancel.set()
-            self.query_one(FinetuneBar).note("cancelling after this step…")
-
-    @on(Button.Pressed, "#ft-cancel")
-    def _cancel_pressed(self) -> None:
-        self.action_cancel_finetune()
+        self.query_one(FinetuneBar).cancel()
 
     # ---- logs and side panel -----------------------------------------------------------------
     def action_logs(self) -> None:

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from agent.core import Agent, Reply
-    from agent.finetune import FinetuneResult
-    from agent.manifest import Manifest
-    from agent.policy import Due
-    from agent.review import Item
+    from agent.learn.finetune import FinetuneResult
+    from agent.learn.schedule import Due
+    from agent.learn.trainer import ProgressFn
+    from agent.plugin.manifest import Manifest
+    from agent.reply.agent import Agent, Reply
+    from agent.review.queue import Item
     from agent.settings import Settings
-    from agent.trainer import ProgressFn
 
 class Session:
     """One chat: its agent, conversation id, forced plugin and last reply."""
@@ -32,7 +32,7 @@ class Session:
 
     def core(self) -> "Agent":
         """The agent: plugins discovered and hooks loaded; models load on first use."""
-        from agent.core import Agent
+        from agent.reply.agent import Agent
 
         with self._build:
             if self.agent is None:
@@ -55,13 +55,13 @@ class Session:
 
     def panels(self) -> tuple[list[tuple[str, Any]], list[str]]:
         """Widget classes from plugins' `tui_panels` hooks as (plugin, class), and the hooks that failed."""
-        from agent.registry import plugin_manager
+        from agent.plugin.manager import DEFAULT_PLUGINS, plugin_manager
 
         with self._lock:
             hooks = self.core().hooks
             pm = plugin_manager()
             defaults = [(impl.plugin_name, impl.function()) for impl in reversed(pm.hook.tui_panels.get_hookimpls())
-                        if not hooks.pm.is_registered(impl.plugin)]  # a plugin's own panels come below, once
+                        if impl.plugin_name in DEFAULT_PLUGINS]  # a plugin's own panels come below, once
             found = [(plugin, panel) for plugin, panels in [*defaults, *hooks.call_each("tui_panels")]
                      for panel in (panels if isinstance(panels, (list, tuple)) else [panels])]
             return found, [str(f) for f in hooks.drain()]
@@ -106,67 +106,67 @@ class Session:
                  mode: str | None = None, epochs: float | None = None, trigger: str = "manual") -> "FinetuneResult":
         """Fine-tune one plugin (its own model copy, its own thread); the next reply uses a promoted model.
         A run its policy started takes the policy's mode and time limit."""
-        from agent import policy
-        from agent.finetune import Options, finetune
+        from agent.learn import schedule
+        from agent.learn.finetune import Options, finetune
         from agent.store import now
 
         base = {"mode": mode, "epochs": epochs, "device": self.device, "trigger": trigger}
         if trigger == "policy":
-            base = policy.options_for(self._manifest(name).finetune, base)
+            base = schedule.options_for(self._manifest(name).finetune, base)
         started = now()
         try:
             return finetune(self.plugin_folder(name), self.settings, Options(**base), progress=progress, cancel=cancel,
                             notify=notify)
         except BaseException as exc:
             if trigger == "policy":  # counts as the plugin's last run: no new attempt at every label
-                policy.record_failure(self.core().store, name, started, exc)
+                schedule.record_failure(self.core().store, name, started, exc)
             raise
 
     def review(self, plugin: str | None = None, limit: int = 50) -> list["Item"]:
         """The review queue: the logged turns a decision would teach most, best first."""
-        from agent import review
+        from agent.review import queue as review
 
         return review.build(self.core(), plugin, limit)
 
     def decide(self, turn_id: int, decision: str, label: str | None = None) -> int:
         """Confirm, correct or mark out of scope a turn from the review queue."""
-        from agent import review
+        from agent.review import queue as review
 
         return review.decide(self.core(), turn_id, decision, label)
 
     def proposals(self, plugin: str | None = None) -> list[Any]:
         """New labels proposed from groups of similar unknown questions (of one plugin, or every responder)."""
-        from agent import proposals
+        from agent.review import proposals
 
         return proposals.propose_all(self.core(), plugin)
 
     def accept(self, proposal: Any, label: str | None = None) -> dict[str, Any]:
         """Label a proposal's turns: its suggested name, or an existing label to merge into."""
-        from agent import proposals
+        from agent.review import proposals
 
         return proposals.accept(self.core(), proposal, label)
 
     def threshold(self, name: str, accept: bool) -> dict[str, Any]:
         """Accept the current version's suggested min_confidence for a plugin, or go back to the manifest's."""
-        from agent import accepted
-        from agent.finetune import plugin_versions
+        from agent.learn.finetune import plugin_versions
+        from agent.plugin import thresholds
 
         versions = plugin_versions(self.settings, self.plugin_folder(name))
         if accept:
-            return accepted.accept(versions, self._manifest(name).thresholds.min_confidence)
-        accepted.reject(versions)
+            return thresholds.accept(versions, self._manifest(name).thresholds.min_confidence)
+        thresholds.reject(versions)
         return {"min_confidence": self._manifest(name).thresholds.min_confidence, "version": None}
 
     def due(self, name: str | None) -> "Due | None":
         """Whether a plugin's own [finetune] policy asks for a run now (None: no such plugin, or no policy)."""
-        from agent import policy
+        from agent.learn import schedule
 
         manifest = next((m for m in self.core().manifests if m.name == name), None)
         if manifest is None or manifest.finetune is None:
             return None
-        from agent.finetune import finetuner_for
+        from agent.learn.finetune import finetuner_for
 
-        return policy.check(manifest, self.core().store, own_model=finetuner_for(manifest) is not None)
+        return schedule.check(manifest, self.core().store, own_model=finetuner_for(manifest) is not None)
 
     def _manifest(self, name: str) -> "Manifest":
         """A discovered plugin's manifest."""

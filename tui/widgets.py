@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from rich.markup import escape
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Collapsible, Input, Label, ProgressBar, Static
 
-from agent.render import extras_lines
+from agent.reply.render import extras_lines
 
 if TYPE_CHECKING:
-    from agent.core import Reply
-    from agent.trainer import Progress
+    from agent.learn.finetune import FinetuneResult
+    from agent.learn.trainer import Progress
+    from agent.reply.agent import Reply
 
 
 class UserMessage(Static):
@@ -140,7 +143,20 @@ class HistoryInput(Input):
 
 
 class FinetuneBar(Vertical):
-    """Progress of a fine-tune running in the background: phase, steps, loss, device, cancel."""
+    """A fine-tune running in the background: it owns its worker thread, its cancel flag and its progress
+    (phase, steps, loss, device), and posts `Finished` when the run ends."""
+
+    class Finished(Message):
+        """A fine-tune ended: its result, or the exception that stopped it."""
+
+        def __init__(self, plugin: str, result: "FinetuneResult | None", error: BaseException | None) -> None:
+            super().__init__()
+            self.plugin, self.result, self.error = plugin, result, error
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.running: str | None = None  # the plugin being fine-tuned
+        self._cancel = threading.Event()
 
     def compose(self) -> ComposeResult:
         yield Label("", id="ft-title")
@@ -148,6 +164,46 @@ class FinetuneBar(Vertical):
             yield ProgressBar(total=None, show_eta=False, id="ft-progress")
             yield Button("Cancel (Esc)", id="ft-cancel", variant="error", compact=True)
         yield Label("", id="ft-stats")
+
+    def run(self, plugin: str, train: Callable[..., "FinetuneResult"]) -> None:
+        """Show the bar and call `train(progress, cancelled, notify)` on a worker thread."""
+        self.running = plugin
+        self._cancel.clear()
+        self.start(plugin)
+        self._train(plugin, train)
+
+    @work(thread=True, exclusive=True, group="finetune", exit_on_error=False)
+    def _train(self, plugin: str, train: Callable[..., "FinetuneResult"]) -> None:
+        """The fine-tune itself, on a worker thread."""
+        last = [0.0]
+
+        def progress(p: "Progress") -> None:
+            now = time.perf_counter()
+            if now - last[0] >= 0.1 or p.step >= p.total:  # at most ten redraws a second
+                last[0] = now
+                self.app.call_from_thread(self.show, plugin, p)
+
+        try:
+            result = train(progress, self._cancel.is_set, lambda msg: self.app.call_from_thread(self.note, msg))
+        except Exception as exc:  # noqa: BLE001 - cancelled or failed: the current model stays
+            self.app.call_from_thread(self._end, plugin, None, exc)
+        else:
+            self.app.call_from_thread(self._end, plugin, result, None)
+
+    def _end(self, plugin: str, result: "FinetuneResult | None", error: BaseException | None) -> None:
+        self.running = None
+        self.display = False
+        self.post_message(self.Finished(plugin, result, error))
+
+    def cancel(self) -> None:
+        """Stop the run after its current step."""
+        if self.running:
+            self._cancel.set()
+            self.note("cancelling after this step…")
+
+    @on(Button.Pressed, "#ft-cancel")
+    def _cancel_pressed(self) -> None:
+        self.cancel()
 
     def start(self, plugin: str) -> None:
         """Show the bar for a new run."""

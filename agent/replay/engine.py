@@ -11,13 +11,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from agent import guard
 from agent.errors import AgentError
 from agent.replay.inputs import ReplayTurn
-from agent.router import parse_use
+from agent.reply.router import parse_use
+from agent.text import guard
 
 if TYPE_CHECKING:
-    from agent.core import Agent
+    from agent.reply.agent import Agent
 
 DEFAULT_BATCH = 1024  # large enough that sorting by length keeps padding low
 
@@ -75,7 +75,7 @@ def _use(text: str) -> str | None:
 
 def replay_batch(agent: "Agent", batch: Batch, prefix: str, log: bool) -> list[dict[str, Any]]:
     """Answer a batch's turns in order and describe each outcome (the same function on every engine)."""
-    from agent.core import Message
+    from agent.reply.agent import Message
 
     for conversation, plugin in batch.state.items():
         agent.force(prefix + conversation, plugin, close=False)

@@ -18,7 +18,7 @@ from agent.errors import AgentError
 from agent.replay.engine import Batch, replay_batch
 
 if TYPE_CHECKING:
-    from agent.core import Agent
+    from agent.reply.agent import Agent
 
 ENV_KEYS = ("AGENT_HOME", "AGENT_PLUGINS_PATH", "AGENT_LOAD_PLUGINS", "AGENT_MAX_CHARS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
@@ -29,7 +29,7 @@ class BatchWorker:
     def __init__(self, home: str, plugin_paths: list[str] | None, device: str, prefix: str, log: bool, threads: int) -> None:
         import torch
 
-        from agent.core import Agent
+        from agent.reply.agent import Agent
         from agent.settings import Settings
 
         torch.set_num_threads(max(1, threads))
@@ -49,7 +49,7 @@ class BatchWorker:
 
 def sweep_spools(folder: Path) -> list[str]:
     """Remove the spools of replays whose process was killed (they hold the messages as given); return their names."""
-    from agent.retrieval import pid_alive
+    from agent.models.retrieval import pid_alive
 
     removed = []
     for p in folder.glob("replay-*-*.jsonl"):

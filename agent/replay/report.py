@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from agent import guard
 from agent.memory import peak_rss_mb
 from agent.replay.inputs import BadLine
+from agent.text import guard
 
 LOGGED = {"plugin": "plugin", "label": "label", "fallback": "fallback_reason"}  # compared field -> key in a logged turn
 

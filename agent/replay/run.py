@@ -12,7 +12,7 @@ from agent.replay.inputs import BadLine, ReplayTurn, detect_format, read_entries
 from agent.replay.report import Report
 
 if TYPE_CHECKING:
-    from agent.core import Agent
+    from agent.reply.agent import Agent
 
 
 @dataclass

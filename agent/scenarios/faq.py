@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.hookspecs import hookimpl
+from agent.plugin.hookspecs import hookimpl
 
 
 @hookimpl(trylast=True)

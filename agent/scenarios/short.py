@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.hookspecs import hookimpl
+from agent.plugin.hookspecs import hookimpl
 
 REASON = "no_words"  # only punctuation, emoticons or emoji: no label is guessed
 THANKS = "Thanks! Is there anything else I can help with?"

@@ -17,7 +17,7 @@ from agent.errors import AgentError
 from agent.serve.security import ApiError, BodyLimit, RateLimiter
 
 if TYPE_CHECKING:
-    from agent.core import Agent
+    from agent.reply.agent import Agent
     from agent.settings import Settings
 
 
@@ -40,7 +40,7 @@ class ServeOptions:
 def create_app(settings: "Settings", options: ServeOptions | None = None, agent: "Agent | None" = None) -> FastAPI:
     """The service for one home: its routes (plugins' too: the agent is made, and its plugins found, here; their
     models load on the inference thread), errors as JSON, keys, limits and metrics."""
-    from agent.core import Agent
+    from agent.reply.agent import Agent
     from agent.serve.jobs import Jobs
     from agent.serve.metrics import Metrics
     from agent.serve.worker import Worker
@@ -74,13 +74,13 @@ def create_app(settings: "Settings", options: ServeOptions | None = None, agent:
 
 def _routes(app: FastAPI) -> None:
     """The API's routers, then those scenario kinds contribute."""
-    from agent import contrib
+    from agent.plugin import contributions
     from agent.serve import page, rasa, routes
 
     app.include_router(page.router)
     app.include_router(routes.router)
     app.include_router(rasa.router)
-    for router in contrib.routes():
+    for router in contributions.routes():
         app.include_router(router, responses=routes.ERRORS)
 
 

@@ -14,7 +14,7 @@ SECRET = "id-secret"  # beside the database; whoever reads the home could revers
 
 def stored_id(home: Path, value: str | None) -> str | None:
     """`value` itself, or `anon-` and a keyed hash of it when it holds personal data."""
-    from agent.guard import redact
+    from agent.text.guard import redact
 
     if value is None or redact(value)[1] == 0:
         return value

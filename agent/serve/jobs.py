@@ -57,7 +57,7 @@ class Jobs:
 
     def _run(self, run: Run, folder: Path, epochs: float | None) -> None:
         """The fine-tune itself; its outcome lands on the Run."""
-        from agent.finetune import Options, finetune
+        from agent.learn.finetune import Options, finetune
         from agent.store import now
 
         run.state, run.started_at = "running", now()

@@ -29,8 +29,8 @@ async def on_agent(request: Request, fn: Any) -> Any:
 
 async def answer(request: Request, text: str, conversation: str, plugin: str | None = None, user: str | None = None) -> Any:
     """The Reply to one message, through the micro-batching queue; a message the agent refuses is a 400."""
-    from agent.core import Message
     from agent.errors import AgentError
+    from agent.reply.agent import Message
 
     _ready(request)
     home = request.app.state.worker.agent.settings.home
@@ -67,10 +67,10 @@ async def post_feedback(request: Request, turn_id: TurnId, body: FeedbackIn, cal
 
 def _feedback(agent: Any, turn_id: int, body: FeedbackIn) -> str:
     """Store one piece of feedback; what was stored, in words."""
-    from agent import contrib
+    from agent.plugin import contributions
 
     if body.event is not None:
-        options = {o.name: o for o in contrib.feedback_options()}
+        options = {o.name: o for o in contributions.feedback_options()}
         if body.event.kind not in options:
             raise ApiError(422, f"event.kind '{body.event.kind}' is not known; the plugins register: {', '.join(options) or 'none'}")
         return str(options[body.event.kind].fn(agent, turn_id, body.event.item))
@@ -92,7 +92,7 @@ async def get_conversation(request: Request, conversation_id: ConversationId, ca
 @router.get("/v1/plugins", tags=["chat"])
 async def get_plugins(request: Request, caller: ChatKey) -> Any:
     """What `agent plugins --json` says: each plugin's labels, data sizes and model state, and what was skipped."""
-    from agent.inventory import summarize
+    from agent.plugin.inventory import summarize
 
     _ready(request)
 

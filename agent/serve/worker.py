@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from agent.core import Agent, Message
+    from agent.reply.agent import Agent, Message
 
 _STOP = object()
 

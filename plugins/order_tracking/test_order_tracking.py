@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.core import Agent
-from agent.manifest import load_manifest
+from agent.plugin.manifest import load_manifest
+from agent.reply.agent import Agent
 from agent.settings import Settings
 
 HERE = Path(__file__).resolve().parent

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
 
-    from agent.manifest import Manifest
+    from agent.plugin.manifest import Manifest
 
 
 def flag(manifest: "Manifest", note: dict[str, Any]) -> dict[str, Any] | None:

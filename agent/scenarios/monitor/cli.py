@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from agent.cli_util import console, make_agent
+from agent.cli.util import console, make_agent
 
 
 @click.command()

@@ -1,4 +1,4 @@
-"""The [topics] and [monitor] tables of a plugin.toml (parsed here, called from agent.manifest)."""
+"""The [topics] and [monitor] tables of a plugin.toml (parsed here, called from agent.plugin.manifest)."""
 
 from __future__ import annotations
 

@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
-from agent import guard
 from agent.errors import InputError
 from agent.scenarios.monitor.config import ALL
+from agent.text import guard
 
 MAX_LINE_BYTES = 1 << 20  # a longer line is reported and skipped, never held in memory whole
 TIME_KEYS = ("timestamp", "time", "ts", "created_at", "date")

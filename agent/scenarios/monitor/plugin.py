@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.hookspecs import hookimpl
+from agent.plugin.hookspecs import hookimpl
 
 NAMESPACE = "monitor"
 

@@ -12,15 +12,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
-from agent import guard
 from agent.errors import AgentError, InputError
 from agent.scenarios.monitor.config import ALL, OTHER, series_name
 from agent.scenarios.monitor.feed import BOM, ROTATED, BadLine, FeedItem, Parser, raw_lines, sniff_format
 from agent.scenarios.monitor.scorer import Score, Scorer
 from agent.scenarios.monitor.trends import SpikeDetector, Window, Windower
+from agent.text import guard
 
 if TYPE_CHECKING:
-    from agent.runtime import PluginRuntime
+    from agent.plugin.loaded import PluginRuntime
     from agent.store import Store
 
 BATCH = 512  # items scored per encoder call when the feed keeps up

@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from agent.data import read_rows
 from agent.errors import DataError
+from agent.plugin.data import read_rows
 from agent.scenarios.monitor.config import OTHER, MonitorConfig, Topics
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from agent.encoder import Encoder
-    from agent.manifest import Manifest
-    from agent.runtime import PluginRuntime
+    from agent.models.encoder import Encoder
+    from agent.plugin.loaded import PluginRuntime
+    from agent.plugin.manifest import Manifest
 
 
 TOPICS_FORMAT = 2  # saved topic indexes of an older layout (no thresholds) are rebuilt
@@ -149,7 +149,7 @@ class Scorer:
 
         One encoder pass, unless the fine-tuned model mixes in its frozen-encoder probe (then two).
         """
-        from agent.tuned import combine
+        from agent.models.finetuned import combine
 
         model = self.runtime.classifier
         vectors = self.encoder.encode(list(texts), batch_size=64)
@@ -183,9 +183,9 @@ def chat_topics(manifest: "Manifest", encoder: "Encoder", index_dir: Path,
     """
     import json
 
-    from agent.data import file_hash
-    from agent.retrieval import ensure_index
-    from agent.spelling import READING
+    from agent.models.retrieval import ensure_index
+    from agent.plugin.data import file_hash
+    from agent.text.spelling import READING
 
     if not (manifest.tables.get("topics") or {}):
         return None

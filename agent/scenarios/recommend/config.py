@@ -11,7 +11,7 @@ RECOMMEND_KEYS = {"items", "interactions", "top_k", "w_request", "w_profile", "w
 
 @dataclass
 class RecommendConfig:
-    """Where the items are, how many to show, and the weights of the scoring formula (see the README)."""
+    """Where the items are, how many to show, and the weights of the scoring formula (see docs/recommender.md)."""
 
     items: str = "items.csv"
     interactions: str | None = None  # past likes / dislikes / clicks (user_id,item_id,kind[,timestamp]) to learn from

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.data import read_rows
 from agent.errors import PluginError
+from agent.plugin.data import read_rows
 
 KINDS = {"like", "dislike", "click"}
 

@@ -24,17 +24,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from agent.data import file_hash
 from agent.errors import ModelError
-from agent.retrieval import VectorIndex, ensure_index
+from agent.models.retrieval import VectorIndex, ensure_index
+from agent.models.versions import Versions, versions_for
+from agent.plugin.data import file_hash
 from agent.scenarios.recommend.items import Item, read_interactions, read_items
-from agent.versions import Versions, versions_for
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from agent.encoder import Encoder
-    from agent.manifest import Manifest
+    from agent.models.encoder import Encoder
+    from agent.plugin.manifest import Manifest
 
 TERMS = ("request", "profile", "interest", "popularity", "together")
 INTEREST_DIR = "interest"  # HOME/models/NAME/interest/: the fine-tuned interest models (versions like the classifier's)
@@ -115,7 +115,7 @@ def item_index(manifest: "Manifest", index_dir: Path, encoder: "Encoder", items:
     config = manifest.tables["recommend"]
     assert config is not None
     path = manifest.data_file(config.items, "recommend.items")
-    from agent.spelling import READING
+    from agent.text.spelling import READING
 
     expect = {"encoder": encoder.fingerprint, "data": file_hash(path, extra=READING)}
 
@@ -133,7 +133,7 @@ class Interest:
     def __init__(self, folder: Path, device: str) -> None:
         import numpy as np
 
-        from agent.encoder import Encoder
+        from agent.models.encoder import Encoder
 
         try:
             self.config = json.loads((folder / "config.json").read_text())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from agent.hookspecs import hookimpl
+from agent.plugin.hookspecs import hookimpl
 from agent.scenarios.recommend import events
 
 TABLE = "recommend"
@@ -79,8 +79,8 @@ def open_plugin(manifest: Any, runtime: Any, encoder: Any, notify: Any) -> Any:
     """Items, their index and the interest model of a plugin with [recommend]."""
     if manifest.tables.get(TABLE) is None:
         return None
+    from agent.models.versions import versions_for
     from agent.scenarios.recommend.model import INTEREST_DIR, Recommender
-    from agent.versions import versions_for
 
     rec = Recommender(manifest, runtime.index_dir, encoder, notify, versions_for(runtime.models_root, manifest, INTEREST_DIR))
     return _Swappable(rec, manifest.name, notify)

@@ -7,25 +7,24 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from agent.errors import InputError
-from agent.retrieval import atomic_write
+from agent.models.retrieval import atomic_write
+from agent.models.versions import Versions
 from agent.scenarios.recommend.events import ItemStore
 from agent.scenarios.recommend.model import POSITIVE, Interest, Profile, Recommender, Stats, history_text
-from agent.versions import Versions
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from agent.encoder import Encoder
-    from agent.manifest import Manifest
+    from agent.learn.trainer import CancelFn, ProgressFn
+    from agent.models.encoder import Encoder
+    from agent.plugin.manifest import Manifest
     from agent.store import Store
-    from agent.trainer import CancelFn, ProgressFn
 
 GRID = {"profile": (0.0, 0.5, 1.0), "interest": (0.0, 0.5, 1.0, 2.0), "popularity": (0.0, 0.1, 0.25, 0.5, 1.0),
         "together": (0.0, 0.25, 0.5, 1.0)}
@@ -84,58 +83,45 @@ def train_interest(rec: Recommender, pairs: list[tuple[list[str], str]], device:
     """Contrastive training: each history text should be closest to its own next item among the batch's items."""
     import torch
 
-    from agent.encoder import Encoder
-    from agent.trainer import Cancelled, Progress
+    from agent.learn.trainer import Loop
+    from agent.models.encoder import Encoder
 
     random.seed(seed)
     torch.manual_seed(seed)
     enc = Encoder(device=device, max_length=128)
-    model, tok = enc.model.train(), (enc.tokenizer, enc.vocab)  # text spelt as the encoder reads it (agent.spelling)
+    model, tok = enc.model.train(), (enc.tokenizer, enc.vocab)  # text spelt as the encoder reads it (agent.text.spelling)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    total = max(1, math.ceil(len(pairs) / batch_size * epochs))
-    warmup = max(1, int(0.1 * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / total))
+    loop = Loop(max(1, math.ceil(len(pairs) / batch_size * epochs)), str(enc.device), "interest", progress, cancel, max_seconds,
+                trim=False)
+    loop.scheduler(opt)
     texts = {i.id: i.text for i in rec.items}
-    start, step, losses, stopped = time.perf_counter(), 0, [], None
-    while step < total and stopped is None:
+
+    def run(batch: list[tuple[list[str], str]]) -> float:
+        users = _embed(model, tok, [history_text([rec.items[rec.by_id[h]] for h in hist]) for hist, _ in batch], enc.device)
+        targets = _embed(model, tok, [texts[item] for _, item in batch], enc.device)
+        same = torch.tensor([[a[1] == b[1] or b[1] in a[0] for b in batch] for a in batch], device=enc.device)
+        logits = (users @ targets.T * 20.0).masked_fill(same & ~torch.eye(len(batch), dtype=torch.bool, device=enc.device), -1e4)
+        loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch), device=enc.device))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return float(loss.detach())
+
+    while not loop.done:
         order = random.sample(range(len(pairs)), len(pairs))
-        for b in range(0, len(order), batch_size):
-            if step >= total:
-                break
-            if cancel is not None and cancel():
-                raise Cancelled("fine-tuning was cancelled; nothing was promoted")
-            if max_seconds is not None and time.perf_counter() - start > max_seconds:
-                stopped = f"time limit reached after {step} of {total} steps"
-                break
-            batch = [pairs[i] for i in order[b : b + batch_size]]
-            users = _embed(model, tok, [history_text([rec.items[rec.by_id[h]] for h in hist]) for hist, _ in batch], enc.device)
-            targets = _embed(model, tok, [texts[item] for _, item in batch], enc.device)
-            same = torch.tensor([[a[1] == b_[1] or b_[1] in a[0] for b_ in batch] for a in batch], device=enc.device)
-            logits = (users @ targets.T * 20.0).masked_fill(same & ~torch.eye(len(batch), dtype=torch.bool,
-                                                                                 device=enc.device), -1e4)
-            loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch), device=enc.device))
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            losses.append(float(loss.detach()))
-            if progress:
-                progress(Progress("train", step, total, sum(losses[-20:]) / len(losses[-20:]), str(enc.device), "interest",
-                                  time.perf_counter() - start))
+        loop.epoch(([pairs[i] for i in order[b : b + batch_size]] for b in range(0, len(order), batch_size)), run)
     model.eval()
-    run = {"steps": step, "planned_steps": total, "seconds": round(time.perf_counter() - start, 1), "pairs": len(pairs),
-             "final_loss": round(sum(losses[-20:]) / max(len(losses[-20:]), 1), 4) if losses else None,
-             "device": str(enc.device), "stopped_early": stopped}
-    return enc, run
+    run_stats = {"steps": loop.step, "planned_steps": loop.total, "seconds": round(time.perf_counter() - loop.start, 1),
+                 "pairs": len(pairs), "final_loss": loop.final_loss(), "device": str(enc.device), "stopped_early": loop.stopped}
+    return enc, run_stats
 
 
 def _embed(model: Any, tok: Any, texts: list[str], device: Any) -> Any:
     """Mean-pooled unit vectors, with gradients."""
     import torch
 
-    from agent.spelling import spelt
+    from agent.text.spelling import spelt
 
     tokenizer, vocab = tok
     enc = tokenizer(spelt(texts, vocab), padding=True, truncation=True, max_length=128, return_tensors="pt").to(device)
@@ -256,30 +242,27 @@ def finetune_interest(manifest: "Manifest", index_root: Path, store: "Store", en
               "decision": decision, "run": run, "weights": weights, "chosen_grid_weights": chosen,
               "heldout": {"candidate": fig, "current": current_fig, "without_interest": {**base_fig, "weights": base_w}},
               "epochs": n_epochs, "seconds": round(time.perf_counter() - started, 1)}
-    with versions.lock():
-        versions.clean_partials()
-        version, partial = versions.start()
-        try:
-            enc.model.save_pretrained(partial / "encoder", safe_serialization=True)
-            enc.tokenizer.save_pretrained(partial / "encoder")
-            import numpy as np
+    from agent.learn.versioned_run import conclude, locked, new_versions
 
-            np.save(partial / "items.npy", vectors)
-            config = {"item_ids": [i.id for i in rec.items], "items_hash": rec.items_hash, "weights": weights,
-                      "base_model": encoder.fingerprint,
-                      "heldout": fig, "history": rec.config.history}
-            atomic_write(partial / "config.json", json.dumps(config).encode())
+    with locked(say, versions):
+        with new_versions((versions, "version")) as (slot,):
+            _write_interest(slot.partial, enc, vectors, rec, {"weights": weights, "base_model": encoder.fingerprint, "heldout": fig})
             report["row"] = row(report)
-            atomic_write(partial / "report.json", json.dumps({**report, "version": version}, indent=2).encode())
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
-        versions.finish(version, partial)
-        if promote:
-            versions.promote(version)
-        for old in versions.prune():
-            say(f"removed old version {old}")
+            atomic_write(slot.partial / "report.json", json.dumps({**report, "version": slot.name}, indent=2).encode())
+        conclude([slot], promote, say)
+    version = slot.name
     return {**report, "version": version}
+
+
+def _write_interest(folder: Path, enc: "Encoder", vectors: "np.ndarray", rec: Recommender, extra: dict[str, Any]) -> None:
+    """The interest model's encoder, its item vectors and its config into a version folder."""
+    import numpy as np
+
+    enc.model.save_pretrained(folder / "encoder", safe_serialization=True)
+    enc.tokenizer.save_pretrained(folder / "encoder")
+    np.save(folder / "items.npy", vectors)
+    config = {"item_ids": [i.id for i in rec.items], "items_hash": rec.items_hash, **extra, "history": rec.config.history}
+    atomic_write(folder / "config.json", json.dumps(config).encode())
 
 
 def row(rep: dict[str, Any]) -> dict[str, Any]:

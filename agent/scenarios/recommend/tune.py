@@ -8,9 +8,9 @@ from typing import Any
 
 def finetune(job: Any) -> Any:
     """Train the interest model from logged item feedback and the interactions file; a FinetuneResult."""
-    from agent.finetune import FinetuneResult
+    from agent.learn.finetune import FinetuneResult
+    from agent.models.home_encoder import home_encoder
     from agent.scenarios.recommend.train import finetune_interest
-    from agent.shared import home_encoder
 
     o = job.options
     device = job.device()
