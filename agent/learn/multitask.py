@@ -176,8 +176,7 @@ def train_shared(tasks: Sequence[Task], plan: Plan, watch: Watch | None = None, 
     targets = [torch.from_numpy(np.ascontiguousarray(t.targets, dtype=np.float32)) for t in tasks]
     opt = torch.optim.AdamW([{"params": net.backbone.parameters(), "lr": plan.lr},
                              {"params": net.heads.parameters(), "lr": plan.lr * plan.head_lr_scale}], weight_decay=0.01)
-    loop = Loop(planned_steps(tasks, plan, capped), plan.device, plan.mode, progress, cancel, plan.max_seconds)
-    loop.scheduler(opt)
+    loop = Loop(opt, planned_steps(tasks, plan, capped), plan.device, plan.mode, progress, cancel, plan.max_seconds)
     gen = torch.Generator().manual_seed(plan.seed)
     contrast = contrasted(tasks, plan.batch_size)
 

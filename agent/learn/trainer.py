@@ -88,22 +88,18 @@ class Loop:
     """One training loop: the learning-rate schedule (10% warm-up, then linear decay), the stop checks (cancel,
     time limit), the steps taken, and progress. Every trainer of the agent runs its batches through one."""
 
-    def __init__(self, total: int, device: str, mode: str, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
-                 max_seconds: float | None = None, flags: Callable[[float], tuple[bool, bool]] | None = None,
-                 trim: bool = True) -> None:
+    def __init__(self, opt: Any, total: int, device: str, mode: str, progress: ProgressFn | None = None,
+                 cancel: CancelFn | None = None, max_seconds: float | None = None,
+                 flags: Callable[[float], tuple[bool, bool]] | None = None, trim: bool = True) -> None:
+        import torch
+
         self.total, self.device, self.mode, self.progress, self.trim = total, device, mode, progress, trim
         self.flags = flags or (lambda start: (bool(cancel and cancel()),
                                               bool(max_seconds and time.perf_counter() - start > max_seconds)))
+        warmup = max(1, int(0.1 * total))
+        self.sched: Any = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / total))
         self.start, self.step, self.losses, self.stopped = time.perf_counter(), 0, [], None
-        self.sched: Any = None
-
-    def scheduler(self, opt: Any) -> Any:
-        """The optimizer's learning-rate schedule over `total` steps."""
-        import torch
-
-        total, warmup = self.total, max(1, int(0.1 * self.total))
-        self.sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / total))
-        return self.sched
 
     @property
     def done(self) -> bool:
@@ -159,8 +155,8 @@ def train_encoder(texts: Sequence[str], labels: Sequence[str], head: TextClassif
     net = _Net(backbone, head)
     y = torch.tensor([head.labels.index(label) for label in labels], dtype=torch.long)
     opt = _adamw(backbone, net.head, plan)
-    loop = Loop(steps_for(len(texts), plan), "", plan.mode, progress, flags=lambda start: _stop_flags(accelerator, cancel, plan, start))
-    loop.scheduler(opt)
+    loop = Loop(opt, steps_for(len(texts), plan), "", plan.mode, progress,
+                flags=lambda start: _stop_flags(accelerator, cancel, plan, start))
     net, opt = accelerator.prepare(net, opt)
     loop.device = str(accelerator.device)
     rank, world = accelerator.process_index, accelerator.num_processes

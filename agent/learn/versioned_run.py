@@ -238,6 +238,6 @@ def conclude(slots: list[Slot], promote: bool, say: Callable[[str], None]) -> li
         for slot in slots:
             slot.versions.promote(slot.name)
     for slot in slots:
-        for old in slot.versions.prune(**({"protect": slot.protect()} if slot.protect else {})):
+        for old in slot.versions.prune(protect=slot.protect() if slot.protect else frozenset()):
             say(f"removed old {slot.what} {old}")
     return folders

@@ -91,9 +91,8 @@ def train_interest(rec: Recommender, pairs: list[tuple[list[str], str]], device:
     enc = Encoder(device=device, max_length=128)
     model, tok = enc.model.train(), (enc.tokenizer, enc.vocab)  # text spelt as the encoder reads it (agent.text.spelling)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    loop = Loop(max(1, math.ceil(len(pairs) / batch_size * epochs)), str(enc.device), "interest", progress, cancel, max_seconds,
-                trim=False)
-    loop.scheduler(opt)
+    loop = Loop(opt, max(1, math.ceil(len(pairs) / batch_size * epochs)), str(enc.device), "interest", progress, cancel,
+                max_seconds, trim=False)
     texts = {i.id: i.text for i in rec.items}
 
     def run(batch: list[tuple[list[str], str]]) -> float:
