@@ -81,11 +81,14 @@ def _folder_manifest(folder: Path, allowed: set[str] | None) -> Manifest:
 
 
 def _table_hooks(folder: Path, allowed: set[str] | None) -> Any:
-    """The folder's hooks module when its plugin.toml parses, it may load, and the module implements
-    `register_tables` (its manifest may name a table only that hook defines); else None."""
+    """The folder's hooks module when its plugin.toml parses, it may load, it has a table no registered plugin
+    knows (one only its own hooks may define), and the module implements `register_tables`; else None. A manifest
+    broken in any other way never runs its folder's code."""
     import tomllib
 
+    from agent.plugin import contributions
     from agent.plugin.hooks import import_hooks_file
+    from agent.plugin.manifest import TOP_KEYS
 
     hooks_file = folder / "hooks.py"
     try:
@@ -93,6 +96,8 @@ def _table_hooks(folder: Path, allowed: set[str] | None) -> Any:
     except (OSError, ValueError):
         return None
     if not hooks_file.is_file() or (allowed is not None and raw.get("name") not in allowed):
+        return None
+    if not set(raw) - TOP_KEYS - set(contributions.tables()):
         return None
     try:
         module = import_hooks_file(hooks_file, folder.name)

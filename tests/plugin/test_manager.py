@@ -9,6 +9,7 @@ from pathlib import Path
 from agent import hookimpl
 from agent.models.encoder import Encoder
 from agent.plugin import manager
+from agent.plugin.discovery import discover
 from agent.reply.agent import Agent
 from agent.settings import Settings
 from conftest import make_plugin
@@ -60,3 +61,15 @@ def test_a_package_adding_a_kind_hook_is_called_once_per_turn(agent: Agent) -> N
     finally:
         manager.plugin_manager().unregister(name="package:counting_package")
     assert calls == ["I lost my card", "where is my parcel"]
+
+
+def test_a_broken_manifest_never_runs_its_folders_code(tmp_path: Path) -> None:
+    folder = tmp_path / "plugins" / "broken"
+    folder.mkdir(parents=True)
+    (folder / "plugin.toml").write_text('name = "broken"\nlabels = ["a", "b"]\n')  # no description
+    marker = tmp_path / "ran.txt"
+    (folder / "hooks.py").write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+                                     "from agent import hookimpl\n\n@hookimpl\ndef register_tables(register):\n    pass\n")
+    manifests, skipped = discover(Settings(home=tmp_path / "home", plugin_paths=[tmp_path / "plugins"]))
+    assert [s.path for s in skipped] == [folder] and "description" in skipped[0].reason
+    assert not marker.exists()
