@@ -152,6 +152,7 @@ def baselines(train, test, ids: list[str], timings: dict[str, float]) -> tuple[d
 def evaluate(plugin: Path, home: Path, train, test) -> dict[str, Any]:
     """Every model's top 10 for every scored user, on the whole test set and on the cold-item slice."""
     import numpy as np
+    from baselines import likes_matrix
 
     from agent.models.encoder import shared_encoder
     from agent.plugin.manifest import load_manifest
@@ -179,8 +180,9 @@ def evaluate(plugin: Path, home: Path, train, test) -> dict[str, Any]:
     cold_test = {u: want & cold for u, want in test.items() if want & cold}
     not_cold = {n for n, i in enumerate(ids) if i not in cold}
     cold_ranked: dict[str, dict[str, list[str]]] = defaultdict(dict)
-    row = {u: n for n, u in enumerate(sorted({r[0] for r in train}))}
-    x = _likes(train, row, {m: n for n, m in enumerate(ids)})
+    users = sorted({r[0] for r in train})
+    row = {u: n for n, u in enumerate(users)}
+    x = likes_matrix(train, users, {m: n for n, m in enumerate(ids)})  # the users' likes, as the baselines read them
     for user in test:
         seen = {rec.by_id[e["item_id"]] for e in events[user]}
         profile = Profile.from_events(user, sorted(events[user], key=lambda e: float(e["timestamp"])))
@@ -201,13 +203,6 @@ def evaluate(plugin: Path, home: Path, train, test) -> dict[str, Any]:
     sliced = {name: metrics(r, cold_test) for name, r in cold_ranked.items()}
     return {"whole": whole, "cold_items": {"items": len(cold), "users": len(cold_test), **sliced}, "knobs": knobs,
             "timings_s": timings, "weights": rec.weights(), "interest_model": rec.interest.version if rec.interest else None}
-
-
-def _likes(train, row: dict[str, int], col: dict[str, int]) -> Any:
-    """users × items likes matrix of the training ratings."""
-    from baselines import likes_matrix
-
-    return likes_matrix(train, sorted(row, key=row.get), col)
 
 
 def main() -> None:
