@@ -314,6 +314,10 @@ class Store:
         sql = f"UPDATE {table} SET {', '.join(c + ' = ?' for c in values)} WHERE id = ?"
         self._write(lambda conn: conn.execute(sql, [*values.values(), row_id]))
 
+    def transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `fn(conn)` in one write transaction (a kind's read-check-write, such as a state change); its result."""
+        return self._write(fn)
+
     def query(self, sql: str, args: list[Any] | None = None) -> list[dict[str, Any]]:
         """Rows of a read-only query as dicts."""
         return list(self._query(sql, args or []))

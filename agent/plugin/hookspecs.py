@@ -43,7 +43,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 # Hooks the agent calls on every registered plugin (the default plugins, and packages or folders that
 # implement one of them); the others are called for the plugin they belong to.
 KIND_HOOKS = ("register_commands", "register_routes", "register_tables", "register_migrations", "register_finetuners", "register_feedback",
-              "register_reply_keys", "register_chat_commands", "open_plugin", "respond", "observe", "format_extras",
+              "register_reply_keys", "register_chat_commands", "open_plugin", "intercept", "respond", "observe", "format_extras",
               "describe_turn")
 
 
@@ -122,6 +122,17 @@ def open_plugin(plugin: str, manifest: Any, runtime: Any, encoder: Any, notify: 
 
     The state is kept in `runtime.extensions` under the implementing plugin's name. When it has a
     `refresh()` method, that is called before every turn and returns True after a hot swap.
+    """
+
+
+@hookspec
+def intercept(turn: Any) -> dict[str, Any] | None:
+    """Called for every turn before any plugin answers it: keep the turn from the agent, or add to its reply.
+
+    `turn` is the `agent.reply.agent.TurnContext` that `respond` gets (no hits yet). Return `{"text": ...}` to send
+    that text instead of an answer: no retrieval, offer, `respond` or `build_reply` runs ("" sends nothing; a person
+    has the conversation). `{"extras": {key: {...}}}` adds to the reply's extras (a list under "messages" is shown
+    before the reply: `{"text", "author", "id"}`). The turn is still classified, observed and logged.
     """
 
 

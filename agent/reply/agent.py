@@ -411,6 +411,11 @@ class Agent:
         """Decide on the label, offer a close second, let the plugin's kind and hooks answer, build the Reply."""
         decision = self._decide(turn, runtime, chosen, probs)
         t = time.perf_counter()
+        kept, added = self._intercept(turn, runtime, decision)
+        if kept is not None:
+            turn.timings["respond"] = _ms(t)
+            turn.responder = runtime.manifest
+            return self._held(turn, runtime, chosen, decision, kept, added)
         hits, best = self._retrieve(turn, runtime, decision.label)
         mode = two.offer(decision, runtime.thresholds) if turn.picked is None else two.Offer.NONE
         offered = self._choices(turn, runtime, decision, best) if mode is not two.Offer.NONE else []
@@ -420,6 +425,8 @@ class Agent:
         draft = self._draft(turn, runtime, decision, hits, best, mode, offered)
         turn.timings["respond"] = _ms(t)
         self._build_reply(turn, runtime, decision, draft)
+        for key, value in added.items():
+            draft.extras.setdefault(key, value)
         return Reply(
             extras=draft.extras, warnings=[str(f) for f in self.hooks.drain()],
             text=draft.text, plugin=runtime.name, label=draft.label, confidence=round(decision.confidence, 4),
@@ -428,6 +435,30 @@ class Agent:
             predictions=[{"label": lab, "probability": round(p, 4)} for lab, p in decision.top],
             answer_id=draft.answer_id, choices=[c.to_dict() for c in draft.offered],
         )
+
+    def _intercept(self, turn: Turn, runtime: "PluginRuntime", decision: Any) -> tuple[str | None, dict[str, Any]]:
+        """What the `intercept` hooks say before anyone answers: the text to send instead (or None), and extras."""
+        from agent.plugin.manager import call_kinds
+
+        assert turn.vector is not None
+        ctx = TurnContext(runtime.name, runtime.manifest, runtime, runtime.extensions, turn.text, turn.vector[0],
+                          turn.conversation_id, turn.user, decision.label, decision.confidence, decision.fallback_reason,
+                          [], None, "", self.store, turn.log)
+        text, extras = None, {}
+        for _, result in call_kinds("intercept", lambda plugin, exc: self.hooks.report(plugin, "intercept", exc),
+                                    guard=self.hooks.guarded, turn=ctx):
+            if isinstance(result, dict):
+                extras.update(result.get("extras") or {})
+                text = str(result["text"]) if text is None and result.get("text") is not None else text
+        return text, extras
+
+    def _held(self, turn: Turn, runtime: "PluginRuntime", chosen: Route, decision: Any, text: str,
+              extras: dict[str, Any]) -> Reply:
+        """The reply to a turn an `intercept` hook kept from the agent: its text, the decision, no hits or offer."""
+        return Reply(text, runtime.name, decision.label, round(decision.confidence, 4), [], decision.fallback_reason, {}, None,
+                     turn.conversation_id, chosen.confidence,
+                     [{"label": lab, "probability": round(p, 4)} for lab, p in decision.top],
+                     extras=extras, warnings=[str(f) for f in self.hooks.drain()])
 
     @staticmethod
     def _decide(turn: Turn, runtime: "PluginRuntime", chosen: Route, probs: "np.ndarray") -> Any:

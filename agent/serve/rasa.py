@@ -1,6 +1,8 @@
 """Rasa's REST channel (`POST /webhooks/rest/webhook`): an adapter over the one reply path, so a front end written
 for Rasa works unchanged. The two-choice offer becomes Rasa's buttons; a button's payload sent back picks. The
-Rasa-style intent payloads `/good` and `/bad` rate the conversation's last answer (a front end's thumbs)."""
+Rasa-style intent payloads `/good` and `/bad` rate the conversation's last answer (a front end's thumbs). What a
+person wrote since the sender's last message comes first, marked `custom.author`; while a person has the
+conversation, the agent adds no message of its own."""
 
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ async def webhook(request: Request, body: RasaIn, caller: ChatKey) -> Any:
         return await _rate(request, body.sender, RATINGS[body.message.strip()])
     reply = await answer(request, body.message, body.sender)
     buttons = [{"title": c.get("about") or c["label"], "payload": str(n)} for n, c in enumerate(reply.choices, 1)]
-    return [{"recipient_id": body.sender, "text": reply.text, "buttons": buttons or None}]
+    before = [{"recipient_id": body.sender, "text": str(m.get("text", "")), "custom": {"author": m.get("author", "person")}}
+              for m in reply.extra("messages") if isinstance(m, dict)]  # a person's replies since the last message
+    return before + ([{"recipient_id": body.sender, "text": reply.text, "buttons": buttons or None}] if reply.text else [])
 
 
 async def _rate(request: Request, sender: str, rating: str) -> list[dict[str, Any]]:

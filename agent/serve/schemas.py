@@ -37,7 +37,8 @@ class ReplyOut(BaseModel):
     annotations: dict[str, Any] = {}
     warnings: list[str] = []
     answer_id: str | None = None
-    extras: dict[str, dict[str, Any]] = Field({}, description="What plugins added, by plugin (a recommender's items).")
+    extras: dict[str, dict[str, Any]] = Field({}, description="What plugins added, by plugin (a recommender's items; under "
+                                                              "'messages', what a person wrote, to show before the text).")
     choices: list[dict[str, Any]] = Field([], description="Two labels offered: the next message picks with 1 or 2.")
 
 
@@ -98,6 +99,7 @@ class RasaOut(BaseModel):
     recipient_id: str
     text: str
     buttons: list[RasaButton] | None = None
+    custom: dict[str, Any] | None = Field(None, description="Who wrote it, when not the agent: {\"author\": \"person\"}.")
 
 
 class ErrorOut(BaseModel):

@@ -41,6 +41,7 @@ function bubble(who, text) {
 
 async function send(text) {
   bubble("me", text);
+  follow();
   try {
     render(await call("POST", `/v1/conversations/${encodeURIComponent(conversation)}/messages`, { text }));
   } catch (error) {
@@ -48,7 +49,44 @@ async function send(text) {
   }
 }
 
+// A person's replies and the hand-over's changes arrive by a long poll (it sends the key, as EventSource cannot).
+const shown = new Set();
+let following = false;
+const STATES = { waiting: "Waiting for a person to join…", taken: "A person has joined the conversation.",
+                 released: "You are back with the assistant." };
+
+async function follow() {
+  if (following) return;
+  following = true;
+  let after = Number(store.getItem("events") || 0);
+  for (;;) {
+    try {
+      const data = await call("GET", `/v1/conversations/${encodeURIComponent(conversation)}/events?after=${after}&wait=25`);
+      data.events.forEach(showEvent);
+      after = data.last;
+      store.setItem("events", String(after));
+    } catch (error) {
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  }
+}
+
+function showEvent(event) {
+  if (shown.has(event.id)) return;
+  shown.add(event.id);
+  if (event.kind === "reply") {
+    const li = bubble("person", event.text);
+    li.prepend(el("p", "author", "A person"));
+  } else if (STATES[event.kind]) {
+    bubble("system", STATES[event.kind]);
+  }
+}
+
 function render(reply) {
+  for (const message of Object.values(reply.extras || {}).flatMap((extra) => extra.messages || [])) {
+    showEvent({ id: message.id, kind: "reply", text: message.text });
+  }
+  if (!reply.text) return;  // a person has the conversation: the assistant adds nothing
   const li = bubble("agent", reply.text);
   const confidence = typeof reply.confidence === "number" ? reply.confidence.toFixed(2) : "-";
   li.append(el("p", "details", `${reply.plugin || "-"} · ${reply.label || "-"} · ${confidence}` +
