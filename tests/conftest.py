@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import csv
+import shutil
+import socket
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -13,6 +19,7 @@ from agent.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")  # Debian's; Playwright drives it
 
 EXAMPLES = {
     "card_lost": ["I lost my card", "my card was stolen yesterday", "block my card please", "I can't find my debit card",
@@ -145,3 +152,37 @@ def settings(tmp_path: Path, plugin_root: Path) -> Settings:
 def agent(settings: Settings, encoder: Encoder) -> Agent:
     """An agent over the tiny plugin, with a real database in the temporary home."""
     return Agent(settings, encoder=encoder)
+
+
+@contextmanager
+def live_server(app: Any) -> Iterator[str]:
+    """Run an app of `agent serve` on uvicorn in a thread, on a free loopback port, until its models are loaded; its URL.
+    The server stops when the block ends."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not (srv.started and app.state.worker.ready.is_set()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium, driven by Playwright (skips without either)."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium on PATH (apt-get install chromium)")
+    api = pytest.importorskip("playwright.sync_api", reason="Playwright is a test extra: pip install -e '.[test]'")
+    with api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

@@ -4,11 +4,7 @@ as text, and the keyboard alone; screenshots at desktop and phone sizes."""
 
 from __future__ import annotations
 
-import shutil
-import socket
 import sqlite3
-import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -18,42 +14,19 @@ from agent.models.encoder import Encoder
 from agent.reply.agent import Agent
 from agent.serve.app import ServeOptions, create_app
 from agent.settings import Settings
-from conftest import REPO
+from conftest import CHROMIUM, REPO, live_server
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")]
-playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is a test extra: pip install -e '.[test]'")
 INJECTED = '<img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script>'
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")]
 
 
 @pytest.fixture
 def server(tmp_path: Path, encoder: Encoder) -> Iterator[tuple[str, Settings]]:
     """The bundled plugins served with --public-chat by uvicorn in a thread, on a free loopback port."""
-    import uvicorn
-
     settings = Settings(home=tmp_path / "home", plugin_paths=[REPO / "plugins"])
     app = create_app(settings, ServeOptions(public_chat=True, rate="1000/second"), Agent(settings, encoder=encoder))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not (srv.started and app.state.worker.ready.is_set()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}", settings
-    srv.should_exit = True
-    thread.join(30)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """Headless Chromium."""
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    with live_server(app) as url:
+        yield url, settings
 
 
 def ask(page: Any, text: str) -> Any:

@@ -698,3 +698,41 @@ def test_chat_opens_the_app_under_the_web_driver_and_line_mode_when_piped(monkey
     assert app.session.plugin == "shop" and app.session.conversation == "conv-1" and app.session.device == "cpu"
     piped = CliRunner().invoke(cli, args[:-4] + ["--plain"], input="/quit\n", env={"TEXTUAL_DRIVER": ""})
     assert piped.exit_code == 0 and len(started) == 1
+
+
+def test_the_inbox_lists_who_waits_and_the_operator_takes_replies_labels_and_releases(tmp_path: Path, encoder) -> None:
+    from agent.scenarios.handoff import inbox
+    from agent.scenarios.handoff.tui import ConversationScreen, InboxScreen
+
+    folder = make_plugin(tmp_path / "plugins")
+    (folder / "plugin.toml").write_text((folder / "plugin.toml").read_text() + '\n[handoff]\nlabels = ["refund"]\n')
+    settings = Settings(home=tmp_path / "home", plugin_paths=[tmp_path / "plugins"])
+    agent = Agent(settings, encoder=encoder)
+    asked = agent.reply("refund my order please", "customer-1")
+
+    async def go() -> None:
+        app = AgentApp(Session(settings, "cpu", agent=agent))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, app.ready.is_set)
+            await command(pilot, app, "/inbox")
+            box = await until(pilot, lambda: isinstance(app.screen, InboxScreen) and app.screen)
+            assert [r["conversation_id"] for r in box.rows] == ["customer-1"] and "refund" in box.rows[0]["reason"]
+            await pilot.press("enter")
+            screen = await until(pilot, lambda: isinstance(app.screen, ConversationScreen) and app.screen)
+            assert "refund my order please" in text_of(screen.query_one("#handoff-transcript"))
+            await pilot.press("ctrl+t")
+            await until(pilot, lambda: inbox.state(agent.store, "customer-1")["state"] == "taken")
+            await pilot.press(*"Refunded, sorry for the wait.", "enter")
+            await until(pilot, lambda: "Refunded, sorry" in text_of(screen.query_one("#handoff-transcript")))
+            await pilot.press("ctrl+l")
+            await until(pilot, lambda: isinstance(app.screen, Picker))
+            await pilot.press(*"refund", "enter")
+            await until(pilot, lambda: agent.store.turn(asked.turn_id)["feedback"])
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: inbox.state(agent.store, "customer-1")["state"] == "released")
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, InboxScreen) and not app.screen.rows)
+
+    run(go())
+    assert [(f["kind"], f["label"]) for f in agent.store.turn(asked.turn_id)["feedback"]] == [("label", "refund")]
+    assert "9 to 5" in agent.reply("what are your opening hours?", "customer-1").text
