@@ -640,14 +640,15 @@ class Agent:
         return self.store.add_feedback(turn_id, rating, None, note)
 
     def labels_of(self, plugin: str | None) -> list[str]:
-        """Declared labels of a discovered plugin, those its current model learned, and those people taught it
-        that no fine-tune learned yet (no model load)."""
+        """Declared labels of a discovered plugin (and of its examples, once loaded), those its current model learned,
+        and those people taught it that no fine-tune learned yet (no model load)."""
         from agent.models.versions import versions_for
 
         for m in self.manifests:
             if m.name == plugin:
                 learned = versions_for(self.settings.models_root, m).current_labels()
-                return list(dict.fromkeys([*m.labels, *learned, *self.store.taught_labels(m.name)]))
+                loaded = self._runtimes.get(m.name) if self._runtimes is not None else None  # labels of its examples file
+                return list(dict.fromkeys([*m.labels, *(loaded.labels if loaded else []), *learned, *self.store.taught_labels(m.name)]))
         return []
 
 

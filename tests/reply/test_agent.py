@@ -138,3 +138,15 @@ def test_broken_plugin_is_skipped_others_load(tmp_path: Path, encoder: Encoder) 
     reasons = {s.path.name: s.reason for s in agent.skipped}
     assert "plugin.toml: invalid TOML" in reasons["broken"]
     assert "expected columns ['text', 'label']" in reasons["badcsv"] and "found ['utterance', 'intent']" in reasons["badcsv"]
+
+
+def test_a_plugin_without_a_labels_table_takes_corrections_to_any_label_of_its_examples(tmp_path: Path, encoder) -> None:
+    from conftest import DESK, two_plugin_home
+
+    agent = Agent(two_plugin_home(tmp_path, DESK), encoder=encoder)
+    first = agent.reply("I forgot my password", "c", plugin="desk").turn_id
+    second = agent.reply("where is my parcel", "c", plugin="desk").turn_id
+    agent.feedback(first, label="invoice_copy")
+    agent.feedback(second, label="delivery_time")  # refused before: only the label taught first counted
+    with pytest.raises(InputError, match="not a label of plugin desk"):
+        agent.feedback(second, label="opening_hours")

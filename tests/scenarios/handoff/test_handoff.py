@@ -140,7 +140,7 @@ def test_the_command_line(desk: Agent) -> None:
 
     desk.reply("refund my order please", "c10")
     home = ["--home", str(desk.settings.home)]
-    env = {"AGENT_PLUGINS_PATH": str(desk.settings.plugin_paths[0])}
+    env = {"AGENT_PLUGINS_PATH": str(desk.settings.plugin_paths[0]), "COLUMNS": "200"}
     run = CliRunner().invoke
     listed = run(cli, [*home, "handoff", "list"], env=env)
     assert listed.exit_code == 0 and "c10" in listed.output and "asked for a person (refund)" in listed.output
