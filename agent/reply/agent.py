@@ -51,6 +51,7 @@ class Turn:
     hook_reply: bool = False  # a build_reply hook wrote the reply: it may echo the message, so redact it too
     responder: Manifest | None = None  # the manifest of the plugin that answered
     picked: "two.Picked | None" = None  # the message picks one of the labels the last turn offered
+    held: bool = False  # an `intercept` hook kept the turn from the agent (a person has the conversation)
     timings: dict[str, float] = field(default_factory=dict)
     reply: "Reply" = None  # type: ignore[assignment]  # set once answered
 
@@ -413,6 +414,7 @@ class Agent:
         t = time.perf_counter()
         kept, added = self._intercept(turn, runtime, decision)
         if kept is not None:
+            turn.held = True
             turn.timings["respond"] = _ms(t)
             turn.responder = runtime.manifest
             return self._held(turn, runtime, chosen, decision, kept, added)

@@ -120,7 +120,7 @@ def observe(turns: list[Any], plugin: str, runtime: Any) -> None:
             continue
         turn.reply.extras.setdefault(plugin, {}).setdefault("flags", []).append(found)
         note["flag"] = found["flag"]
-        if found["offer_human"] and turn.responder is not None:
+        if found["offer_human"] and turn.responder is not None and not turn.held:  # a person has it already
             turn.reply.text = with_handoff(turn.reply.text, turn.responder.handoff)
 
 
