@@ -120,6 +120,21 @@ def customer_message(store: "Store", conversation: str, text: str) -> tuple[dict
     return store.transaction(write)
 
 
+def fallbacks_before(store: "Store", conversation: str, limit: int) -> int:
+    """How many of the conversation's last logged turns (up to `limit`, none from before its last release) fell back
+    in a row; logged turns count, so the streak holds across processes (`agent ask -c`, a restarted server)."""
+    row = state(store, conversation)
+    since = (row or {}).get("released_at") or ""
+    rows = store.query("SELECT fallback_reason FROM turns WHERE conversation_id = ? AND created_at > ? ORDER BY id DESC LIMIT ?",
+                       [conversation, since, limit]) if limit > 0 else []
+    n = 0
+    for r in rows:
+        if r["fallback_reason"] is None:
+            break
+        n += 1
+    return n
+
+
 def undelivered(store: "Store", conversation: str) -> list[dict[str, Any]]:
     """The person's replies the customer's channel has not returned yet, oldest first; they count as delivered now."""
 

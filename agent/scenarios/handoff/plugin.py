@@ -54,10 +54,8 @@ def register_chat_commands(register: Any) -> None:
 
 @hookimpl
 def open_plugin(manifest: Any) -> Any:
-    """A responder's [handoff] settings and its fallback streaks."""
-    from agent.scenarios.handoff.turns import Streaks
-
-    return Streaks(manifest.tables.get("handoff")) if manifest.role == "responder" else None
+    """A responder's [handoff] settings (None without the table)."""
+    return manifest.tables.get("handoff") if manifest.role == "responder" else None
 
 
 @hookimpl(tryfirst=True)

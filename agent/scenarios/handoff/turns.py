@@ -3,7 +3,6 @@ plugin's [handoff] table says so, keep the agent silent while a person has it, a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from agent.scenarios.handoff import inbox
@@ -12,50 +11,30 @@ from agent.scenarios.handoff.config import NOTICE, HandoffConfig
 KEY = "handoff"  # the reply's extras key
 
 
-@dataclass
-class Streaks:
-    """A plugin's [handoff] settings and, per conversation, how many turns in a row it fell back."""
-
-    config: HandoffConfig | None
-    fallbacks: dict[str, int] = field(default_factory=dict)
-
-    def count(self, conversation: str, fell_back: bool) -> int:
-        """The conversation's fallbacks in a row, this turn included."""
-        n = self.fallbacks.get(conversation, 0) + 1 if fell_back else 0
-        if n:
-            self.fallbacks[conversation] = n
-        else:
-            self.fallbacks.pop(conversation, None)
-        return n
-
-
-def intercept(turn: Any, streaks: Streaks | None) -> dict[str, Any] | None:
+def intercept(turn: Any, config: HandoffConfig | None) -> dict[str, Any] | None:
     """The held reply while a person has the conversation (opening a handoff first when asked for), the person's
     replies the customer has not received yet, or None."""
     if not turn.log:
         return None  # a dry run stores nothing, handoffs included
     row = inbox.state(turn.store, turn.conversation_id)
     if row is None or row["state"] not in inbox.HELD:
-        reason = _trigger(turn, streaks)
+        reason = _trigger(turn, config)
         if reason is None:
             return _replies_only(turn) if row is not None else None
         _open(turn, reason)
-    return _hold(turn, streaks)
+    return _hold(turn, config)
 
 
-def _trigger(turn: Any, streaks: Streaks | None) -> str | None:
+def _trigger(turn: Any, config: HandoffConfig | None) -> str | None:
     """Why this turn hands the conversation to a person, or None."""
-    config = streaks.config if streaks is not None else None
     if config is None:
         return None
-    if turn.fallback_reason is None and turn.label in config.labels:
-        streaks.count(turn.conversation_id, False)  # type: ignore[union-attr]
-        return f"asked for a person ({turn.label})"
-    n = streaks.count(turn.conversation_id, turn.fallback_reason is not None)  # type: ignore[union-attr]
-    if config.after_fallbacks and n >= config.after_fallbacks:
-        streaks.fallbacks.pop(turn.conversation_id, None)  # type: ignore[union-attr]
-        return f"{n} fallbacks in a row"
-    return None
+    if turn.fallback_reason is None:
+        return f"asked for a person ({turn.label})" if turn.label in config.labels else None
+    if not config.after_fallbacks:
+        return None
+    n = 1 + inbox.fallbacks_before(turn.store, turn.conversation_id, config.after_fallbacks - 1)
+    return f"{n} fallbacks in a row" if n >= config.after_fallbacks else None
 
 
 def _open(turn: Any, reason: str) -> None:
@@ -70,12 +49,11 @@ def _open(turn: Any, reason: str) -> None:
                                         "opened_at": opened["opened_at"], "text": text}, turn.plugin)
 
 
-def _hold(turn: Any, streaks: Streaks | None) -> dict[str, Any]:
+def _hold(turn: Any, config: HandoffConfig | None) -> dict[str, Any]:
     """Log the customer's message for the person; the notice once per handoff, then nothing."""
     from agent.text.guard import redact_for
 
     _, told = inbox.customer_message(turn.store, turn.conversation_id, redact_for(turn.text, turn.manifest.privacy)[0])
-    config = streaks.config if streaks is not None else None
     row = inbox.state(turn.store, turn.conversation_id) or {}
     extras = {"state": row.get("state"), "reason": row.get("reason"), "messages": _messages(turn)}
     return {"text": (config.notice if config else NOTICE) if told else "", "extras": {KEY: extras}}

@@ -4,6 +4,7 @@ person's; after the release the agent answers again."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -56,6 +57,10 @@ def test_a_customer_gets_a_persons_reply_live(served: tuple[str, dict[str, str]]
     page.fill("#text", "my card is lost")
     page.press("#text", "Enter")
     page.locator("li.msg.me").nth(1).wait_for()
+    for _ in range(100):  # the message reached the server, and was held (no agent bubble comes for it)
+        if len(api.get(f"/v1/handoffs/{conversation}").json()["turns"]) == 2:
+            break
+        time.sleep(0.1)
     assert api.post(f"/v1/handoffs/{conversation}/release").status_code == 200
     page.locator("li.msg.system", has_text="back with the assistant").wait_for(timeout=5_000)
     page.fill("#text", "How do I block a lost card?")
