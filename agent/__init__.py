@@ -13,6 +13,7 @@ reply/                  Agent.reply: route, answer, offer, render
 learn/                  `agent finetune` and the training it runs
 review/                 the review queue and proposed intents
 scenarios/              the built-in scenario kinds, default plugins on the same hooks
+outlets/                alerts and handoffs delivered to webhooks and commands (`agent alerts`)
 replay/                 `agent replay`: conversations in bulk
 serve/                  `agent serve`: the HTTP API and the web chat page
 cli/                    the `agent` command line

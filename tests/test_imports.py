@@ -97,6 +97,7 @@ def test_the_checker_finds_a_circle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+CLI_COMMANDS = tuple(sorted(f"agent.cli.{p.stem}" for p in (REPO / "agent" / "cli").glob("*.py") if p.stem not in ("__init__", "util")))
 RULES = (  # (importer prefix, imported prefixes it must not reach, why)
     ("agent.reply.", ("agent.learn.",), "answering never imports learning"),
     ("agent.models.", ("agent.reply.", "agent.learn.", "agent.plugin.", "agent.store"), "models know no reply, learning, plugin or log"),
@@ -105,6 +106,8 @@ RULES = (  # (importer prefix, imported prefixes it must not reach, why)
      "text imports no other package of the agent"),
     ("tui.", ("agent.cli.",), "the screen does not import the command line"),
     ("agent.serve.", ("agent.cli.", "tui."), "the HTTP front end imports no other front end"),
+    ("agent.outlets.", ("agent.scenarios.", "agent.reply.", "agent.learn.", "agent.serve.", "tui.", *CLI_COMMANDS),
+     "outlets import no scenario, answering, learning or front end (the command line's helpers in agent.cli.util aside)"),
 )
 
 
@@ -125,3 +128,12 @@ def test_the_layer_check_finds_a_crossing() -> None:
              "agent.text.guard": {"agent.errors"}, "tui.widgets": {"agent.cli.main"}}
     assert [(m, i) for m, i, _ in broken_rules(edges)] == [
         ("agent.models.finetuned", "agent.store"), ("agent.reply.agent", "agent.learn.finetune"), ("tui.widgets", "agent.cli.main")]
+
+
+def test_outlets_may_use_the_command_lines_helpers_and_nothing_above_them() -> None:
+    edges = {"agent.outlets.cli": {"agent.cli.util", "agent.store"}, "agent.outlets.publish": {"agent.scenarios.monitor.run"},
+             "agent.outlets.deliverer": {"agent.cli.main", "agent.serve.app"}}
+    assert "agent.cli.main" in CLI_COMMANDS and "agent.cli.util" not in CLI_COMMANDS
+    assert [(m, i) for m, i, _ in broken_rules(edges)] == [
+        ("agent.outlets.deliverer", "agent.cli.main"), ("agent.outlets.deliverer", "agent.serve.app"),
+        ("agent.outlets.publish", "agent.scenarios.monitor.run")]

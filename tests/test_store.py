@@ -79,9 +79,10 @@ def test_a_database_from_before_items_keeps_its_turns_and_gains_item_feedback(tm
     assert turn["text"] == "I lost my card" and turn["extras"] == {} and items.turn_feedback(1) == []
     items.add_item_feedback(1, "travel-card", "like")
     assert [(f["item_id"], f["kind"]) for f in items.turn_feedback(1)] == [("travel-card", "like")]
-    assert [r["name"] for r in store.db["_migrations"].rows][-8:] == [
-        "m010_turn_extras", "m011_turn_choices", "m012_finetune_trigger", "m013_api_keys", "recommend.m008_items",
-        "recommend.m009_item_users", "recommend.m010_items_in_extras", "recommend.m011_user_requests_index"]
+    names = [r["name"] for r in store.db["_migrations"].rows]
+    pending = ["m010_turn_extras", "m011_turn_choices", "m012_finetune_trigger", "m013_api_keys", "recommend.m008_items",
+               "recommend.m009_item_users", "recommend.m010_items_in_extras", "recommend.m011_user_requests_index"]
+    assert [n for n in names if n in pending] == pending  # in this order; other kinds' new tables (handoff, outlets) come too
     assert store.turn(1)["user_id"] == "c" and items.item_events("shop", "c")[0]["item_id"] == "travel-card"
 
 

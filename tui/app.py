@@ -131,6 +131,23 @@ class AgentApp(App[None]):
         """Load the models, then plugins' panels, on the agent's thread."""
         self.lane.submit(lambda: (self.session.load(), self.session.panels()), self._loaded, self._failed)
 
+    def _deliver(self, agent: Any) -> None:
+        """Send the home's queued alerts and handoffs to its webhooks and commands while the app runs."""
+        from agent.errors import AgentError
+        from agent.outlets import Deliverer, declare
+
+        try:
+            declare(agent.store, agent.manifests)  # the plugins' [[outlets]]
+        except AgentError as exc:
+            self.say(f"[yellow]outlets: {escape(str(exc))}[/]")
+        self._deliverer = Deliverer(agent.settings.db_path, notify=self._agent_note).start()
+
+    def on_unmount(self) -> None:
+        """Stop sending (what is left stays queued for the next run)."""
+        deliverer = getattr(self, "_deliverer", None)
+        if deliverer is not None:
+            deliverer.stop(1.0)
+
     def _agent_note(self, message: str) -> None:
         """A note from the agent (index builds while loading, a model that failed to load later), from any thread."""
 
@@ -150,9 +167,10 @@ class AgentApp(App[None]):
             pass
 
     def _loaded(self, loaded: tuple[Any, tuple[list[tuple[str, Any]], list[str]]]) -> None:
-        """Models are in: say which plugins answer, mount plugins' panels."""
+        """Models are in: say which plugins answer, mount plugins' panels, start sending alerts and handoffs on."""
         agent, (panels, failures) = loaded
         self.ready.set()
+        self._deliver(agent)
         names = agent.responder_names()
         self.sub_title = f"{self.session.plugin or 'routing'} · {len(names)} plugins"
         self.say(f"ready: {', '.join(names) or 'no responder plugins'}" +

@@ -21,6 +21,8 @@ DEFAULT_PLUGINS = (
     "agent.scenarios.short",       # messages without words: ":)", "?", "👍"
     "agent.scenarios.monitor.plugin",    # [monitor]: sentiment feeds, windows, alerts
     "agent.scenarios.recommend.plugin",  # [recommend]: items, profiles, the interest model
+    "agent.scenarios.handoff.plugin",    # [handoff]: a person takes a conversation over, the inbox
+    "agent.outlets.plugin",              # alerts and handoffs delivered to webhooks and commands
 )
 _pm: Any = None
 _lock = threading.RLock()

@@ -52,12 +52,16 @@ def create_app(settings: "Settings", options: ServeOptions | None = None, agent:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from agent.outlets import Deliverer, declare
         from agent.store import Store
 
         app.state.store = Store(settings.db_path)
+        declare(app.state.store, agent.manifests)  # the plugins' [[outlets]]
+        app.state.deliverer = deliverer = Deliverer(settings.db_path).start()  # alerts and handoffs to webhooks and commands
         worker.start()
         yield
         worker.stop()
+        deliverer.stop()
         app.state.store.close()
 
     app = FastAPI(title="agent", version="1", lifespan=lifespan,

@@ -62,6 +62,12 @@ def respond(turn):
             "extras": {"ticket": ticket, "urgent": urgent, "opened_by": state["opened"]}}
 
 @hookimpl
+def intercept(turn):
+    if turn.plugin != "desk" or "on hold" not in turn.text:
+        return None
+    return {"text": "The desk holds this conversation.", "extras": {"desk_hold": {"label_seen": turn.label}}}
+
+@hookimpl
 def describe_turn(turn, store):
     if turn["plugin"] != "desk" or not store.db["desk_tickets"].exists():
         return None
@@ -186,6 +192,16 @@ def test_hook_respond_reads_the_embedding_and_writes_its_table(desk: Settings, e
     assert agent.store.turn(reply.turn_id)["extras"]["desk"]["ticket"] == 1  # extras are logged with the turn
     other = agent.reply("I lost my card", plugin="shop")  # a plugin without the table answers as before
     assert other.text.startswith(("Freeze it", "Call us")) and other.extras == {}
+
+
+def test_hook_intercept_keeps_a_turn_from_every_answer_and_it_is_still_logged(desk: Settings, encoder: Encoder) -> None:
+    agent = Agent(desk, encoder=encoder)
+    held = agent.reply("I lost my card, put me on hold", plugin="desk")
+    assert held.text == "The desk holds this conversation." and held.extras == {"desk_hold": {"label_seen": "card_lost"}}
+    assert held.hits == [] and held.choices == [] and held.label == "card_lost"
+    assert agent.store.query("SELECT * FROM desk_tickets") == []  # no `respond` ran
+    assert agent.store.turn(held.turn_id)["extras"] == {"desk_hold": {"label_seen": "card_lost"}}
+    assert agent.reply("I lost my card, put me on hold", plugin="shop").text.startswith(("Freeze it", "Call us"))
 
 
 def test_hook_describe_turn_adds_the_kinds_rows_to_a_logged_turn(desk: Settings, encoder: Encoder) -> None:

@@ -9,7 +9,9 @@ from typing import Any
 
 import click
 
-from agent.cli.util import console, make_agent
+from agent.cli.util import console, make_agent, note
+
+DRAIN_SECONDS = 2.0  # how long a run waits at its end for its alerts to be delivered
 
 
 @click.command()
@@ -46,19 +48,32 @@ def monitor(ctx: click.Context, feed: Path | None, plugin_name: str | None, fmt:
     from agent.scenarios.monitor.run import monitor_runtime
 
     runtime = monitor_runtime(agent, plugin_name)
-    if chats:
-        from agent.scenarios.monitor.run import chat_items, run_items
+    with _delivering(agent) as deliverer:  # alerts go to the outlets (agent alerts) while the feed is scored
+        if chats:
+            from agent.scenarios.monitor.run import chat_items, run_items
 
-        items = chat_items(agent.store, runtime.name)
-        summary = run_items(runtime, agent.store, items, "chat", on_alert=_alert_printer(as_json))
-    else:
-        summary = _watch(agent, runtime, feed, fmt, follow, idle_exit, quiet, as_json)
+            items = chat_items(agent.store, runtime.name)
+            summary = run_items(runtime, agent.store, items, "chat", on_alert=_alert_printer(as_json))
+        else:
+            summary = _watch(agent, runtime, feed, fmt, follow, idle_exit, quiet, as_json)
+        if not deliverer.drain(DRAIN_SECONDS):
+            note("some alerts are not delivered yet (a receiver is slow or down); they stay queued for the next "
+                 "`agent monitor` or `agent serve` (see agent alerts deliveries)")
     if as_json:
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
     else:
         _print_summary(summary)
     if summary.bad_lines and not summary.items:
         raise click.ClickException(f"no line of the feed could be read ({summary.bad_lines} bad lines); see the messages above")
+
+
+def _delivering(agent: Any) -> Any:
+    """A Deliverer for the run, after the plugins' declared outlets ([[outlets]]) are brought in step."""
+    from agent.outlets import declare, delivering
+
+    declare(agent.store, agent.manifests)
+    return delivering(agent.settings)
+
 
 def _watch(agent: Any, runtime: Any, feed: Path, fmt: str, follow: bool, idle_exit: float | None, quiet: bool,
            as_json: bool) -> Any:

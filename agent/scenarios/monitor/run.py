@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 from agent.errors import AgentError, InputError
+from agent.outlets import publish
 from agent.scenarios.monitor.config import ALL, OTHER, series_name
 from agent.scenarios.monitor.feed import BOM, ROTATED, BadLine, FeedItem, Parser, raw_lines, sniff_format
 from agent.scenarios.monitor.scorer import Score, Scorer
@@ -110,6 +111,7 @@ class Monitor:
         for w in alerts:
             alert = self._alert(w)
             alert["id"] = self.store.insert("alerts", [alert], ids=True)[0]
+            publish(self.store, "alert", alert, plugin=self.runtime.name)  # queued for the outlets; a Deliverer sends
             self.summary.alerts.append(alert)
             if self.on_alert:
                 self.on_alert(alert)

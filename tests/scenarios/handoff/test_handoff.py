@@ -4,6 +4,7 @@ replies reach the customer, what the operator labels is a correction, and the st
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,16 @@ def test_the_command_line(desk: Agent) -> None:
     twice = run(cli, [*home, "handoff", "release", "c10"], env=env)
     assert twice.exit_code == 1 and "was released at" in twice.output
     assert "No conversation is waiting" in run(cli, [*home, "handoff", "list"], env=env).output
+
+
+def test_a_handoff_that_starts_is_queued_for_the_outlets_once(desk: Agent) -> None:
+    from agent.outlets.targets import add
+
+    add(desk.store, "webhook", "http://127.0.0.1:9/hook")
+    desk.reply("refund my order please, my email is ann@example.com", "c11")
+    desk.reply("hello?", "c11")  # still the same handoff: nothing new to send
+    [row] = desk.store.query("SELECT event, plugin, body, state FROM deliveries")
+    assert (row["event"], row["plugin"], row["state"]) == ("handoff", "shop", "queued")
+    body = json.loads(row["body"])
+    assert body["data"]["conversation_id"] == "c11" and body["data"]["reason"] == "asked for a person (refund)"
+    assert "ann@example.com" not in row["body"]
