@@ -1,6 +1,9 @@
 """MovieLens small + TMDB overviews: popularity, text only, item-kNN, EASE and the recommender after `agent finetune`.
 
-    python bench/movielens.py [--epochs 1] [--skip-finetune]
+    python bench/movielens.py [--epochs N] [--skip-finetune]
+
+The default runs `agent finetune` as a team would (the collaborative term and the weights; no interest encoder);
+`--epochs N` also trains the interest encoder for N epochs.
 
 Items are the movies with a TMDB overview. Each user's ratings are split in time: the last 20% of
 their ratings >= 4 are the test, and only what they rated before the first test item is training.
@@ -171,7 +174,7 @@ def evaluate(plugin: Path, home: Path, train, test) -> dict[str, Any]:
     pop = np.array([n_ratings.get(i, 0) for i in ids], dtype=np.float32)
     stats = rec.stats([])
     ours = {**rec.weights(), "request": 0.0}
-    variants = {"ours": ours, "ours_without_interest": {**ours, "interest": 0.0},
+    variants = {"ours": ours, "ours_without_collab": {**ours, "collab": 0.0}, "ours_without_interest": {**ours, "interest": 0.0},
                 "ours_without_together": {**ours, "together": 0.0},
                 "ours_interest_and_popularity_only": {**ours, "together": 0.0, "profile": 0.0}}
     ranked, knobs, weights = baselines(train, test, ids, timings)
@@ -207,7 +210,7 @@ def evaluate(plugin: Path, home: Path, train, test) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", default="1")
+    parser.add_argument("--epochs", help="also train the interest encoder for this many epochs")
     parser.add_argument("--skip-finetune", action="store_true")
     parser.add_argument("--work", type=Path, help="keep the scratch plugin and home here")
     args = parser.parse_args()
@@ -226,8 +229,8 @@ def main() -> None:
     figures: dict[str, object] = {}
     if not args.skip_finetune:
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "agent", "--device", "auto", "finetune", str(plugin), "--epochs", args.epochs],
-                       env=env, check=True)
+        epochs = ["--epochs", args.epochs] if args.epochs else []
+        subprocess.run([sys.executable, "-m", "agent", "--device", "auto", "finetune", str(plugin), *epochs], env=env, check=True)
         figures["finetune_s"] = round(time.perf_counter() - start, 1)
     figures.update(evaluate(plugin, home, train, test))
     if "finetune_s" in figures:

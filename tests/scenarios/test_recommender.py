@@ -102,7 +102,8 @@ def test_finetune_learns_the_interest_model_from_logged_feedback_and_hot_swaps(a
     result = finetune(shop, settings, Options(device="cpu", epochs=2), encoder=encoder)
     report = result.report
     assert result.version == "v1" and report["kind"] == "interest" and report["run"]["pairs"] > 0
-    assert report["heldout"]["candidate"]["users"] == 4 and set(report["weights"]) == {"request", "profile", "interest", "popularity", "together"}
+    assert report["heldout"]["candidate"]["users"] == 4
+    assert set(report["weights"]) == {"request", "collab", "profile", "interest", "popularity", "together"}
     folder = models_of(tmp_path / "home", "recommender") / "interest" / "v1"
     assert (folder / "encoder" / "model.safetensors").is_file() and (folder / "items.npy").is_file()
     if result.status == "promoted":
@@ -141,7 +142,7 @@ def test_bad_items_and_interactions_files_name_the_fix(tmp_path: Path, encoder) 
         Agent(settings, encoder=encoder).load_runtime(folder)
     write_csv(folder / "items.csv", ["id", "title"], [("a", "Apple"), ("b", "Banana")])
     write_csv(folder / "past.csv", ["user_id", "item_id", "kind"], [("u", "a", "like"), ("u", "zz", "love")])
-    with pytest.raises(AgentError, match=r"past.csv: row 2: kind 'love' is not one of"):
+    with pytest.raises(AgentError, match=r"past.csv: line 3: kind 'love' is not one of"):
         Agent(settings, encoder=encoder).load_runtime(folder)
     (folder / "plugin.toml").write_text('name = "recs"\ndescription = "d"\n[labels]\nrecommend = "asking"\nnot_this = "no"\n'
                                         '[recommend]\nitems = "items.csv"\ntop_k = 0\n')
@@ -171,3 +172,58 @@ def test_a_dry_run_stores_no_item_feedback(agent: Agent) -> None:
     [reply] = agent.replies([Message("not the first one", "dry", None, "fay")], log=False)
     assert reply.label == "not_this" and reply.turn_id is None and shown.extra("items")[0]["id"] not in [i["id"] for i in reply.extra("items")]
     assert ItemStore(agent.store).turn_feedback(shown.turn_id) == [] and ItemStore(agent.store).item_events("recommender", "fay") == []
+
+
+def with_interactions(shop: Path, rows: list[tuple[str, ...]]) -> None:
+    """Give the plugin an interactions file with these rows (user_id, item_id, kind, timestamp)."""
+    write_csv(shop / "interactions.csv", ["user_id", "item_id", "kind", "timestamp"], rows)
+    manifest = (shop / "plugin.toml").read_text()
+    (shop / "plugin.toml").write_text(manifest.replace('items = "items.csv"', 'items = "items.csv"\ninteractions = "interactions.csv"', 1))
+
+
+def test_the_default_finetune_learns_who_likes_what_together_in_seconds(shop: Path, tmp_path: Path, encoder) -> None:
+    ids = [i.id for i in read_items(shop / "items.csv")]
+    pairs = [(ids[n], ids[n + 70]) for n in range(8)]  # a card and something unrelated in words, liked together
+    rows = [(f"u{p}-{k}", item, "like", str(100 * p + 10 * k + j)) for p, pair in enumerate(pairs) for k in range(5)
+            for j, item in enumerate((ids[140 - p - k], pair[k % 2], pair[1 - k % 2]))]  # each held out by some users
+    rows += [(f"w{p}-{k}", item, "like", "0") for p, pair in enumerate(pairs) for k in range(5) for item in pair]  # never held out
+    with_interactions(shop, rows)
+    settings = Settings(home=tmp_path / "home", plugin_paths=[shop.parent])
+    result = finetune(shop, settings, Options(device="cpu"), encoder=encoder)
+    report = result.report
+    folder = models_of(tmp_path / "home", "recommender") / "interest" / "v1"
+    assert report["collab"]["lambda"] > 0 and report["run"]["steps"] == 0  # no interest encoder unless asked
+    assert (folder / "collab.npy").is_file() and not (folder / "encoder").exists()
+    assert result.status == "promoted" and report["heldout"]["candidate"]["ndcg@10"] == 1.0  # each held-out like found first
+    rec = Agent(settings, encoder=encoder).runtimes["recommender"].extensions[RECOMMENDER].rec
+    assert rec.interest.version == "v1" and rec.interest.collab.shape == (len(ids), len(ids))
+    only_collab = {"request": 0.0, "collab": 1.0}
+    [top] = rec.rank(Profile("new", liked=[pairs[0][0]], order=[pairs[0][0]]), None, rec.stats([]), k=1, weights=only_collab)
+    assert top.item.id == pairs[0][1] and "liked by people who like what you like" in top.reasons
+
+
+def test_interactions_with_unknown_items_or_users_are_left_out_and_the_rest_used(shop: Path, tmp_path: Path, encoder) -> None:
+    ids = [i.id for i in read_items(shop / "items.csv")]
+    with_interactions(shop, [("u1", ids[0], "like", "1"), ("u1", "gone", "like", "2"), ("", ids[1], "like", "3"),
+                             ("u2", ids[2], "click", "4")])
+    notes: list[str] = []
+    agent = Agent(Settings(home=tmp_path / "home", plugin_paths=[shop.parent]), encoder=encoder, notify=notes.append)
+    rec = agent.runtimes["recommender"].extensions[RECOMMENDER].rec
+    assert [e["item_id"] for e in rec.past] == [ids[0], ids[2]]
+    assert any("2 row(s) left out (line 3: item 'gone' is not in the items file; line 4: no user_id)" in n and
+               "the other 2 are used" in n for n in notes)
+    (shop / "interactions.csv").write_text("")
+    notes.clear()
+    agent = Agent(Settings(home=tmp_path / "home2", plugin_paths=[shop.parent]), encoder=encoder, notify=notes.append)
+    assert agent.reply("a travel card please", "c", "recommender").extra("items")  # text still recommends
+    assert any("interactions.csv is empty" in n for n in notes)
+
+
+def test_a_single_users_feedback_still_fine_tunes(shop: Path, tmp_path: Path, encoder) -> None:
+    ids = [i.id for i in read_items(shop / "items.csv")]
+    with_interactions(shop, [("only", ids[n], "like", str(n)) for n in range(6)])
+    said: list[str] = []
+    settings = Settings(home=tmp_path / "home", plugin_paths=[shop.parent])
+    result = finetune(shop, settings, Options(device="cpu"), encoder=encoder, notify=said.append)
+    assert result.version == "v1" and result.report["heldout"]["candidate"]["users"] == 1
+    assert any("only one user so far" in s for s in said)

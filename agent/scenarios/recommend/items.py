@@ -55,19 +55,46 @@ def read_items(path: Path) -> list[Item]:
     return items
 
 
-def read_interactions(path: Path, known: set[str]) -> list[dict[str, str]]:
-    """Past events (user_id, item_id, kind, optional timestamp) in file order; unknown items or kinds are refused."""
-    rows = read_rows(path, ["user_id", "item_id", "kind"], hint="an interactions file needs user_id,item_id,kind[,timestamp]")
-    for n, row in enumerate(rows, start=1):
-        if row["kind"] not in KINDS:
-            raise PluginError(f"{path}: row {n}: kind '{row['kind']}' is not one of {', '.join(sorted(KINDS))}")
-        if row["item_id"] not in known:
-            raise PluginError(f"{path}: row {n}: item '{row['item_id']}' is not in the items file; fix the id or add the item")
-        stamp = row.get("timestamp", "")
-        if stamp:
-            try:
-                float(stamp)
-            except ValueError:
-                raise PluginError(f"{path}: row {n}: timestamp '{stamp}' is not a number; use Unix seconds "
-                                  "(or leave the column out: rows are then taken in file order)") from None
-    return rows
+def read_interactions(path: Path, known: set[str]) -> tuple[list[dict[str, str]], list[str]]:
+    """Past events (user_id, item_id, kind, optional timestamp) in file order, and what was skipped and why: rows
+    without a user or with an item the items file lacks are left out (the rest is used); an empty file is no events.
+    A kind or timestamp that cannot be read is refused, naming the line."""
+    from agent.plugin.data import columns, numbered_rows
+
+    found = columns(path)
+    if not found:
+        return [], [f"{path} is empty: recommendations use the items' text and what people say until it has rows "
+                    "under the header user_id,item_id,kind[,timestamp]"]
+    if "user_id" not in found:
+        raise PluginError(f"{path}: expected a user_id column, found {found}; an interactions file needs user_id,item_id,kind[,timestamp]")
+    rows, skipped = [], []
+    for line, row in numbered_rows(path, ["item_id", "kind"], hint="an interactions file needs user_id,item_id,kind[,timestamp]"):
+        _check_event(path, line, row)
+        if not (row.get("user_id") or "").strip():
+            skipped.append(f"line {line}: no user_id")
+        elif row["item_id"] not in known:
+            skipped.append(f"line {line}: item '{row['item_id']}' is not in the items file")
+        else:
+            rows.append(row)
+    return rows, _skipped(path, skipped, len(rows))
+
+
+def _check_event(path: Path, line: int, row: dict[str, str]) -> None:
+    """Refuse a kind or a timestamp that cannot be read."""
+    if row["kind"] not in KINDS:
+        raise PluginError(f"{path}: line {line}: kind '{row['kind']}' is not one of {', '.join(sorted(KINDS))}")
+    stamp = row.get("timestamp", "")
+    if stamp:
+        try:
+            float(stamp)
+        except ValueError:
+            raise PluginError(f"{path}: line {line}: timestamp '{stamp}' is not a number; use Unix seconds "
+                              "(or leave the column out: rows are then taken in file order)") from None
+
+
+def _skipped(path: Path, skipped: list[str], kept: int) -> list[str]:
+    """One line that says what was left out (the first few rows by line), and that the rest is used."""
+    if not skipped:
+        return [] if kept else [f"{path} has no rows yet: recommendations use the items' text and what people say"]
+    shown = "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+    return [f"{path}: {len(skipped)} row(s) left out ({shown}); fix the ids or add the items; the other {kept} are used"]

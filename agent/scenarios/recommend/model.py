@@ -1,6 +1,7 @@
 """The recommender of one plugin: item vectors, user profiles, the interest model, and the scoring formula.
 
     score(item) = w_request · cos(request, item)
+                + w_collab · EASE(liked, item), scaled so the best item has 1   (agent.scenarios.recommend.collab)
                 + w_profile · (cos(mean of liked, item) − ½ · max cos(disliked, item))
                 + w_interest · cos(E(history text), E(item text))      E: the fine-tuned interest encoder
                 + w_popularity · log(1 + likes and clicks) / log(1 + the most any item has)
@@ -9,7 +10,9 @@
                 + adjustments for what the person asked to avoid ("without fees": −0.3 if an item has
                   fees, +0.15 if it says it has none)
 
-Items the person rejected are never shown again. Cosines are of unit vectors; `request` is the message,
+The collaborative term and the interest encoder come from `agent finetune`, which also chooses the personal
+weights on held-out likes; before any fine-tune the manifest's weights apply. Items the person rejected are never
+shown again. Cosines are of unit vectors; `request` is the message,
 or the message blended with an item it names ("like the travel card").
 """
 
@@ -36,8 +39,9 @@ if TYPE_CHECKING:
     from agent.models.encoder import Encoder
     from agent.plugin.manifest import Manifest
 
-TERMS = ("request", "profile", "interest", "popularity", "together")
-INTEREST_DIR = "interest"  # HOME/models/NAME/interest/: the fine-tuned interest models (versions like the classifier's)
+TERMS = ("request", "collab", "profile", "interest", "popularity", "together")
+PERSONAL = TERMS[1:]  # the terms that read the person's history; a fine-tune chooses their weights
+INTEREST_DIR = "interest"  # HOME/models/NAME/interest/: the fine-tuned versions (versions like the classifier's)
 POSITIVE = ("like", "click")
 
 
@@ -128,31 +132,42 @@ def item_index(manifest: "Manifest", index_dir: Path, encoder: "Encoder", items:
 
 
 class Interest:
-    """A promoted interest model: its encoder, the items' vectors under it, and the weights it chose."""
+    """A promoted fine-tune of the recommender: the collaborative weights, the interest encoder and the items' vectors
+    under it (when one was trained), and the weights the fine-tune chose."""
 
     def __init__(self, folder: Path, device: str) -> None:
         import numpy as np
 
-        from agent.models.encoder import Encoder
-
         try:
             self.config = json.loads((folder / "config.json").read_text())
-            self.vectors = np.load(folder / "items.npy")
+            self.vectors = np.load(folder / "items.npy") if (folder / "items.npy").is_file() else None
+            self.collab = np.load(folder / "collab.npy", mmap_mode="r") if (folder / "collab.npy").is_file() else None
         except (OSError, ValueError) as exc:
-            raise ModelError(f"{folder}: the interest model is incomplete ({exc}); fine-tune again or roll back") from exc
-        self.encoder = Encoder(path=folder / "encoder", device=device, max_length=128)
+            raise ModelError(f"{folder}: the recommender's fine-tuned model is incomplete ({exc}); fine-tune again or roll back") from exc
+        self.encoder = None
+        if (folder / "encoder").is_dir():
+            from agent.models.encoder import Encoder
+
+            self.encoder = Encoder(path=folder / "encoder", device=device, max_length=128)
         self.version = folder.name
         self._cache: dict[str, "np.ndarray"] = {}
 
     @classmethod
-    def from_parts(cls, encoder: "Encoder", vectors: "np.ndarray", config: dict[str, Any], version: str) -> "Interest":
-        """An interest model still in memory (a fine-tune evaluating its candidate)."""
+    def from_parts(cls, encoder: "Encoder | None", vectors: "np.ndarray | None", config: dict[str, Any], version: str,
+                   collab: "np.ndarray | None" = None) -> "Interest":
+        """A fine-tuned model still in memory (a fine-tune evaluating its candidate)."""
         self = cls.__new__(cls)
         self.encoder, self.vectors, self.config, self.version, self._cache = encoder, vectors, config, version, {}
+        self.collab = collab
         return self
+
+    def fits(self, n_items: int) -> bool:
+        """Whether its matrices are of this many items."""
+        return all(m is None or m.shape[0] == n_items for m in (self.vectors, self.collab))
 
     def user_vector(self, text: str) -> "np.ndarray":
         """The history text's vector (the last few are kept: a profile changes only with feedback)."""
+        assert self.encoder is not None
         if text not in self._cache:
             if len(self._cache) > 256:
                 self._cache.clear()
@@ -182,8 +197,12 @@ class Recommender:
         """Events from the plugin's interactions file, if it has one."""
         if not self.config.interactions:
             return []
-        return read_interactions(self.manifest.data_file(self.config.interactions, "recommend.interactions"),
-                                 set(self.by_id))
+        rows, problems = read_interactions(self.manifest.data_file(self.config.interactions, "recommend.interactions"),
+                                           set(self.by_id))
+        for problem in problems:
+            if self.notify:
+                self.notify(f"{self.manifest.name}: {problem}")
+        return rows
 
     def refresh(self) -> bool:
         """Pick up a promoted or rolled-back interest model (one stat); True when it changed."""
@@ -196,10 +215,10 @@ class Recommender:
             self.interest = None
             return True
         interest = Interest(self.versions.path(current), self.encoder.device)
-        if (interest.vectors.shape[0] != len(self.items) or interest.config.get("item_ids") != [i.id for i in self.items]
+        if (not interest.fits(len(self.items)) or interest.config.get("item_ids") != [i.id for i in self.items]
                 or interest.config.get("items_hash") not in (None, self.items_hash)):
             if self.notify:
-                self.notify(f"{self.manifest.name}: interest model {current} was trained on other items; "
+                self.notify(f"{self.manifest.name}: fine-tuned model {current} was trained on other items; "
                             "not used until `agent finetune` runs again")
             self.interest = None
             return True
@@ -274,14 +293,20 @@ class Recommender:
         if disliked:
             profile_part = profile_part - 0.5 * (self.vectors @ self.vectors[disliked].T).max(1)
         interest_part = zeros
-        if self.interest is not None and liked and weights.get("interest", 0) > 0:
+        learned = self.interest
+        if learned is not None and learned.encoder is not None and liked and weights.get("interest", 0) > 0:
             text = history_text([self.items[i] for i in liked[-self.config.history:]])
-            interest_part = self.interest.vectors @ self.interest.user_vector(text)
+            interest_part = learned.vectors @ learned.user_vector(text)
+        collab_part = zeros
+        if learned is not None and learned.collab is not None and weights.get("collab", 0) > 0:
+            from agent.scenarios.recommend.collab import scores
+
+            collab_part = scores(learned.collab, liked)
         together = zeros
         if liked and weights.get("together", 0) > 0:
             together = stats.together[liked].sum(0)
             together = together / max(float(together.max()), 1e-9)
-        return {"request": self.vectors @ request if request is not None else zeros, "profile": profile_part,
+        return {"request": self.vectors @ request if request is not None else zeros, "collab": collab_part, "profile": profile_part,
                 "interest": interest_part, "popularity": stats.popularity, "together": together,
                 "avoid": avoid_adjustment(self.items, list(avoid)) if avoid else zeros}
 
@@ -305,6 +330,8 @@ class Recommender:
             best = int(sims.argmax())
             if sims[best] >= 0.45 and self.items[liked[best]].title != anchor:
                 reasons.append(f"like {self.items[liked[best]].title}, which you liked")
+        if parts["collab"][row] >= 0.5 and w.get("collab", 0) > 0:
+            reasons.append("liked by people who like what you like")
         if parts["together"][row] >= 0.5 and w.get("together", 0) > 0:
             reasons.append("often liked together with your likes")
         if parts["popularity"][row] >= 0.6:

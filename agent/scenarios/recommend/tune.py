@@ -1,4 +1,4 @@
-"""`agent finetune` on a recommending plugin: the interest model (agent.scenarios.recommend.train), as a fine-tuner."""
+"""`agent finetune` on a recommending plugin (agent.scenarios.recommend.train), as a fine-tuner."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 
 def finetune(job: Any) -> Any:
-    """Train the interest model from logged item feedback and the interactions file; a FinetuneResult."""
+    """Learn the collaborative term (and the interest encoder when asked) from the interactions file and logged item
+    feedback; a FinetuneResult."""
     from agent.learn.finetune import FinetuneResult
     from agent.models.home_encoder import home_encoder
     from agent.scenarios.recommend.train import finetune_interest
@@ -27,11 +28,14 @@ def summary(rep: dict[str, Any], plugin: str) -> list[str]:
     """The outcome of a run in a few rich-markup lines."""
     from rich.markup import escape
 
-    held, run = rep["heldout"], rep["run"]
+    held, run, collab = rep["heldout"], rep["run"], rep.get("collab")
     color = "green" if rep["status"] == "promoted" else "yellow"
-    return [f"[{color}]{escape(plugin)} interest {rep['version']}: {rep['status']}[/] — {escape(rep['decision'])}",
-            f"{run['pairs']} training pairs, {run['steps']} steps on {run['device']}, {run['seconds']} s; "
-            f"held out: {held['candidate']['users']} users",
-            f"NDCG@10 / Recall@10: with the interest model {held['candidate']['ndcg@10']} / {held['candidate']['recall@10']}; "
-            f"without {held['without_interest']['ndcg@10']} / {held['without_interest']['recall@10']}",
+    learned = [f"collaborative term (EASE λ {collab['lambda']:g}, a click counts {collab['click']:g}, {collab['seconds']} s)"] \
+        if collab else []
+    if run["steps"]:
+        learned.append(f"interest encoder ({run['pairs']} training pairs, {run['steps']} steps on {run['device']}, {run['seconds']} s)")
+    return [f"[{color}]{escape(plugin)} {rep['version']}: {rep['status']}[/] — {escape(rep['decision'])}",
+            "learned: " + ("; ".join(learned) or "the weights only") + f"; held out: {held['candidate']['users']} users",
+            f"NDCG@10 / Recall@10: {held['candidate']['ndcg@10']} / {held['candidate']['recall@10']}; with the manifest's "
+            f"terms only {held['without_learning']['ndcg@10']} / {held['without_learning']['recall@10']}",
             "weights: " + ", ".join(f"{k} {v}" for k, v in rep["weights"].items())]
