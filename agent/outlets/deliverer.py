@@ -73,6 +73,7 @@ class Job:
     secret: str | None
     secret_env: str | None
     source: str | None
+    lease: float = 0.0  # when this claim ends: the token its outcome is recorded under (a later claim has another)
 
 
 class Deliverer:
@@ -172,7 +173,7 @@ class Deliverer:
                 "ORDER BY d.next_at, d.id LIMIT ?",
                 (now, n)).fetchall()
             conn.executemany("UPDATE deliveries SET state = 'sending', next_at = ? WHERE id = ?", [(now + lease, r[0]) for r in rows])
-            return [Job(*r) for r in rows]
+            return [Job(*r, lease=now + lease) for r in rows]
 
         with self._lock:  # claimed and counted at once, as drain() sees them
             jobs = self.store.transaction(write)
@@ -226,8 +227,8 @@ class Deliverer:
             (attempts,) = conn.execute("SELECT attempts + 1 FROM deliveries WHERE id = ?", (job.id,)).fetchone()
             state, next_at = self._next(result, attempts)
             conn.execute("UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, delivered_at = ?, last_error = ? "
-                         "WHERE id = ? AND state = 'sending'",  # a delivery cancelled meanwhile stays cancelled
-                         (state, attempts, next_at, stamp if result.ok else None, result.error, job.id))
+                         "WHERE id = ? AND state = 'sending' AND next_at = ?",  # cancelled meanwhile, or claimed again after
+                         (state, attempts, next_at, stamp if result.ok else None, result.error, job.id, job.lease))  # its lease ended
 
         self.store.transaction(write)
 

@@ -47,6 +47,7 @@ class Turn:
     forced: str | None = None
     user: str = ""
     log: bool = True  # False in a dry run: nothing of this turn is stored, item feedback included
+    live: bool = True  # False in a replay: no person is waiting for this answer
     vector: "np.ndarray | None" = None
     hook_reply: bool = False  # a build_reply hook wrote the reply: it may echo the message, so redact it too
     responder: Manifest | None = None  # the manifest of the plugin that answered
@@ -106,6 +107,7 @@ class TurnContext:
     answer: str
     store: "Store"
     log: bool
+    live: bool = True  # False in a replay: no person waits for the answer (no handoff, no alert to people)
 
 
 @dataclass
@@ -312,7 +314,7 @@ class Agent:
         probs = self._classify(turns, routes, runtimes)
         _spread(turns, "classify", _ms(t) * share)
         for turn, chosen, p in zip(turns, routes, probs):
-            turn.log = log
+            turn.log, turn.live = log, picks
             turn.reply = self._answer(turn, runtimes[chosen.plugin], chosen, p)
         t = time.perf_counter()
         self._observe(turns)
@@ -389,7 +391,7 @@ class Agent:
         """A person's pick becomes the label of the turn that offered it (`agent finetune` learns it)."""
         for turn in turns:
             picked = turn.picked
-            if picked is not None and picked.turn_id is not None and turn.reply.turn_id is not None:
+            if picked is not None and picked.turn_id is not None and turn.reply.turn_id is not None and not turn.held:
                 self.store.add_feedback(picked.turn_id, "label", picked.choice.label, two.NOTE)
 
     def responder(self, name: str) -> str:
@@ -445,7 +447,7 @@ class Agent:
         assert turn.vector is not None
         ctx = TurnContext(runtime.name, runtime.manifest, runtime, runtime.extensions, turn.text, turn.vector[0],
                           turn.conversation_id, turn.user, decision.label, decision.confidence, decision.fallback_reason,
-                          [], None, "", self.store, turn.log)
+                          [], None, "", self.store, turn.log, turn.live)
         text, extras = None, {}
         for _, result in call_kinds("intercept", lambda plugin, exc: self.hooks.report(plugin, "intercept", exc),
                                     guard=self.hooks.guarded, turn=ctx):
@@ -535,7 +537,7 @@ class Agent:
         assert turn.vector is not None
         ctx = TurnContext(runtime.name, runtime.manifest, runtime, runtime.extensions, turn.text, turn.vector[0],
                           turn.conversation_id, turn.user, decision.label, decision.confidence, decision.fallback_reason,
-                          hits, best, default, self.store, turn.log)
+                          hits, best, default, self.store, turn.log, turn.live)
         result = call_kinds("respond", lambda plugin, exc: self.hooks.report(plugin, "respond", exc), first=True,
                             guard=self.hooks.guarded, turn=ctx)
         return result if isinstance(result, dict) else {}

@@ -67,13 +67,14 @@ def show(ctx: click.Context, conversation: str, as_json: bool) -> None:
 
 @handoff.command()
 @click.argument("conversation")
+@click.option("--force", is_flag=True, help="Take it over from the operator who has it.")
 @OPERATOR
 @click.pass_context
-def take(ctx: click.Context, conversation: str, operator: str) -> None:
+def take(ctx: click.Context, conversation: str, force: bool, operator: str) -> None:
     """Take the conversation: the agent stops answering it until you release it."""
     from agent.scenarios.handoff.inbox import take as run
 
-    run(make_agent(ctx).store, conversation, operator)
+    run(make_agent(ctx).store, conversation, operator, force)
     click.echo(f"{conversation} is yours; reply with: agent handoff reply {conversation} TEXT")
 
 
@@ -84,12 +85,11 @@ def take(ctx: click.Context, conversation: str, operator: str) -> None:
 @click.pass_context
 def reply(ctx: click.Context, conversation: str, text: str, operator: str) -> None:
     """Send TEXT to the customer (take the conversation first)."""
+    from agent.scenarios.handoff.inbox import privacy_of
     from agent.scenarios.handoff.inbox import reply as run
-    from agent.scenarios.handoff.inbox import state
 
     agent = make_agent(ctx)
-    row = state(agent.store, conversation)
-    event = run(agent.store, conversation, text, operator, agent.privacy(row["plugin"] if row else None))
+    event = run(agent.store, conversation, text, operator, privacy_of(agent, conversation))
     click.echo(f"sent (event {event['id']})")
 
 

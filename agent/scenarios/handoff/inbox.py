@@ -55,28 +55,40 @@ def open_handoff(store: "Store", conversation: str, plugin: str | None, reason: 
     return store.transaction(write)
 
 
-def take(store: "Store", conversation: str, operator: str) -> dict[str, Any]:
-    """An operator takes the conversation (waiting, or one the agent still answers); refused if another has it."""
+def take(store: "Store", conversation: str, operator: str, force: bool = False) -> dict[str, Any]:
+    """An operator takes the conversation (waiting, or one the agent still answers); refused if another has it,
+    unless `force` (a supervisor taking it over). A conversation the agent was answering is published as a handoff."""
 
-    def write(conn: sqlite3.Connection) -> dict[str, Any]:
+    def write(conn: sqlite3.Connection) -> tuple[dict[str, Any], bool]:
         row = _row(conn, conversation)
         if row is None and not conn.execute("SELECT 1 FROM turns WHERE conversation_id = ? LIMIT 1", [conversation]).fetchone():
             raise HandoffError(f"no conversation '{conversation}' in this home; list those waiting with: agent handoff list", 404)
-        if row is not None and row["state"] == "taken":
-            if row["operator"] == operator:
-                return row
-            raise HandoffError(f"conversation '{conversation}' is already taken by {row['operator']}; "
-                               f"they release it with: agent handoff release {conversation}")
+        if row is not None and row["state"] == "taken" and row["operator"] == operator:
+            return row, False
+        if row is not None and row["state"] == "taken" and not force:
+            raise HandoffError(f"conversation '{conversation}' is already taken by {row['operator']}; they release it with: "
+                               f"agent handoff release {conversation} (or take it over: agent handoff take {conversation} --force)")
         stamp = _now()
         values = {"state": "taken", "taken_at": stamp, "operator": operator, "released_at": None}
         if row is None or row["state"] == "released":
             values |= {"reason": f"taken by {operator}", "opened_at": stamp, "notified": 0,
                        "plugin": _last_plugin(conn, conversation)}
         _upsert(conn, conversation, row, values)
-        _event(conn, conversation, "taken", operator, f"{operator} is answering", stamp)
-        return _row(conn, conversation)  # type: ignore[return-value]
+        _event(conn, conversation, "taken", operator, "a person is answering", stamp)
+        return _row(conn, conversation), row is None or row["state"] == "released"
 
-    return store.transaction(write)
+    taken, opened = store.transaction(write)
+    if opened:
+        _publish(store, taken)
+    return taken
+
+
+def _publish(store: "Store", row: dict[str, Any]) -> None:
+    """Tell the outlets (webhooks, commands) that a handoff started."""
+    from agent.outlets import publish
+
+    publish(store, "handoff", {"conversation_id": row["conversation_id"], "plugin": row["plugin"], "reason": row["reason"],
+                               "opened_at": row["opened_at"], "text": None}, row["plugin"])
 
 
 def reply(store: "Store", conversation: str, text: str, operator: str, privacy: Any = None) -> dict[str, Any]:
@@ -90,6 +102,7 @@ def reply(store: "Store", conversation: str, text: str, operator: str, privacy: 
         row = _held_by(conn, conversation, "reply to")
         if row["state"] != "taken":
             raise HandoffError(f"nobody has taken conversation '{conversation}' yet; take it first: agent handoff take {conversation}")
+        _holder(row, operator, "reply to")
         return _event(conn, conversation, "reply", operator, stored, _now())
 
     return store.transaction(write)
@@ -100,6 +113,7 @@ def release(store: "Store", conversation: str, operator: str) -> dict[str, Any]:
 
     def write(conn: sqlite3.Connection) -> dict[str, Any]:
         row = _held_by(conn, conversation, "release")
+        _holder(row, operator, "release")
         stamp = _now()
         _upsert(conn, conversation, row, {"state": "released", "released_at": stamp})
         _event(conn, conversation, "released", operator, "the agent answers again", stamp)
@@ -108,14 +122,17 @@ def release(store: "Store", conversation: str, operator: str) -> dict[str, Any]:
     return store.transaction(write)
 
 
-def customer_message(store: "Store", conversation: str, text: str) -> tuple[dict[str, Any], bool]:
-    """Log a message the customer sent while a person has the conversation (text already redacted); the event, and
-    whether the customer still has to be told that a person will reply (True once per handoff)."""
+def customer_message(store: "Store", conversation: str, text: str) -> bool | None:
+    """Log a message the customer sent while a person has the conversation (text already redacted); whether the
+    customer still has to be told that a person will reply (True once per handoff), or None when nobody has it now."""
 
-    def write(conn: sqlite3.Connection) -> tuple[dict[str, Any], bool]:
-        event = _event(conn, conversation, "message", "customer", text, _now())
-        told = conn.execute("UPDATE handoffs SET notified = 1 WHERE conversation_id = ? AND notified = 0", [conversation])
-        return event, told.rowcount == 1
+    def write(conn: sqlite3.Connection) -> bool | None:
+        row = _row(conn, conversation)
+        if row is None or row["state"] not in HELD:
+            return None
+        _event(conn, conversation, "message", "customer", text, _now())
+        told = conn.execute("UPDATE handoffs SET notified = 1 WHERE id = ? AND notified = 0", [row["id"]])
+        return told.rowcount == 1
 
     return store.transaction(write)
 
@@ -137,17 +154,17 @@ def fallbacks_before(store: "Store", conversation: str, limit: int) -> int:
 
 def undelivered(store: "Store", conversation: str) -> list[dict[str, Any]]:
     """The person's replies the customer's channel has not returned yet, oldest first; they count as delivered now."""
+    row = state(store, conversation)
+    if row is None or not events(store, conversation, row["delivered"] or 0, ("reply",), 1):
+        return []  # the common case reads, and writes nothing
 
     def write(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-        row = _row(conn, conversation)
-        if row is None:
-            return []
         found = _events(conn, conversation, row["delivered"] or 0, kinds=("reply",))
         if found:
-            conn.execute("UPDATE handoffs SET delivered = ? WHERE id = ?", [found[-1]["id"], row["id"]])
+            conn.execute("UPDATE handoffs SET delivered = ? WHERE id = ? AND delivered < ?", [found[-1]["id"], row["id"], found[-1]["id"]])
         return found
 
-    return store.transaction(write) if state(store, conversation) is not None else []
+    return store.transaction(write)
 
 
 def events(store: "Store", conversation: str, after: int = 0, kinds: tuple[str, ...] = KINDS, limit: int = 200) -> list[dict[str, Any]]:
@@ -182,6 +199,12 @@ def show(store: "Store", conversation: str, turns: int = 50) -> dict[str, Any]:
                                    "ORDER BY id", [conversation])}
 
 
+def privacy_of(agent: Any, conversation: str) -> Any:
+    """The [privacy] settings of the plugin the conversation was handed over from (the defaults when unknown)."""
+    row = state(agent.store, conversation)
+    return agent.privacy(row["plugin"] if row else None)
+
+
 def label(agent: Any, conversation: str, turn_id: int, value: str, operator: str, new_label: bool = False) -> int:
     """Label a customer's message of a handed-over conversation: a correction like any other (`agent finetune`,
     `agent review` and the proposals learn it); the feedback id."""
@@ -202,9 +225,16 @@ def _held_by(conn: sqlite3.Connection, conversation: str, action: str) -> dict[s
         raise HandoffError(f"cannot {action} conversation '{conversation}': it {why}; list those waiting with: agent handoff list",
                            409 if known else 404)
     if row["state"] not in HELD:
-        raise HandoffError(f"cannot {action} conversation '{conversation}': it was released at {row['released_at']} and the agent "
-                           "answers it; take it again first: agent handoff take " + conversation)
+        raise HandoffError(f"cannot {action} conversation '{conversation}': it is already back with the agent (released at "
+                           f"{row['released_at']}); to answer it again, take it: agent handoff take {conversation}")
     return row
+
+
+def _holder(row: dict[str, Any], operator: str, action: str) -> None:
+    """Refuse an operator who does not hold a taken conversation."""
+    if row["state"] == "taken" and row["operator"] != operator:
+        raise HandoffError(f"cannot {action} conversation '{row['conversation_id']}': {row['operator']} has it; "
+                           f"take it over first: agent handoff take {row['conversation_id']} --force")
 
 
 def _row(conn: sqlite3.Connection, conversation: str) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Annotated, Any, AsyncIterator
 
@@ -73,21 +74,21 @@ async def get_handoff(request: Request, conversation_id: ConversationId, caller:
 
 
 @router.post("/v1/handoffs/{conversation_id}/take", tags=["operator"])
-async def take_handoff(request: Request, conversation_id: ConversationId, caller: OperatorKey) -> Any:
+async def take_handoff(request: Request, conversation_id: ConversationId, caller: OperatorKey,
+                       force: Annotated[bool, Query(description="Take it over from the operator who has it")] = False) -> Any:
     """Take the conversation (the key's name is the operator); the agent stays silent until it is released."""
     from agent.scenarios.handoff.inbox import take
 
-    return _do(take, request.app.state.store, _id(request, conversation_id), caller.name)
+    return _do(take, request.app.state.store, _id(request, conversation_id), caller.name, force)
 
 
 @router.post("/v1/handoffs/{conversation_id}/reply", tags=["operator"])
 async def reply_handoff(request: Request, conversation_id: ConversationId, body: ReplyIn, caller: OperatorKey) -> Any:
     """Send the customer a reply (the conversation must be taken); their page shows it at once."""
-    from agent.scenarios.handoff.inbox import reply, state
+    from agent.scenarios.handoff.inbox import privacy_of, reply
 
     conversation = _id(request, conversation_id)
-    row = state(request.app.state.store, conversation)
-    privacy = request.app.state.worker.agent.privacy(row["plugin"] if row else None)
+    privacy = privacy_of(request.app.state.worker.agent, conversation)
     return _do(reply, request.app.state.store, conversation, body.text, caller.name, privacy)
 
 
@@ -119,7 +120,9 @@ async def conversation_events(request: Request, conversation_id: ConversationId,
     `Accept: text/event-stream`; `Last-Event-ID` resumes), or as JSON, waiting up to `wait` seconds for one (a long poll)."""
     conversation = _id(request, conversation_id)
     resume = request.headers.get("last-event-id", "")
-    after = max(after, int(resume)) if resume.isdigit() else after
+    if resume and not re.fullmatch(r"[0-9]{1,18}", resume):
+        raise ApiError(422, f"the Last-Event-ID header must be an event id (digits, as the stream's 'id:' lines give), not {resume[:40]!r}")
+    after = max(after, int(resume)) if resume else after
     if "text/event-stream" in request.headers.get("accept", ""):
         return StreamingResponse(_stream(request, conversation, after), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -128,10 +131,10 @@ async def conversation_events(request: Request, conversation_id: ConversationId,
 
 
 def _shown(request: Request, conversation: str, after: int) -> list[dict[str, Any]]:
-    """The events a customer sees after an id."""
+    """The events a customer sees after an id: no operator's name, only that a person wrote."""
     from agent.scenarios.handoff.inbox import events
 
-    return events(request.app.state.store, conversation, after, SHOWN)
+    return [{**e, "author": "agent" if e["author"] == "agent" else "person"} for e in events(request.app.state.store, conversation, after, SHOWN)]
 
 
 async def _poll(request: Request, conversation: str, after: int, wait: float) -> list[dict[str, Any]]:

@@ -138,11 +138,11 @@ class ConversationScreen(Screen[None]):
 
     @on(Input.Submitted, "#handoff-reply")
     def _send(self, event: Input.Submitted) -> None:
-        from agent.scenarios.handoff.inbox import reply
+        from agent.scenarios.handoff.inbox import privacy_of, reply
 
         text = event.value.strip()
-        plugin = (self.found.get("handoff") or {}).get("plugin")
-        if text and self._act(lambda: reply(self.agent.store, self.conversation, text, self.operator, self.agent.privacy(plugin))):
+        if text and self._act(lambda: reply(self.agent.store, self.conversation, text, self.operator,
+                                            privacy_of(self.agent, self.conversation))):
             event.input.value = ""
             self.load()
 

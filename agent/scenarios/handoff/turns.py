@@ -14,8 +14,8 @@ KEY = "handoff"  # the reply's extras key
 def intercept(turn: Any, config: HandoffConfig | None) -> dict[str, Any] | None:
     """The held reply while a person has the conversation (opening a handoff first when asked for), the person's
     replies the customer has not received yet, or None."""
-    if not turn.log:
-        return None  # a dry run stores nothing, handoffs included
+    if not turn.log or not turn.live:
+        return None  # a dry run stores nothing, and a replay has nobody waiting: no handoff either way
     row = inbox.state(turn.store, turn.conversation_id)
     if row is None or row["state"] not in inbox.HELD:
         reason = _trigger(turn, config)
@@ -49,11 +49,13 @@ def _open(turn: Any, reason: str) -> None:
                                         "opened_at": opened["opened_at"], "text": text}, turn.plugin)
 
 
-def _hold(turn: Any, config: HandoffConfig | None) -> dict[str, Any]:
+def _hold(turn: Any, config: HandoffConfig | None) -> dict[str, Any] | None:
     """Log the customer's message for the person; the notice once per handoff, then nothing."""
     from agent.text.guard import redact_for
 
-    _, told = inbox.customer_message(turn.store, turn.conversation_id, redact_for(turn.text, turn.manifest.privacy)[0])
+    told = inbox.customer_message(turn.store, turn.conversation_id, redact_for(turn.text, turn.manifest.privacy)[0])
+    if told is None:
+        return _replies_only(turn)  # released a moment ago: the agent answers
     row = inbox.state(turn.store, turn.conversation_id) or {}
     extras = {"state": row.get("state"), "reason": row.get("reason"), "messages": _messages(turn)}
     return {"text": (config.notice if config else NOTICE) if told else "", "extras": {KEY: extras}}

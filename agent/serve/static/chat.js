@@ -157,3 +157,4 @@ $("#key-form").addEventListener("submit", (event) => {
   $("#text").focus();
 });
 $("#details").addEventListener("change", (event) => document.body.classList.toggle("show-details", event.target.checked));
+if (store.getItem("events") !== null) follow();  // after a reload: a person's replies keep arriving

@@ -87,12 +87,18 @@ def test_refusals_change_nothing(desk: Agent) -> None:
     with pytest.raises(HandoffError, match="never handed to a person"):
         inbox.release(desk.store, "c5", "ana")
     inbox.release(desk.store, "c4", "ana")
-    with pytest.raises(HandoffError, match="was released at .* take it again first"):
+    with pytest.raises(HandoffError, match=r"already back with the agent \(released at .*\); to answer it again, take it"):
         inbox.release(desk.store, "c4", "ana")
     inbox.take(desk.store, "c4", "ana")
     with pytest.raises(HandoffError, match="already taken by ana"):
         inbox.take(desk.store, "c4", "ben")
+    with pytest.raises(HandoffError, match="ana has it; take it over first: agent handoff take c4 --force"):
+        inbox.reply(desk.store, "c4", "hi", "ben")
+    with pytest.raises(HandoffError, match="ana has it"):
+        inbox.release(desk.store, "c4", "ben")
     assert [e["kind"] for e in inbox.events(desk.store, "c4")] == [e["kind"] for e in before] + ["released", "taken"]
+    assert inbox.take(desk.store, "c4", "ben", force=True)["operator"] == "ben"
+    inbox.reply(desk.store, "c4", "Ben here.", "ben")
 
 
 def test_a_handoff_table_with_an_unknown_label_is_refused(tmp_path: Path) -> None:
@@ -133,11 +139,13 @@ def test_a_person_reply_is_stored_redacted(desk: Agent) -> None:
     assert "ana.smith@example.com" not in str(desk.store.query("SELECT text FROM handoff_events"))
 
 
-def test_a_dry_run_opens_no_handoff(desk: Agent) -> None:
+def test_a_dry_run_or_a_replay_opens_no_handoff(desk: Agent) -> None:
     from agent.reply.agent import Message
 
     reply = desk.replies([Message("refund my order please", "c9")], log=False)[0]
     assert reply.text != "" and not inbox.is_held(desk.store, "c9")
+    replayed = desk.replies([Message("refund my order please", "c9")], picks=False)[0]  # logged, but nobody waits
+    assert replayed.turn_id is not None and replayed.text != "" and not inbox.is_held(desk.store, "c9")
 
 
 def test_the_command_line(desk: Agent) -> None:
@@ -155,9 +163,9 @@ def test_the_command_line(desk: Agent) -> None:
     assert run(cli, [*home, "handoff", "reply", "c10", "Refund done.", "--as", "ana"], env=env).exit_code == 0
     shown = run(cli, [*home, "handoff", "show", "c10"], env=env)
     assert "Refund done." in shown.output and "refund" in shown.output
-    assert run(cli, [*home, "handoff", "release", "c10"], env=env).exit_code == 0
+    assert run(cli, [*home, "handoff", "release", "c10", "--as", "ana"], env=env).exit_code == 0
     twice = run(cli, [*home, "handoff", "release", "c10"], env=env)
-    assert twice.exit_code == 1 and "was released at" in twice.output
+    assert twice.exit_code == 1 and "already back with the agent" in twice.output
     assert "No conversation is waiting" in run(cli, [*home, "handoff", "list"], env=env).output
 
 
@@ -172,3 +180,8 @@ def test_a_handoff_that_starts_is_queued_for_the_outlets_once(desk: Agent) -> No
     body = json.loads(row["body"])
     assert body["data"]["conversation_id"] == "c11" and body["data"]["reason"] == "asked for a person (refund)"
     assert "ann@example.com" not in row["body"]
+    desk.reply("what are your opening hours?", "c12")
+    inbox.take(desk.store, "c12", "ana")  # an operator takes a conversation the agent answers: a handoff starts too
+    inbox.take(desk.store, "c12", "ana")
+    assert [json.loads(r["body"])["data"]["reason"] for r in desk.store.query("SELECT body FROM deliveries ORDER BY id")] == [
+        "asked for a person (refund)", "taken by ana"]

@@ -72,7 +72,7 @@ def test_an_operator_answers_through_the_api(served: tuple[TestClient, dict[str,
 
     assert client.post("/v1/handoffs/web-1/release", headers=keys["operator"]).json()["state"] == "released"
     twice = client.post("/v1/handoffs/web-1/release", headers=keys["operator"])
-    assert twice.status_code == 409 and "was released at" in twice.json()["error"]
+    assert twice.status_code == 409 and "already back with the agent" in twice.json()["error"]
     unknown = client.post("/v1/handoffs/nobody/reply", json={"text": "hi"}, headers=keys["operator"])
     assert unknown.status_code == 404 and "not in this home" in unknown.json()["error"]
     assert "9 to 5" in say(client, keys, "web-1", "what are your opening hours?")["text"]
@@ -114,4 +114,8 @@ def test_server_sent_events_resume_from_the_last_event_id(served: tuple[TestClie
                 data.append(json.loads(line[6:]))
             if len(data) == 2:
                 break
-    assert [(e["kind"], e["text"]) for e in data] == [("taken", "k-operator is answering"), ("reply", "one")]
+    assert [(e["kind"], e["text"], e["author"]) for e in data] == [("taken", "a person is answering", "person"),
+                                                                    ("reply", "one", "person")]  # no operator's name
+    for resume in (b"\xb2", b"99999999999999999999"):  # a superscript digit; more than SQLite's integers hold
+        bad = client.get("/v1/conversations/web-3/events", headers={**keys["chat"], "Last-Event-ID": resume})
+        assert bad.status_code == 422 and "Last-Event-ID" in bad.json()["error"]
