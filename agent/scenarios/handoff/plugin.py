@@ -53,9 +53,17 @@ def register_chat_commands(register: Any) -> None:
 
 
 @hookimpl
-def open_plugin(manifest: Any) -> Any:
-    """A responder's [handoff] settings (None without the table)."""
-    return manifest.tables.get("handoff") if manifest.role == "responder" else None
+def open_plugin(manifest: Any, runtime: Any) -> Any:
+    """A responder's [handoff] settings (None without the table); its labels checked against those the plugin learned
+    from its examples when it declares none in plugin.toml."""
+    config = manifest.tables.get("handoff") if manifest.role == "responder" else None
+    unknown = [label for label in (config.labels if config else ()) if label not in runtime.labels]
+    if unknown:
+        from agent.errors import PluginError
+
+        raise PluginError(f"{manifest.path}: key 'handoff.labels' must be a list of this plugin's labels "
+                          f"({', '.join(runtime.labels)}), found '{unknown[0]}'; fix it in the file")
+    return config
 
 
 @hookimpl(tryfirst=True)

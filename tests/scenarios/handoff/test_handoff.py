@@ -185,3 +185,17 @@ def test_a_handoff_that_starts_is_queued_for_the_outlets_once(desk: Agent) -> No
     inbox.take(desk.store, "c12", "ana")
     assert [json.loads(r["body"])["data"]["reason"] for r in desk.store.query("SELECT body FROM deliveries ORDER BY id")] == [
         "asked for a person (refund)", "taken by ana"]
+
+
+def test_a_plugin_without_declared_labels_has_its_handoff_labels_checked_when_it_loads(tmp_path: Path, encoder: Encoder) -> None:
+    from conftest import DESK, two_plugin_home
+
+    settings = two_plugin_home(tmp_path, DESK)
+    manifest = settings.plugin_paths[0] / "desk" / "plugin.toml"
+    manifest.write_text(manifest.read_text() + '\n[handoff]\nlabels = ["speak_to_human"]\n')
+    with pytest.raises(PluginError, match=r"desk/plugin.toml: key 'handoff.labels' must be a list of this plugin's labels "
+                                          r"\(.*invoice_copy.*\), found 'speak_to_human'"):
+        Agent(settings, encoder=encoder).load_runtime(manifest.parent)
+    manifest.write_text(manifest.read_text().replace("speak_to_human", "invoice_copy"))
+    agent = Agent(settings, encoder=encoder)
+    assert agent.reply("send me a copy of my invoice", "c13", plugin="desk").text == NOTICE
