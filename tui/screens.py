@@ -22,9 +22,9 @@ class Picker(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, title: str, choices: list[str]) -> None:
+    def __init__(self, title: str, choices: list[str], free: bool = False) -> None:
         super().__init__()
-        self.title_text, self.choices = title, choices
+        self.title_text, self.choices, self.free = title, choices, free  # free: Enter on a word no choice matches gives it
 
     def compose(self) -> ComposeResult:
         with Vertical(id="picker"):
@@ -54,6 +54,8 @@ class Picker(ModalScreen[str | None]):
         options = self.query_one(OptionList)
         if options.highlighted is not None and options.option_count:
             self.dismiss(str(options.get_option_at_index(options.highlighted).prompt))
+        elif self.free and self.query_one("#picker-filter", Input).value.strip():
+            self.dismiss(self.query_one("#picker-filter", Input).value.strip())
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:

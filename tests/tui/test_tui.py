@@ -728,11 +728,16 @@ def test_the_inbox_lists_who_waits_and_the_operator_takes_replies_labels_and_rel
             await until(pilot, lambda: isinstance(app.screen, Picker))
             await pilot.press(*"refund", "enter")
             await until(pilot, lambda: agent.store.turn(asked.turn_id)["feedback"])
+            await pilot.press("ctrl+l")
+            await until(pilot, lambda: isinstance(app.screen, Picker))
+            await pilot.press(*"partial_refund", "enter")  # no label matches: a new one
+            await until(pilot, lambda: len(agent.store.turn(asked.turn_id)["feedback"]) == 2)
             await pilot.press("ctrl+r")
             await until(pilot, lambda: inbox.state(agent.store, "customer-1")["state"] == "released")
             await pilot.press("escape")
             await until(pilot, lambda: isinstance(app.screen, InboxScreen) and not app.screen.rows)
 
     run(go())
-    assert [(f["kind"], f["label"]) for f in agent.store.turn(asked.turn_id)["feedback"]] == [("label", "refund")]
+    assert [(f["kind"], f["label"]) for f in agent.store.turn(asked.turn_id)["feedback"]] == [("label", "refund"),
+                                                                                              ("label", "partial_refund")]
     assert "9 to 5" in agent.reply("what are your opening hours?", "customer-1").text

@@ -158,11 +158,13 @@ class ConversationScreen(Screen[None]):
         labels = self.agent.labels_of(last.get("plugin"))
 
         def chosen(value: str | None) -> None:
-            if value and self._act(lambda: label(self.agent, self.conversation, last["id"], value, self.operator)):
-                self.notify(f"turn {last['id']} labelled {value}")
+            new = value not in labels
+            if value and self._act(lambda: label(self.agent, self.conversation, last["id"], value, self.operator, new)):
+                self.notify(f"turn {last['id']} labelled {value}" + (" (a new label: agent finetune learns it)" if new else ""))
                 self.load()
 
-        self.app.push_screen(Picker(f"label turn {last['id']}: {last.get('text', '')[:40]}", labels), chosen)
+        title = f"label turn {last['id']}: {last.get('text', '')[:40]} (a word no label matches: a new label)"
+        self.app.push_screen(Picker(title, labels, free=True), chosen)
 
     def action_release(self) -> None:
         """Give the conversation back to the agent."""
