@@ -125,7 +125,8 @@ def _middleware(app: FastAPI, options: ServeOptions, metrics: Any) -> None:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=options.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])
+                           allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Conversation-Token"],
+                           expose_headers=["X-Conversation-Token"])
     app.add_middleware(BodyLimit, max_bytes=options.max_body)
 
 

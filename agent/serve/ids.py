@@ -22,6 +22,12 @@ def stored_id(home: Path, value: str | None) -> str | None:
     return f"anon-{digest[:24]}"
 
 
+def conversation_token(home: Path, conversation: str) -> str:
+    """What proves a caller without a key is in a conversation: a keyed hash of its id, given with each answer to
+    its messages (the X-Conversation-Token header) and asked for where its events are read."""
+    return hmac.new(_secret(Path(home)), f"conversation:{conversation}".encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
 def _secret(home: Path) -> bytes:
     """The home's key for ids, made once (readable by its owner only)."""
     path = home / SECRET

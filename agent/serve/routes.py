@@ -42,10 +42,15 @@ async def answer(request: Request, text: str, conversation: str, plugin: str | N
 
 
 @router.post("/v1/conversations/{conversation_id}/messages", response_model=ReplyOut, tags=["chat"])
-async def post_message(request: Request, conversation_id: ConversationId, body: MessageIn,
+async def post_message(request: Request, response: Response, conversation_id: ConversationId, body: MessageIn,
                        caller: ChatKey) -> Any:
-    """Answer a message of a conversation; the next message may pick one of the reply's `choices` (1 or 2)."""
-    return (await answer(request, body.text, conversation_id, body.plugin, body.user)).to_dict()
+    """Answer a message of a conversation; the next message may pick one of the reply's `choices` (1 or 2). The
+    `X-Conversation-Token` header is what a caller without a key shows to read the conversation's events."""
+    from agent.serve.ids import conversation_token
+
+    reply = await answer(request, body.text, conversation_id, body.plugin, body.user)
+    response.headers["X-Conversation-Token"] = conversation_token(request.app.state.worker.agent.settings.home, reply.conversation_id)
+    return reply.to_dict()
 
 
 @router.post("/v1/turns/{turn_id}/feedback", response_model=FeedbackOut, tags=["feedback"])

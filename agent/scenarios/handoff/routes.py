@@ -115,10 +115,14 @@ async def release_handoff(request: Request, conversation_id: ConversationId, cal
                              "description": "JSON {events, last}; or, with Accept: text/event-stream, a stream of them"}})
 async def conversation_events(request: Request, conversation_id: ConversationId, caller: ChatKey,
                               after: Annotated[int, Query(ge=0, le=2**63 - 1, description="The last event id seen")] = 0,
-                              wait: Annotated[float, Query(ge=0, le=30, description="JSON only: wait up to this many seconds")] = 0) -> Any:
+                              wait: Annotated[float, Query(ge=0, le=30, description="JSON only: wait up to this many seconds")] = 0,
+                              token: Annotated[str | None, Query(max_length=64, description="Without a key: the X-Conversation-Token "
+                                                                 "an answer to this conversation's messages carried")] = None) -> Any:
     """The person's replies and the handoff's state changes after event `after`: as server-sent events (with
     `Accept: text/event-stream`; `Last-Event-ID` resumes), or as JSON, waiting up to `wait` seconds for one (a long poll)."""
     conversation = _id(request, conversation_id)
+    if caller.public:
+        _check_token(request, conversation, token or request.headers.get("x-conversation-token"))
     resume = request.headers.get("last-event-id", "")
     if resume and not re.fullmatch(r"[0-9]{1,18}", resume):
         raise ApiError(422, f"the Last-Event-ID header must be an event id (digits, as the stream's 'id:' lines give), not {resume[:40]!r}")
@@ -128,6 +132,17 @@ async def conversation_events(request: Request, conversation_id: ConversationId,
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     found = await _poll(request, conversation, after, wait)
     return {"events": found, "last": found[-1]["id"] if found else after}
+
+
+def _check_token(request: Request, conversation: str, token: str | None) -> None:
+    """Refuse a caller without a key who cannot show the conversation's token."""
+    import hmac
+
+    from agent.serve.ids import conversation_token
+
+    if token is None or not hmac.compare_digest(token, conversation_token(request.app.state.worker.agent.settings.home, conversation)):
+        raise ApiError(403, "without a key, a conversation's events need its token: send ?token= with the X-Conversation-Token "
+                            "header that the answers to its messages carry")
 
 
 def _shown(request: Request, conversation: str, after: int) -> list[dict[str, Any]]:

@@ -25,6 +25,8 @@ async function call(method, path, body) {
   const key = store.getItem("key");
   if (key) headers.Authorization = "Bearer " + key;
   const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+  const token = response.headers.get("X-Conversation-Token");
+  if (token) store.setItem("token", token);  // shown when reading the conversation's events without a key
   const data = await response.json().catch(() => ({ error: response.statusText }));
   if (response.status === 401) $("#key-form").hidden = false;
   if (!response.ok) throw new Error(data.error || response.statusText);
@@ -41,9 +43,9 @@ function bubble(who, text) {
 
 async function send(text) {
   bubble("me", text);
-  follow();
   try {
     render(await call("POST", `/v1/conversations/${encodeURIComponent(conversation)}/messages`, { text }));
+    follow();
   } catch (error) {
     bubble("error", error.message);
   }
@@ -61,7 +63,8 @@ async function follow() {
   let after = Number(store.getItem("events") || 0);
   for (;;) {
     try {
-      const data = await call("GET", `/v1/conversations/${encodeURIComponent(conversation)}/events?after=${after}&wait=25`);
+      const token = encodeURIComponent(store.getItem("token") || "");
+      const data = await call("GET", `/v1/conversations/${encodeURIComponent(conversation)}/events?after=${after}&wait=25&token=${token}`);
       data.events.forEach(showEvent);
       after = data.last;
       store.setItem("events", String(after));

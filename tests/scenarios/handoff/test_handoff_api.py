@@ -119,3 +119,22 @@ def test_server_sent_events_resume_from_the_last_event_id(served: tuple[TestClie
     for resume in (b"\xb2", b"99999999999999999999"):  # a superscript digit; more than SQLite's integers hold
         bad = client.get("/v1/conversations/web-3/events", headers={**keys["chat"], "Last-Event-ID": resume})
         assert bad.status_code == 422 and "Last-Event-ID" in bad.json()["error"]
+
+
+def test_without_a_key_the_events_need_the_conversations_token(tmp_path: Path, encoder: Encoder) -> None:
+    folder = make_plugin(tmp_path / "plugins")
+    (folder / "plugin.toml").write_text((folder / "plugin.toml").read_text() + HANDOFF)
+    settings = Settings(home=tmp_path / "home", plugin_paths=[tmp_path / "plugins"])
+    app = create_app(settings, ServeOptions(public_chat=True, rate="1000/second"), Agent(settings, encoder=encoder))
+    with TestClient(app) as client:
+        assert app.state.worker.ready.wait(120)
+        answered = client.post("/v1/conversations/web-9/messages", json={"text": "refund my order please"})
+        token = answered.headers["X-Conversation-Token"]
+        other = client.post("/v1/conversations/web-10/messages", json={"text": "hello"}).headers["X-Conversation-Token"]
+        assert len(token) == 32 and token != other
+        for given in ({}, {"token": other}):
+            refused = client.get("/v1/conversations/web-9/events", params=given)
+            assert refused.status_code == 403 and "X-Conversation-Token" in refused.json()["error"]
+        shown = client.get("/v1/conversations/web-9/events", params={"token": token}).json()
+        assert [e["kind"] for e in shown["events"]] == ["waiting"]
+        assert client.get("/v1/conversations/web-9/events", headers={"X-Conversation-Token": token}).status_code == 200
