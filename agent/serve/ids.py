@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from pathlib import Path
 
+STORED = re.compile(r"anon-[0-9a-f]{24}")  # what an id holding personal data is stored as
 SECRET = "id-secret"  # beside the database; whoever reads the home could reverse nothing without it
 
 
@@ -16,8 +18,8 @@ def stored_id(home: Path, value: str | None) -> str | None:
     """`value` itself, or `anon-` and a keyed hash of it when it holds personal data."""
     from agent.text.guard import redact
 
-    if value is None or redact(value)[1] == 0:
-        return value
+    if value is None or STORED.fullmatch(value) or redact(value)[1] == 0:
+        return value  # an id as the home already stores it (an operator copies it from the inbox) stays as it is
     digest = hmac.new(_secret(Path(home)), value.encode("utf-8"), hashlib.sha256).hexdigest()
     return f"anon-{digest[:24]}"
 

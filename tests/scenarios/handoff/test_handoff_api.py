@@ -138,3 +138,22 @@ def test_without_a_key_the_events_need_the_conversations_token(tmp_path: Path, e
         shown = client.get("/v1/conversations/web-9/events", params={"token": token}).json()
         assert [e["kind"] for e in shown["events"]] == ["waiting"]
         assert client.get("/v1/conversations/web-9/events", headers={"X-Conversation-Token": token}).status_code == 200
+
+
+def test_an_operator_acts_on_a_conversation_whose_id_held_a_number_by_its_stored_id(served: tuple[TestClient, dict[str, Any]]) -> None:
+    client, keys = served
+    say(client, keys, "+447700900123", "refund my order please")  # a phone number as the id: stored as a keyed hash
+    [waiting] = client.get("/v1/handoffs", headers=keys["operator"]).json()["handoffs"]
+    stored = waiting["conversation_id"]
+    assert stored.startswith("anon-") and "7700" not in stored
+    assert client.post(f"/v1/handoffs/{stored}/take", headers=keys["operator"]).status_code == 200
+    assert client.post(f"/v1/handoffs/{stored}/reply", json={"text": "Done."}, headers=keys["operator"]).status_code == 200
+    assert say(client, keys, "+447700900123", "thanks")["extras"]["handoff"]["messages"][0]["text"] == "Done."
+
+
+def test_a_stored_id_is_never_hashed_again(tmp_path: Path) -> None:
+    from agent.serve.ids import stored_id
+
+    looks_like_an_iban = "anon-ad71811dbc3fd50e77ccd8c0"  # one in a few hundred stored ids holds such a run
+    assert stored_id(tmp_path, looks_like_an_iban) == looks_like_an_iban
+    assert stored_id(tmp_path, "+447700900123").startswith("anon-")
