@@ -140,7 +140,8 @@ def _check_token(request: Request, conversation: str, token: str | None) -> None
 
     from agent.serve.ids import conversation_token
 
-    if token is None or not hmac.compare_digest(token, conversation_token(request.app.state.worker.agent.settings.home, conversation)):
+    expected = conversation_token(request.app.state.worker.agent.settings.home, conversation).encode()
+    if token is None or not hmac.compare_digest(token.encode("utf-8", "replace"), expected):
         raise ApiError(403, "without a key, a conversation's events need its token: send ?token= with the X-Conversation-Token "
                             "header that the answers to its messages carry")
 

@@ -132,7 +132,7 @@ def test_without_a_key_the_events_need_the_conversations_token(tmp_path: Path, e
         token = answered.headers["X-Conversation-Token"]
         other = client.post("/v1/conversations/web-10/messages", json={"text": "hello"}).headers["X-Conversation-Token"]
         assert len(token) == 32 and token != other
-        for given in ({}, {"token": other}):
+        for given in ({}, {"token": other}, {"token": "é" * 32}):
             refused = client.get("/v1/conversations/web-9/events", params=given)
             assert refused.status_code == 403 and "X-Conversation-Token" in refused.json()["error"]
         shown = client.get("/v1/conversations/web-9/events", params={"token": token}).json()
