@@ -2,7 +2,8 @@
 with `/usr/bin/time -v` around the command alone (its maximum resident set size) next to its wall time.
 
 Cases: `10shot` (BANKING77, 10 rows per intent, seed 0), `full` (BANKING77 train.csv), `150` (150 intents of up to
-110 rows each, 15,051 rows: BANKING77's 77, MASSIVE zh-CN's 60 and 13 of Bitext's customer-service intents).
+110 rows each, 15,051 rows: BANKING77's 77, MASSIVE zh-CN's 60 and 13 of Bitext's customer-service intents). The two
+BANKING77 cases then run `agent eval` on test.csv (not timed) for the accuracy beside the figures.
 
 Usage: python bench/finetune_memory.py CASE [--work DIR]
 """
@@ -22,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from common import SHARED_DATA, write_pairs
-from finetune_banking77 import sample
+from finetune_banking77 import evaluate, sample
 
 PER_LABEL = 110  # rows per intent in the 150-intent plugin (15,051 rows: a few MASSIVE intents have fewer)
 
@@ -84,7 +85,8 @@ def main() -> None:
     figures = timed(["agent", "finetune", str(plugin), "--device", "cpu", "--json"], env)
     version = (work / "home" / "models" / plugin.name / "current").read_text().strip()
     report = json.loads((work / "home" / "models" / plugin.name / version / "report.json").read_text())
-    print(json.dumps({"case": args.case, **figures, "train_rows": report["data"]["train_rows"],
+    test = {} if args.case == "150" else {"test_accuracy": evaluate(plugin, work / "eval.json", env)[0]["accuracy"]}
+    print(json.dumps({"case": args.case, **figures, **test, "train_rows": report["data"]["train_rows"],
                       "peak_rss_mb_reported": report["run"].get("peak_rss_mb"), "steps": report["run"].get("steps"),
                       "holdout_accuracy": report["evaluation"]["candidate"]["accuracy"], "status": report["status"]},
                      indent=2))

@@ -113,3 +113,32 @@ def test_gradients_taken_group_by_group_equal_those_of_the_whole_batch(encoder, 
     value = multitask._backward(net, rows, 0, y, target, contrast, 0.5, 24)
     assert value == pytest.approx(float(loss.detach()), rel=1e-5)
     assert torch.allclose(_grads(net), _grads(whole), atol=1e-6, rtol=1e-4)
+
+
+def test_the_heap_is_trimmed_only_once_it_has_grown_past_the_slack(monkeypatch) -> None:
+    sizes = iter([1000, 900, 950, 1000, 1100, 1030, 1000])  # RSS read after each step (and after each trim)
+    trims: list[int] = []
+    monkeypatch.setattr(memory, "rss_mb", lambda: next(sizes))
+    monkeypatch.setattr(memory, "trim_heap", lambda: trims.append(1))
+    trimmer = memory.Trimmer(slack_mb=100)
+    for _ in range(5):
+        trimmer()
+    # the first step trims (floor 900); 950 and 1,000 stay within 100 MB of it; 1,100 trims (floor 1,030); 1,000 stays
+    assert trimmer.trims == len(trims) == 2 and trimmer.floor == 1030
+
+
+def test_the_fused_optimizer_takes_the_same_step_as_the_plain_one() -> None:
+    import torch
+
+    from agent.learn.trainer import adamw
+
+    torch.manual_seed(0)
+    start, grads = torch.randn(64, 32), [torch.randn(64, 32) for _ in range(3)]
+    fused, plain = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    ours, reference = adamw([fused], lr=1e-2), torch.optim.AdamW([plain], lr=1e-2, weight_decay=0.01)
+    assert ours.defaults["fused"]  # torch has a CPU kernel for it: the one-kernel path is the one taken
+    for g in grads:
+        fused.grad, plain.grad = g.clone(), g.clone()
+        ours.step()
+        reference.step()
+    assert not torch.equal(fused, start) and torch.allclose(fused, plain, atol=1e-6)

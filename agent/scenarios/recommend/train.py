@@ -87,14 +87,14 @@ def train_interest(rec: Recommender, pairs: list[tuple[list[str], str]], device:
     """Contrastive training: each history text should be closest to its own next item among the batch's items."""
     import torch
 
-    from agent.learn.trainer import Loop
+    from agent.learn.trainer import Loop, adamw
     from agent.models.encoder import Encoder
 
     random.seed(seed)
     torch.manual_seed(seed)
     enc = Encoder(device=device, max_length=128)
     model, tok = enc.model.train(), (enc.tokenizer, enc.vocab)  # text spelt as the encoder reads it (agent.text.spelling)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    opt = adamw(list(model.parameters()), lr=lr)
     loop = Loop(opt, max(1, math.ceil(len(pairs) / batch_size * epochs)), str(enc.device), "interest", progress, cancel,
                 max_seconds, trim=False)
     texts = {i.id: i.text for i in rec.items}
