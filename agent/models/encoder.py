@@ -138,3 +138,11 @@ def shared_encoder(device: str = "auto") -> Encoder:
         if device not in _shared:
             _shared[device] = Encoder(device=device)
         return _shared[device]
+
+
+def forget_shared_encoder() -> None:
+    """Let the process-wide packaged encoder go once turns use a tuned one: whoever still holds it keeps it, and the
+    next shared_encoder() call (a later fine-tune's starting point) loads it again. A long-lived process (the chat
+    app, the server) otherwise carries both encoders after its first promoted fine-tune."""
+    with _lock:
+        _shared.clear()

@@ -239,6 +239,10 @@ class Agent:
             self.notify(f"now using shared encoder {self._encoder_versions().current() or '(packaged)'}; rebuilding the plugins' indexes")
         self._encoder, self._runtimes, self._observers = encoder, None, None
         del self.skipped[self._skipped_before_runtimes:]
+        if encoder.tag and self._base is None:  # turns no longer use the packaged encoder: let it go
+            from agent.models.encoder import forget_shared_encoder
+
+            forget_shared_encoder()
         return True
 
     def load_runtime(self, manifest: Manifest | Path) -> "PluginRuntime":

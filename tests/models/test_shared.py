@@ -234,3 +234,15 @@ def test_a_damaged_shared_encoder_falls_back_to_the_packaged_one_with_a_note(hom
     assert agent.reply("when are you open", plugin="shop").label == "opening_hours"
     assert agent.encoder is encoder and any("packaged encoder meanwhile" in n for n in notes)
     assert any("made for another encoder" in n for n in notes) and agent.runtimes["shop"].model_state.startswith("head")
+
+
+def test_an_agent_on_a_tuned_encoder_lets_the_packaged_one_go(home: Settings, encoder, monkeypatch) -> None:
+    from agent.models import encoder as encoders
+
+    monkeypatch.setattr(encoders, "_shared", {"cpu": encoder, "auto": encoder})  # this test's own process-wide cache
+    agent = Agent(home, device="cpu")  # no encoder passed: as the chat app and the server make theirs
+    assert agent.reply("when are you open", plugin="shop").label == "opening_hours" and agent.encoder is encoder
+    shared_run(home, encoder)
+    assert encoders._shared  # a fine-tune alone lets nothing go: the turns still use the packaged encoder
+    assert agent.reply("what time does the branch close", plugin="shop").label == "opening_hours"
+    assert agent.encoder.tag and encoders._shared == {}  # the next fine-tune loads the packaged one again
