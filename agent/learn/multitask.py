@@ -282,8 +282,11 @@ class Lookups:
         """The batch with its token ids replaced by their vectors, a leaf whose gradient is kept for later."""
         if self.table is None or not self.table.weight.requires_grad:
             return batch
+        import torch
+
         ids = batch.pop("input_ids")
-        leaf = self.table(ids).detach().requires_grad_(True)
+        with torch.no_grad():  # the lookup's own graph would be thrown away: backward() builds it once for all groups
+            leaf = self.table(ids).requires_grad_(True)
         self.ids.append(ids)
         self.leaves.append(leaf)
         return {**batch, "inputs_embeds": leaf}
