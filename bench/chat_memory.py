@@ -35,9 +35,12 @@ def rss_mb() -> float:
     return now()
 
 
-async def settle(seconds: float = 3.0) -> None:
-    """Let the app's threads finish what a reply started."""
-    await asyncio.sleep(seconds)
+async def chatted(app: object, pilot: object) -> float:
+    """Send MESSAGES, let the app's threads finish what the replies started, and read the RSS (MB)."""
+    for text in MESSAGES:
+        await send(app, pilot, text)
+    await asyncio.sleep(3.0)
+    return rss_mb()
 
 
 async def send(app: object, pilot: object, text: str) -> None:
@@ -86,18 +89,12 @@ async def measure(settings: object, home: Path) -> dict:
     async with app.run_test(size=(100, 30)) as pilot:
         while not app.ready.is_set():
             await pilot.pause(0.1)
-        for text in MESSAGES:
-            await send(app, pilot, text)
-        await settle()
-        out["before_mb"] = rss_mb()
+        out["before_mb"] = await chatted(app, pilot)
         started = time.perf_counter()
         app.start_finetune("customer_service")  # what F5's picker calls
         await finished(app, started)
         out["f5_run"] = last_run(home)
-        for text in MESSAGES:
-            await send(app, pilot, text)
-        await settle()
-        out["after_f5_mb"] = rss_mb()
+        out["after_f5_mb"] = await chatted(app, pilot)
         started = time.perf_counter()
         for text, label in CORRECTIONS:
             await send(app, pilot, text)
@@ -105,10 +102,7 @@ async def measure(settings: object, home: Path) -> dict:
             await pilot.pause(0.5)
         await finished(app, started)
         out["policy_run"] = last_run(home)
-        for text in MESSAGES:
-            await send(app, pilot, text)
-        await settle()
-        out["after_policy_mb"] = rss_mb()
+        out["after_policy_mb"] = await chatted(app, pilot)
     out["f5_growth_mb"] = round(out["after_f5_mb"] - out["before_mb"], 1)
     out["policy_growth_mb"] = round(out["after_policy_mb"] - out["before_mb"], 1)
     return out
